@@ -1,0 +1,115 @@
+"""
+``airflow-credits``: look at balances and run the sandbox from a shell.
+
+- ``airflow-credits balance CONN_ID [--json]`` prints the normalised balance of any credit connection.
+- ``airflow-credits sandbox [--port N]`` runs the offline sandbox in the foreground and prints the
+  connections to use with it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from airflow_credits_provider.models import CreditBalance
+
+
+def _format_balance(conn_id: str, balance: CreditBalance) -> str:
+    lines = [f"{conn_id} ({balance.vendor}): {balance.available.normalize():f} credits available"]
+    for label, value in (
+        ("total", balance.total),
+        ("monthly", balance.monthly),
+        ("bonus", balance.bonus),
+        ("used", balance.used),
+        ("locked", balance.locked),
+    ):
+        if value is not None:
+            lines.append(f"  {label + ':':<15}{value.normalize():f}")
+    if balance.locked_reason:
+        lines.append(f"  {'locked reason:':<15}{balance.locked_reason}")
+    if balance.plan:
+        lines.append(f"  {'plan:':<15}{balance.plan}")
+    if balance.next_reset_at:
+        lines.append(f"  {'next reset:':<15}{balance.next_reset_at.isoformat()}")
+    for price in balance.unit_prices.values():
+        state = "available" if price.available else f"unavailable: {price.upgrade_required}"
+        lines.append(f"  {'price ' + price.name + ':':<15}{price.credits.normalize():f} credits ({state})")
+    lines.append(f"  {'fetched at:':<15}{balance.fetched_at.isoformat()}")
+    return "\n".join(lines)
+
+
+def _balance(args: argparse.Namespace) -> int:
+    from airflow_credits_provider.errors import CreditConnectionConfigError, CreditProviderError
+    from airflow_credits_provider.hooks.resolve import get_credit_hook
+
+    try:
+        with get_credit_hook(args.conn_id) as hook:
+            balance = hook.get_balance()
+    except CreditConnectionConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except CreditProviderError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        data = balance.to_dict()
+        if not args.raw:
+            data.pop("raw")
+        print(json.dumps({"conn_id": args.conn_id, **data}, indent=2))
+    else:
+        print(_format_balance(args.conn_id, balance))
+    return 0
+
+
+def _sandbox(args: argparse.Namespace) -> int:
+    from airflow_credits_provider.sandbox import SandboxServer, SandboxState
+
+    server = SandboxServer(SandboxState(ledger_size=args.ledger_size), port=args.port)
+    exports = [f"export {name}='{value}'" for name, value in server.airflow_env().items()]
+    if args.env_file:
+        with open(args.env_file, "w") as handle:
+            handle.write("\n".join(exports) + "\n")
+    print(f"Credits sandbox serving on {server.url} (Ctrl-C to stop)")
+    print("Connections for the default connection ids (sandbox keys, not real ones):")
+    print("\n".join(exports), flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line parser."""
+    parser = argparse.ArgumentParser(prog="airflow-credits", description=__doc__.split("\n\n")[0].strip())
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    balance = commands.add_parser("balance", help="print the normalised balance of a credit connection")
+    balance.add_argument("conn_id", help="Airflow connection id, e.g. leadmagic_default")
+    balance.add_argument("--json", action="store_true", help="print JSON instead of text")
+    balance.add_argument("--raw", action="store_true", help="with --json, include the vendor's payload")
+    balance.set_defaults(func=_balance)
+
+    sandbox = commands.add_parser("sandbox", help="run the offline sandbox of the vendor APIs")
+    sandbox.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (0 picks a free one)")
+    sandbox.add_argument("--ledger-size", type=int, default=28, help="LocalLeads transactions to serve")
+    sandbox.add_argument("--env-file", help="also write the connection exports to this file")
+    sandbox.set_defaults(func=_sandbox)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit code."""
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""
+The connection form of every credit connection type, declared the Airflow 3.2+ way.
+
+This module is read at provider discovery, so it imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from airflow_credits_provider.vendors.base import CreditVendor
+
+#: Extras every credit connection understands: name -> (type, default, minimum, maximum).
+CONNECTION_EXTRAS: dict[str, tuple[type, float, float, float]] = {
+    "timeout": (float, 30.0, 0.001, 3600.0),
+    "max_retries": (int, 4, 0, 20),
+    "max_retry_wait": (float, 30.0, 0.0, 3600.0),
+    "retry_initial_wait": (float, 0.5, 0.0, 600.0),
+}
+
+
+def connection_form(vendor: type[CreditVendor] | CreditVendor) -> dict[str, Any]:
+    """
+    Return the ``connection-types`` entry for ``vendor``: the Airflow 3.2+ declarative form.
+
+    The API key lives in the password field relabelled "API key" (masked); the host is optional and
+    defaults to the vendor's base URL; the extras tune timeout and retries.
+    """
+    return {
+        "conn-fields": {
+            "timeout": {
+                "label": "Timeout (seconds)",
+                "schema": {"type": ["number", "null"], "default": CONNECTION_EXTRAS["timeout"][1]},
+                "description": "Connect/read timeout for each request.",
+            },
+            "max_retries": {
+                "label": "Max retries",
+                "schema": {"type": ["integer", "null"], "default": CONNECTION_EXTRAS["max_retries"][1]},
+                "description": "Retries after 429, 5xx and network errors (0 disables).",
+            },
+            "max_retry_wait": {
+                "label": "Max wait between retries (seconds)",
+                "schema": {"type": ["number", "null"], "default": CONNECTION_EXTRAS["max_retry_wait"][1]},
+                "description": "Cap on backoff and on the vendor's Retry-After.",
+            },
+        },
+        "ui-field-behaviour": {
+            "hidden-fields": ["schema", "login", "port", "extra"],
+            "relabeling": {"password": "API key", "host": "Base URL (optional)"},
+            "placeholders": {
+                "host": vendor.default_base_url,
+                "password": vendor.key_hint or "Your API key",
+                "timeout": str(CONNECTION_EXTRAS["timeout"][1]),
+                "max_retries": str(CONNECTION_EXTRAS["max_retries"][1]),
+                "max_retry_wait": str(CONNECTION_EXTRAS["max_retry_wait"][1]),
+            },
+        },
+    }

@@ -1,0 +1,47 @@
+"""Provider metadata read by Airflow's ProvidersManager (entry point ``apache_airflow_provider``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def get_provider_info() -> dict[str, Any]:
+    """Return the provider description: hooks, connection types and their forms."""
+    from airflow_credits_provider import __version__
+    from airflow_credits_provider.connection_form import connection_form
+    from airflow_credits_provider.vendors.leadmagic import LeadMagicVendor
+    from airflow_credits_provider.vendors.localleads import LocalLeadsVendor
+    from airflow_credits_provider.vendors.truemail import TrueMailVendor
+
+    hooks = [
+        ("LeadMagic", "leadmagic", "LeadMagicHook", LeadMagicVendor),
+        ("LocalLeads", "localleads", "LocalLeadsHook", LocalLeadsVendor),
+        ("TrueMail", "truemail", "TrueMailHook", TrueMailVendor),
+    ]
+    return {
+        "package-name": "airflow-credits-provider",
+        "name": "Credits",
+        "description": "Check vendor credit balances before a DAG spends them (LeadMagic, LocalLeads, "
+        "TrueMail, ...).",
+        "versions": [__version__],
+        "integrations": [
+            {"integration-name": name, "external-doc-url": vendor.default_base_url, "tags": ["service"]}
+            for name, _, _, vendor in hooks
+        ],
+        "hooks": [
+            {
+                "integration-name": name,
+                "python-modules": [f"airflow_credits_provider.hooks.{module}"],
+            }
+            for name, module, _, _ in hooks
+        ],
+        "connection-types": [
+            {
+                "connection-type": vendor.key,
+                "hook-class-name": f"airflow_credits_provider.hooks.{module}.{cls}",
+                "hook-name": name,
+                **connection_form(vendor),
+            }
+            for name, module, cls, vendor in hooks
+        ],
+    }

@@ -1,0 +1,1 @@
+"""Hooks for vendor credit APIs, one module per vendor."""

@@ -1,0 +1,221 @@
+"""The shared base of every credit hook: connection handling, the transport, balance and Test button."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from airflow.sdk import BaseHook
+
+from airflow_credits_provider.connection_form import CONNECTION_EXTRAS, connection_form
+from airflow_credits_provider.errors import CreditConnectionConfigError, CreditProviderError
+from airflow_credits_provider.transport import ClientSettings, CreditApiClient, RetryPolicy
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import httpx
+
+    from airflow_credits_provider.models import CreditBalance
+    from airflow_credits_provider.vendors.base import ApiRequest, CreditVendor
+
+class CreditApiHook(BaseHook):
+    """
+    Base hook for a vendor credit API; subclasses set ``vendor_class`` and the connection metadata.
+
+    The connection holds the API key in its password field; its host, when set, overrides the vendor's
+    base URL (a full URL such as ``http://127.0.0.1:8765/leadmagic``, or a host name with the schema
+    field giving the scheme). Extras: ``timeout``, ``max_retries``, ``max_retry_wait`` and
+    ``retry_initial_wait`` (seconds).
+
+    Nothing is resolved in the constructor; the connection is read on first use.
+
+    :param credit_conn_id: the Airflow connection id
+    :param timeout: overrides the connection's ``timeout`` extra
+    :param max_retries: overrides the connection's ``max_retries`` extra
+    """
+
+    conn_name_attr = "credit_conn_id"
+    vendor_class: ClassVar[type[CreditVendor]]
+
+    def __init__(
+        self,
+        credit_conn_id: str | None = None,
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.credit_conn_id = credit_conn_id or self.default_conn_name
+        self._overrides = {"timeout": timeout, "max_retries": max_retries}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(credit_conn_id={self.credit_conn_id!r})"
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Form behaviour for Airflow 3.0/3.1, which predate the declarative ``conn-fields``."""
+        behaviour = connection_form(cls.vendor_class)["ui-field-behaviour"]
+        return {
+            "hidden_fields": behaviour["hidden-fields"],
+            "relabeling": behaviour["relabeling"],
+            "placeholders": {k: v for k, v in behaviour["placeholders"].items() if k in ("host", "password")},
+        }
+
+    # -- connection --------------------------------------------------------------------------------
+    def _vendor(self, extra: dict[str, Any]) -> CreditVendor:
+        """Build the vendor description (the generic hook reads it from the connection's extra)."""
+        return self.vendor_class()
+
+    def _client_from_connection(self, conn: Any) -> CreditApiClient:
+        extra = conn.extra_dejson if isinstance(conn.extra_dejson, dict) else {}
+        vendor = self._vendor(extra)
+        api_key = (conn.password or "").strip()
+        if not api_key:
+            raise CreditConnectionConfigError(
+                f"Connection {self.credit_conn_id!r} has no API key: put the {vendor.display_name} API "
+                "key in the connection's password field (labelled 'API key')."
+            )
+        settings = ClientSettings(
+            base_url=self._base_url(conn, vendor),
+            timeout=self._extra_number(extra, "timeout"),
+            retry=RetryPolicy(
+                max_retries=int(self._extra_number(extra, "max_retries")),
+                initial_wait=self._extra_number(extra, "retry_initial_wait"),
+                max_wait=self._extra_number(extra, "max_retry_wait"),
+            ),
+            conn_id=self.credit_conn_id,
+        )
+        return CreditApiClient(vendor, api_key, settings, on_response=self._on_response)
+
+    def _base_url(self, conn: Any, vendor: CreditVendor) -> str:
+        host = (conn.host or "").strip()
+        if not host:
+            return vendor.default_base_url
+        if "://" not in host:
+            scheme = (conn.schema or "").strip().lower()
+            scheme = scheme if scheme in ("http", "https") else "https"
+            host = f"{scheme}://{host}"
+            if conn.port:
+                host = f"{host}:{conn.port}"
+        if not host.startswith(("http://", "https://")):
+            raise CreditConnectionConfigError(
+                f"Connection {self.credit_conn_id!r} has host {host!r}: the base URL must start with "
+                "http:// or https://."
+            )
+        return host.rstrip("/")
+
+    def _extra_number(self, extra: dict[str, Any], name: str) -> float:
+        kind, default, low, high = CONNECTION_EXTRAS[name]
+        value = self._overrides.get(name)
+        if value is None:
+            value = extra.get(name, extra.get(f"extra__{self.conn_type}__{name}"))
+        if value is None or value == "":
+            return default
+        try:
+            if isinstance(value, bool):
+                raise ValueError
+            number = float(value)
+            if kind is int and number != int(number):
+                raise ValueError
+        except (TypeError, ValueError):
+            raise CreditConnectionConfigError(
+                f"Connection {self.credit_conn_id!r}: extra {name!r} must be a "
+                f"{'whole ' if kind is int else ''}number, got {value!r}."
+            ) from None
+        if not low <= number <= high:
+            raise CreditConnectionConfigError(
+                f"Connection {self.credit_conn_id!r}: extra {name!r} must be between {low:g} and "
+                f"{high:g}, got {value!r}."
+            )
+        return number
+
+    @staticmethod
+    def _mask(api_key: str) -> None:
+        """Register the key with Airflow's secret masker (it does not recognise X-API-Key by name)."""
+        from airflow.sdk.log import mask_secret
+
+        mask_secret(api_key)
+
+    @cached_property
+    def client(self) -> CreditApiClient:
+        """The transport for this connection (resolved and validated on first use)."""
+        conn = self.get_connection(self.credit_conn_id)
+        if conn.password:
+            self._mask(conn.password)
+        return self._client_from_connection(conn)
+
+    def get_conn(self) -> CreditApiClient:
+        """Return the transport for this connection."""
+        return self.client
+
+    async def aget_client(self) -> CreditApiClient:
+        """
+        Resolve the connection without blocking the event loop and return a fresh transport.
+
+        The caller owns the returned client and must ``await client.aclose()``.
+        """
+        conn = await self.aget_connection(self.credit_conn_id)
+        if conn.password:
+            from airflow.sdk.log import amask_secret
+
+            await amask_secret(conn.password)
+        return self._client_from_connection(conn)
+
+    def close(self) -> None:
+        """Close pooled HTTP connections."""
+        if "client" in self.__dict__:
+            self.client.close()
+
+    def __enter__(self) -> CreditApiHook:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _on_response(self, response: httpx.Response) -> None:
+        """Observe every HTTP response (override to read vendor headers)."""
+
+    # -- calls ---------------------------------------------------------------------------------------
+    def _call_and_parse(self, call: ApiRequest, parser: Callable[[Any], Any]) -> Any:
+        client = self.client
+        return client.parse(call, parser, client.request_json(call))
+
+    def get_balance(self) -> CreditBalance:
+        """Fetch the current balance, normalised to a :class:`CreditBalance`."""
+        return self._call_and_parse(self.client.vendor.balance_request, self._balance_parser())  # type: ignore[no-any-return]
+
+    async def aget_balance(self, client: CreditApiClient | None = None) -> CreditBalance:
+        """
+        Fetch the balance without blocking the event loop.
+
+        :param client: a client from :meth:`aget_client` to reuse; without one, a temporary client is
+            created and closed
+        """
+        owned = client is None
+        client = client or await self.aget_client()
+        try:
+            call = client.vendor.balance_request
+            payload = await client.arequest_json(call)
+            return client.parse(call, self._balance_parser(client.vendor), payload)  # type: ignore[no-any-return]
+        finally:
+            if owned:
+                await client.aclose()
+
+    def _balance_parser(self, vendor: CreditVendor | None = None) -> Callable[[Any], CreditBalance]:
+        import pendulum
+
+        vendor = vendor or self.client.vendor
+        return lambda payload: vendor.parse_balance(payload, pendulum.now("UTC"))
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Check the key with a real call, for the connection form's Test button."""
+        try:
+            balance = self._test_call()
+        except CreditProviderError as exc:
+            return False, str(exc)
+        return True, f"{balance.available.normalize():f} credits available"
+
+    def _test_call(self) -> CreditBalance:
+        return self.get_balance()

@@ -1,0 +1,429 @@
+"""
+How bytes move: one transport for every vendor, sync and async.
+
+:class:`CreditApiClient` sends an :class:`~airflow_credits_provider.vendor.ApiRequest` with the vendor's
+auth, maps every failure to the exception tree in :mod:`airflow_credits_provider.errors`, and retries
+what can succeed on retry (429 honouring ``Retry-After``, 5xx, timeouts, dropped connections) with
+bounded exponential backoff and jitter, using tenacity. 400/401/402/403/404 fail at once.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from airflow_credits_provider import errors
+from airflow_credits_provider.errors import truncate
+from airflow_credits_provider.parsing import ResponseFormatError
+from airflow_credits_provider.vendors.base import VendorErrorDetail
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from airflow_credits_provider.vendors.base import ApiRequest, CreditVendor
+
+log = logging.getLogger(__name__)
+
+_NOT_JSON: Any = object()
+_EMPTY_DETAIL = VendorErrorDetail()
+
+USER_AGENT = "airflow-credits-provider"
+
+#: Status code -> (exception class, what happened, what to do).
+_STATUS_ERRORS: dict[int, tuple[type[errors.CreditApiError], str, str]] = {
+    400: (errors.InvalidRequestError, "rejected the request", "Check the call's parameters."),
+    401: (
+        errors.AuthenticationError,
+        "rejected the API key",
+        "Check the API key in the connection's password field (labelled 'API key').",
+    ),
+    402: (
+        errors.InsufficientCreditsError,
+        "refused the call for lack of credits",
+        "Top up the account, or gate the DAG with CreditPreflightSensor before spending.",
+    ),
+    403: (
+        errors.PermissionDeniedError,
+        "denied access",
+        "The key is valid but not allowed: check the account's plan and IP allow-list.",
+    ),
+    404: (
+        errors.NotFoundError,
+        "does not know this endpoint",
+        "Check the connection's host (base URL).",
+    ),
+    408: (errors.VendorTimeoutError, "timed out the request", "Retry later."),
+    422: (errors.InvalidRequestError, "could not process the request", "Check the call's parameters."),
+    429: (errors.RateLimitedError, "rate-limited the call", "Lower the call rate or retry later."),
+}
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """
+    How failed calls are retried.
+
+    :param max_retries: retries after the first attempt (0 disables retrying)
+    :param initial_wait: first backoff in seconds; doubles each retry, plus up to as much jitter
+    :param max_wait: cap in seconds on any single wait, ``Retry-After`` included
+    """
+
+    max_retries: int = 4
+    initial_wait: float = 0.5
+    max_wait: float = 30.0
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """
+    Everything the transport needs besides the key.
+
+    :param base_url: the vendor's base URL (or the sandbox's)
+    :param timeout: seconds for connect, read, write and pool
+    :param retry: the retry policy
+    :param conn_id: the Airflow connection id, quoted in error messages
+    """
+
+    base_url: str
+    timeout: float = 30.0
+    retry: RetryPolicy = RetryPolicy()  # noqa: RUF009 - frozen, so sharing the default is safe
+    conn_id: str | None = None
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Read ``Retry-After`` as delay-seconds or an HTTP date; ``None`` when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _request_id(vendor: CreditVendor, response: httpx.Response, detail: VendorErrorDetail) -> str | None:
+    if detail.request_id:
+        return detail.request_id
+    for name in vendor.request_id_headers:
+        if value := response.headers.get(name):
+            return value
+    return None
+
+
+def _body_kind(response: httpx.Response) -> str:
+    content_type = response.headers.get("content-type", "").split(";")[0].strip() or "no content type"
+    head = response.content[:64].lstrip().lower()
+    if head.startswith((b"<!doctype html", b"<html")) or "html" in content_type:
+        return f"an HTML page ({content_type})"
+    if not response.content:
+        return "an empty body"
+    return f"a body that is not valid JSON ({content_type}, {len(response.content)} bytes)"
+
+
+class CreditApiClient:
+    """
+    Send requests to one vendor with one key; used by the hooks (sync) and triggers (async).
+
+    The key lives only inside the ``httpx.Auth`` object and is scrubbed from every message this class
+    builds. Use as a context manager, or call :meth:`close` / :meth:`aclose`.
+
+    :param vendor: the vendor description
+    :param api_key: the API key (kept out of ``repr`` and messages)
+    :param settings: base URL, timeout, retry policy, connection id
+    :param on_response: called with every HTTP response received, errors included (LeadMagic uses it
+        to record ``X-Credits-Remaining``)
+    """
+
+    def __init__(
+        self,
+        vendor: CreditVendor,
+        api_key: str,
+        settings: ClientSettings,
+        *,
+        on_response: Callable[[httpx.Response], None] | None = None,
+    ) -> None:
+        self.vendor = vendor
+        self.settings = settings
+        self._api_key = api_key
+        self._auth = vendor.auth(api_key)
+        self._on_response = on_response
+        self._sync: httpx.Client | None = None
+        self._async: httpx.AsyncClient | None = None
+
+    def __repr__(self) -> str:
+        return f"CreditApiClient(vendor={self.vendor.key!r}, base_url={self.settings.base_url!r})"
+
+    # -- clients -------------------------------------------------------------------------------
+    def _client_kwargs(self) -> dict[str, Any]:
+        return {
+            "base_url": self.settings.base_url,
+            "auth": self._auth,
+            "timeout": httpx.Timeout(self.settings.timeout),
+            "headers": {"User-Agent": USER_AGENT, "Accept": "application/json"},
+            "follow_redirects": False,
+        }
+
+    @property
+    def sync_client(self) -> httpx.Client:
+        """The pooled ``httpx.Client``, created on first use."""
+        if self._sync is None:
+            self._sync = httpx.Client(**self._client_kwargs())
+        return self._sync
+
+    @property
+    def async_client(self) -> httpx.AsyncClient:
+        """The pooled ``httpx.AsyncClient``, created on first use (bind it to one event loop)."""
+        if self._async is None:
+            self._async = httpx.AsyncClient(**self._client_kwargs())
+        return self._async
+
+    def close(self) -> None:
+        """Close the sync client's connections."""
+        if self._sync is not None:
+            self._sync.close()
+            self._sync = None
+
+    async def aclose(self) -> None:
+        """Close the async client's connections."""
+        if self._async is not None:
+            await self._async.aclose()
+            self._async = None
+
+    def __enter__(self) -> CreditApiClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- public calls --------------------------------------------------------------------------
+    def request(self, call: ApiRequest) -> httpx.Response:
+        """Send ``call``, retrying per the policy; return the successful response or raise."""
+        import tenacity
+
+        for attempt in tenacity.Retrying(**self._retry_kwargs(call)):
+            with attempt:
+                return self._send_once(call)
+        raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
+
+    async def arequest(self, call: ApiRequest) -> httpx.Response:
+        """Async twin of :meth:`request`."""
+        import tenacity
+
+        async for attempt in tenacity.AsyncRetrying(**self._retry_kwargs(call)):
+            with attempt:
+                return await self._asend_once(call)
+        raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
+
+    def request_json(self, call: ApiRequest) -> Any:
+        """Send ``call`` and return its decoded JSON body."""
+        return self.decode(call, self.request(call))
+
+    async def arequest_json(self, call: ApiRequest) -> Any:
+        """Async twin of :meth:`request_json`."""
+        return self.decode(call, await self.arequest(call))
+
+    def parse(self, call: ApiRequest, parser: Callable[[Any], Any], payload: Any) -> Any:
+        """Run a vendor parser, turning a shape error into :class:`BadResponseError`."""
+        try:
+            return parser(payload)
+        except ResponseFormatError as exc:
+            raise self._error(
+                errors.BadResponseError,
+                f"{self.vendor.display_name} answered {call.method} {call.path} with an unexpected "
+                f"payload: {self._scrub(str(exc))}. The API may have changed, or a proxy rewrote the "
+                "answer.",
+                call,
+                status_code=200,
+            ) from None
+
+    # -- one attempt -----------------------------------------------------------------------------
+    def _send_once(self, call: ApiRequest) -> httpx.Response:
+        try:
+            response = self.sync_client.request(
+                call.method, call.path, params=call.params, json=call.json
+            )
+        except httpx.HTTPError as exc:
+            raise self._transport_error(call, exc) from None
+        return self._check(call, response)
+
+    async def _asend_once(self, call: ApiRequest) -> httpx.Response:
+        try:
+            response = await self.async_client.request(
+                call.method, call.path, params=call.params, json=call.json
+            )
+        except httpx.HTTPError as exc:
+            raise self._transport_error(call, exc) from None
+        return self._check(call, response)
+
+    def _check(self, call: ApiRequest, response: httpx.Response) -> httpx.Response:
+        if self._on_response is not None:
+            self._on_response(response)
+        if response.is_success:
+            payload = self._try_json(response)
+            if payload is not _NOT_JSON and (found := self.vendor.error_in_success(payload)) is not None:
+                status, detail = found
+                raise self._status_error(call, response, status, detail)
+            return response
+        payload = self._try_json(response)
+        detail = self.vendor.parse_error(payload) if payload is not _NOT_JSON else None
+        raise self._status_error(call, response, response.status_code, detail)
+
+    # -- decoding ----------------------------------------------------------------------------------
+    @staticmethod
+    def _try_json(response: httpx.Response) -> Any:
+        try:
+            return json.loads(response.content)
+        except ValueError:
+            return _NOT_JSON
+
+    def decode(self, call: ApiRequest, response: httpx.Response) -> Any:
+        """Decode a successful response's JSON, or raise :class:`BadResponseError` saying what came."""
+        payload = self._try_json(response)
+        if payload is _NOT_JSON:
+            raise self._error(
+                errors.BadResponseError,
+                f"{self.vendor.display_name} answered {call.method} {call.path} with "
+                f"{_body_kind(response)} instead of JSON. Check the connection's host (base URL), "
+                "or whether a proxy or captive portal answered instead of the vendor.",
+                call,
+                status_code=response.status_code,
+                request_id=_request_id(self.vendor, response, _EMPTY_DETAIL),
+            )
+        return payload
+
+    # -- errors ------------------------------------------------------------------------------------
+    def _scrub(self, text: str) -> str:
+        return text.replace(self._api_key, "***") if self._api_key else text
+
+    def _where(self, call: ApiRequest, request_id: str | None = None) -> str:
+        parts = [f"{call.method} {call.path}"]
+        if request_id:
+            parts.append(f"request id {request_id}")
+        if self.settings.conn_id:
+            parts.append(f"connection {self.settings.conn_id!r}")
+        return "[" + "; ".join(parts) + "]"
+
+    def _error(
+        self, cls: type[errors.CreditApiError], message: str, call: ApiRequest, **context: Any
+    ) -> errors.CreditApiError:
+        message = self._scrub(f"{message} {self._where(call, context.get('request_id'))}")
+        return cls(message, vendor=self.vendor.display_name, method=call.method, path=call.path, **context)
+
+    def _status_error(
+        self,
+        call: ApiRequest,
+        response: httpx.Response,
+        status: int,
+        detail: VendorErrorDetail | None,
+    ) -> errors.CreditApiError:
+        detail = detail or _EMPTY_DETAIL
+        if status in _STATUS_ERRORS:
+            cls, happened, advice = _STATUS_ERRORS[status]
+        elif status >= 500:
+            cls, happened, advice = (
+                errors.VendorUnavailableError,
+                "had a server error",
+                "The vendor is having trouble; retry later.",
+            )
+        else:
+            cls, happened, advice = (errors.InvalidRequestError, "rejected the request", "")
+        head = f"HTTP {status}" + (f", {detail.code}" if detail.code else "")
+        said = f": {truncate(detail.message).rstrip('.')}" if detail.message else ""
+        if not detail.message and not response.is_success and self._try_json(response) is _NOT_JSON:
+            said = f" with {_body_kind(response)}"
+        message = f"{self.vendor.display_name} {happened} ({head}){said}. {advice}".rstrip()
+        context: dict[str, Any] = {
+            "status_code": status,
+            "error_code": detail.code,
+            "request_id": _request_id(self.vendor, response, detail),
+        }
+        if cls is errors.RateLimitedError:
+            context["retry_after"] = parse_retry_after(response.headers.get("retry-after"))
+        return self._error(cls, message, call, **context)
+
+    def _transport_error(self, call: ApiRequest, exc: httpx.HTTPError) -> errors.CreditApiError:
+        kind = type(exc).__name__
+        if isinstance(exc, httpx.TimeoutException):
+            return self._error(
+                errors.VendorTimeoutError,
+                f"{self.vendor.display_name} did not answer within {self.settings.timeout:g}s ({kind}). "
+                "Raise the connection's 'timeout' extra if the vendor is slow.",
+                call,
+            )
+        if isinstance(exc, httpx.TransportError):
+            return self._error(
+                errors.VendorUnreachableError,
+                f"Could not get an answer from {self.vendor.display_name} ({kind}: "
+                f"{truncate(str(exc), 120)}). Check the connection's host and the network.",
+                call,
+            )
+        return self._error(
+            errors.VendorUnreachableError,
+            f"Request to {self.vendor.display_name} failed ({kind}).",
+            call,
+        )
+
+    # -- retries -----------------------------------------------------------------------------------
+    def _retry_kwargs(self, call: ApiRequest) -> dict[str, Any]:
+        import tenacity
+
+        policy = self.settings.retry
+
+        def should_retry(exc: BaseException) -> bool:
+            if isinstance(exc, errors.RateLimitedError):
+                return True
+            return isinstance(exc, errors.RetryableApiError) and call.idempotent
+
+        def wait(retry_state: tenacity.RetryCallState) -> float:
+            exc = retry_state.outcome.exception() if retry_state.outcome else None
+            retry_after = getattr(exc, "retry_after", None)
+            if retry_after is not None:
+                return float(min(retry_after, policy.max_wait))
+            backoff = tenacity.wait_exponential(
+                multiplier=policy.initial_wait, max=policy.max_wait
+            ) + tenacity.wait_random(0, policy.initial_wait)
+            return float(min(backoff(retry_state), policy.max_wait))
+
+        def before_sleep(retry_state: tenacity.RetryCallState) -> None:
+            exc = retry_state.outcome.exception() if retry_state.outcome else None
+            delay = retry_state.next_action.sleep if retry_state.next_action else 0.0
+            log.warning(
+                "%s %s %s failed (%s, HTTP %s); retry %d of %d in %.2fs",
+                self.vendor.display_name,
+                call.method,
+                call.path,
+                type(exc).__name__,
+                getattr(exc, "status_code", None),
+                retry_state.attempt_number,
+                policy.max_retries,
+                delay,
+            )
+
+        def give_up(retry_state: tenacity.RetryCallState) -> Any:
+            exc = retry_state.outcome.exception() if retry_state.outcome else None
+            if isinstance(exc, errors.CreditApiError) and retry_state.attempt_number > 1:
+                exc.message = f"{exc.message} Gave up after {retry_state.attempt_number} attempts."
+                exc.args = (exc.message,)
+            assert exc is not None
+            raise exc
+
+        return {
+            "stop": tenacity.stop_after_attempt(policy.max_retries + 1),
+            "wait": wait,
+            "retry": tenacity.retry_if_exception(should_retry),
+            "before_sleep": before_sleep,
+            "retry_error_callback": give_up,
+            "reraise": True,
+        }
+

@@ -1,0 +1,1 @@
+"""Vendor descriptions: base URL, auth, requests and pure parsers, one module per vendor."""
