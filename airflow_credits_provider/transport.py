@@ -9,6 +9,7 @@ bounded exponential backoff and jitter, using tenacity. 400/401/402/403/404 fail
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import json
 import logging
@@ -24,7 +25,7 @@ from airflow_credits_provider.parsing import ResponseFormatError
 from airflow_credits_provider.vendors.base import VendorErrorDetail
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import AsyncIterator, Callable, Iterator
 
     from airflow_credits_provider.vendors.base import ApiRequest, CreditVendor
 
@@ -136,7 +137,8 @@ class CreditApiClient:
     Send requests to one vendor with one key; used by the hooks (sync) and triggers (async).
 
     The key lives only inside the ``httpx.Auth`` object and is scrubbed from every message this class
-    builds. Use as a context manager, or call :meth:`close` / :meth:`aclose`.
+    builds. Each call opens and closes its own HTTP client unless made inside :meth:`session` /
+    :meth:`asession`, which pool connections across calls (pagination, polling).
 
     :param vendor: the vendor description
     :param api_key: the API key (kept out of ``repr`` and messages)
@@ -174,55 +176,55 @@ class CreditApiClient:
             "follow_redirects": False,
         }
 
-    @property
-    def sync_client(self) -> httpx.Client:
-        """The pooled ``httpx.Client``, created on first use."""
-        if self._sync is None:
-            self._sync = httpx.Client(**self._client_kwargs())
-        return self._sync
+    @contextlib.contextmanager
+    def session(self) -> Iterator[httpx.Client]:
+        """
+        Reuse one pooled ``httpx.Client`` for every call made inside the block.
 
-    @property
-    def async_client(self) -> httpx.AsyncClient:
-        """The pooled ``httpx.AsyncClient``, created on first use (bind it to one event loop)."""
-        if self._async is None:
-            self._async = httpx.AsyncClient(**self._client_kwargs())
-        return self._async
-
-    def close(self) -> None:
-        """Close the sync client's connections."""
+        Outside a session each call opens and closes its own client, so nothing is left open.
+        """
         if self._sync is not None:
+            yield self._sync
+            return
+        self._sync = httpx.Client(**self._client_kwargs())
+        try:
+            yield self._sync
+        finally:
             self._sync.close()
             self._sync = None
 
-    async def aclose(self) -> None:
-        """Close the async client's connections."""
+    @contextlib.asynccontextmanager
+    async def asession(self) -> AsyncIterator[httpx.AsyncClient]:
+        """Async twin of :meth:`session` (one event loop per session)."""
         if self._async is not None:
+            yield self._async
+            return
+        self._async = httpx.AsyncClient(**self._client_kwargs())
+        try:
+            yield self._async
+        finally:
             await self._async.aclose()
             self._async = None
-
-    def __enter__(self) -> CreditApiClient:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     # -- public calls --------------------------------------------------------------------------
     def request(self, call: ApiRequest) -> httpx.Response:
         """Send ``call``, retrying per the policy; return the successful response or raise."""
         import tenacity
 
-        for attempt in tenacity.Retrying(**self._retry_kwargs(call)):
-            with attempt:
-                return self._send_once(call)
+        with self.session() as client:
+            for attempt in tenacity.Retrying(**self._retry_kwargs(call)):
+                with attempt:
+                    return self._send_once(client, call)
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
     async def arequest(self, call: ApiRequest) -> httpx.Response:
         """Async twin of :meth:`request`."""
         import tenacity
 
-        async for attempt in tenacity.AsyncRetrying(**self._retry_kwargs(call)):
-            with attempt:
-                return await self._asend_once(call)
+        async with self.asession() as client:
+            async for attempt in tenacity.AsyncRetrying(**self._retry_kwargs(call)):
+                with attempt:
+                    return await self._asend_once(client, call)
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
     def request_json(self, call: ApiRequest) -> Any:
@@ -248,18 +250,18 @@ class CreditApiClient:
             ) from None
 
     # -- one attempt -----------------------------------------------------------------------------
-    def _send_once(self, call: ApiRequest) -> httpx.Response:
+    def _send_once(self, client: httpx.Client, call: ApiRequest) -> httpx.Response:
         try:
-            response = self.sync_client.request(
+            response = client.request(
                 call.method, call.path, params=call.params, json=call.json
             )
         except httpx.HTTPError as exc:
             raise self._transport_error(call, exc) from None
         return self._check(call, response)
 
-    async def _asend_once(self, call: ApiRequest) -> httpx.Response:
+    async def _asend_once(self, client: httpx.AsyncClient, call: ApiRequest) -> httpx.Response:
         try:
-            response = await self.async_client.request(
+            response = await client.request(
                 call.method, call.path, params=call.params, json=call.json
             )
         except httpx.HTTPError as exc:
@@ -318,7 +320,9 @@ class CreditApiClient:
         self, cls: type[errors.CreditApiError], message: str, call: ApiRequest, **context: Any
     ) -> errors.CreditApiError:
         message = self._scrub(f"{message} {self._where(call, context.get('request_id'))}")
-        return cls(message, vendor=self.vendor.display_name, method=call.method, path=call.path, **context)
+        return cls(
+            message, vendor=self.vendor.display_name, method=call.method, path=self._scrub(call.path), **context
+        )
 
     def _status_error(
         self,

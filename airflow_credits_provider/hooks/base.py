@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -49,6 +50,7 @@ class CreditApiHook(BaseHook):
         super().__init__(**kwargs)
         self.credit_conn_id = credit_conn_id or self.default_conn_name
         self._overrides = {"timeout": timeout, "max_retries": max_retries}
+        self._session: contextlib.AbstractContextManager[Any] | None = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(credit_conn_id={self.credit_conn_id!r})"
@@ -151,11 +153,7 @@ class CreditApiHook(BaseHook):
         return self.client
 
     async def aget_client(self) -> CreditApiClient:
-        """
-        Resolve the connection without blocking the event loop and return a fresh transport.
-
-        The caller owns the returned client and must ``await client.aclose()``.
-        """
+        """Resolve the connection without blocking the event loop and return a transport for it."""
         conn = await self.aget_connection(self.credit_conn_id)
         if conn.password:
             from airflow.sdk.log import amask_secret
@@ -163,16 +161,16 @@ class CreditApiHook(BaseHook):
             await amask_secret(conn.password)
         return self._client_from_connection(conn)
 
-    def close(self) -> None:
-        """Close pooled HTTP connections."""
-        if "client" in self.__dict__:
-            self.client.close()
-
     def __enter__(self) -> CreditApiHook:
+        """Pool HTTP connections across the calls made inside the ``with`` block."""
+        self._session = self.client.session()
+        self._session.__enter__()
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+    def __exit__(self, *exc_info: Any) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            session.__exit__(*exc_info)
 
     def _on_response(self, response: httpx.Response) -> None:
         """Observe every HTTP response (override to read vendor headers)."""
@@ -190,18 +188,13 @@ class CreditApiHook(BaseHook):
         """
         Fetch the balance without blocking the event loop.
 
-        :param client: a client from :meth:`aget_client` to reuse; without one, a temporary client is
-            created and closed
+        :param client: a client from :meth:`aget_client` to reuse (e.g. inside its ``asession()``);
+            without one, the connection is resolved again
         """
-        owned = client is None
         client = client or await self.aget_client()
-        try:
-            call = client.vendor.balance_request
-            payload = await client.arequest_json(call)
-            return client.parse(call, self._balance_parser(client.vendor), payload)  # type: ignore[no-any-return]
-        finally:
-            if owned:
-                await client.aclose()
+        call = client.vendor.balance_request
+        payload = await client.arequest_json(call)
+        return client.parse(call, self._balance_parser(client.vendor), payload)  # type: ignore[no-any-return]
 
     def _balance_parser(self, vendor: CreditVendor | None = None) -> Callable[[Any], CreditBalance]:
         import pendulum

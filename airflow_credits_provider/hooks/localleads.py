@@ -54,13 +54,14 @@ class LocalLeadsHook(CreditApiHook):
         """
         _check_page(offset, page_size)
         pages = 0
-        while max_pages is None or pages < max_pages:
-            page = self.get_transactions_page(offset, page_size)
-            pages += 1
-            yield from page.transactions
-            offset += len(page.transactions)
-            if len(page.transactions) < page_size or (page.total is not None and offset >= page.total):
-                return
+        with self.client.session():
+            while max_pages is None or pages < max_pages:
+                page = self.get_transactions_page(offset, page_size)
+                pages += 1
+                yield from page.transactions
+                offset += len(page.transactions)
+                if len(page.transactions) < page_size or (page.total is not None and offset >= page.total):
+                    return
 
 
 def _check_page(offset: int, limit: int) -> None:

@@ -133,7 +133,7 @@ def error_reply(vendor: str, status: int, state: SandboxState, message: str | No
     if vendor == "localleads":
         style = style or state.localleads.error_style
         if status == 401 and style == "nest":
-            return Reply(401, {"statusCode": 401, "error": "Unauthorized", "message": message or "Invalid or expired token"})
+            return Reply(401, {"statusCode": 401, "error": "Unauthorized", "message": "Invalid or expired token"})
         return Reply(status, {"success": False, "error": message or default_message})
     body: dict[str, Any] = {"error": message or _TRUEMAIL_MESSAGES.get(status, default_message)}
     if status == 402:

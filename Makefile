@@ -1,0 +1,49 @@
+# Two commands for a fresh machine:
+#   make demo   run the main job against the bundled sandbox (offline)
+#   make test   lint, type-check, build the docs and run the whole test suite
+# Both create .venv and install everything they need (uv, pinned by requirements.lock).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+UV     := $(BIN)/uv
+STAMP  := $(VENV)/.installed
+
+.PHONY: install demo test lint typecheck docs pytest bench lock clean
+
+$(UV):
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check uv
+
+$(STAMP): pyproject.toml requirements.lock | $(UV)
+	$(UV) pip install --quiet --python $(BIN)/python -c requirements.lock -e '.[dev]'
+	@touch $@
+
+install: $(STAMP)
+
+demo: install
+	bash scripts/demo.sh
+
+test: install lint typecheck docs pytest
+
+lint: install
+	$(BIN)/ruff check airflow_credits_provider tests bench scripts
+	$(BIN)/ruff format --check airflow_credits_provider
+
+typecheck: install
+	$(BIN)/mypy
+
+docs: install
+	$(BIN)/mkdocs build --strict --quiet --site-dir .venv/site
+
+pytest: install
+	$(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+bench: install
+	$(BIN)/python bench/parse_cost.py
+
+lock: | $(UV)
+	$(UV) pip compile --quiet --python-version 3.10 --universal pyproject.toml --extra dev -o requirements.lock
+
+clean:
+	rm -rf $(VENV) .demo

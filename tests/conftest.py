@@ -1,0 +1,79 @@
+"""
+Shared test set-up: an isolated AIRFLOW_HOME, a real sandbox server per test, the canary key, PostgreSQL.
+
+Airflow reads its configuration once, at first import, so the environment is set here at module import
+time, before any test module imports airflow.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+_HOME = Path(tempfile.mkdtemp(prefix="credits-airflow-home-"))
+os.environ["AIRFLOW_HOME"] = str(_HOME)
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(Path(__file__).parent.parent / "example_dags")
+os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_HOME}/airflow.db"
+os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "INFO")
+
+import pytest  # noqa: E402
+
+from airflow_credits_provider.sandbox import SandboxServer, SandboxState  # noqa: E402
+from airflow_credits_provider.sandbox.vendors import VENDORS  # noqa: E402
+from tests.postgres import postgres_uri  # noqa: E402
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+#: A key that must never show up anywhere: logs, messages, reprs, XCom, CLI output.
+CANARY = "canary-7f3a9c1e5b2d4a6f-DO-NOT-LEAK"
+
+#: Fast retries for tests: real backoff, milliseconds long.
+FAST_EXTRA = {"timeout": 2, "max_retries": 2, "retry_initial_wait": 0.01, "max_retry_wait": 0.05}
+
+
+@pytest.fixture
+def sandbox() -> Iterator[SandboxServer]:
+    """A fresh sandbox server on 127.0.0.1 with default state."""
+    with SandboxServer(SandboxState()) as server:
+        yield server
+
+
+def set_connection(
+    monkeypatch: pytest.MonkeyPatch, conn_id: str, sandbox: SandboxServer, vendor: str, **overrides: object
+) -> None:
+    """Point ``conn_id`` (through ``AIRFLOW_CONN_*``) at the sandbox's ``vendor``."""
+    conn = sandbox.connection(vendor, **FAST_EXTRA)
+    extra = overrides.pop("extra", None)
+    if isinstance(extra, dict):
+        conn["extra"] = {**conn["extra"], **extra}
+    conn.update(overrides)
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))
+
+
+@pytest.fixture
+def connections(monkeypatch: pytest.MonkeyPatch, sandbox: SandboxServer) -> SandboxServer:
+    """``leadmagic_default``, ``localleads_default`` and ``truemail_default`` on the sandbox."""
+    for vendor in VENDORS:
+        set_connection(monkeypatch, f"{vendor}_default", sandbox, vendor)
+    return sandbox
+
+
+@pytest.fixture
+def canary_connections(monkeypatch: pytest.MonkeyPatch, sandbox: SandboxServer) -> SandboxServer:
+    """Default connections whose key is :data:`CANARY`, which the sandbox accepts."""
+    for vendor in VENDORS:
+        sandbox.state.set_key(vendor, CANARY)
+        set_connection(monkeypatch, f"{vendor}_default", sandbox, vendor, password=CANARY)
+    return sandbox
+
+
+@pytest.fixture(scope="session")
+def postgres_conn_uri() -> str:
+    """The PostgreSQL URI for tests (see tests/postgres.py for how it is found)."""
+    return postgres_uri()
