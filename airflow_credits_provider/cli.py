@@ -1,5 +1,4 @@
-"""
-``airflow-credits``: look at balances and run the sandbox from a shell.
+"""``airflow-credits``: look at balances and run the sandbox from a shell.
 
 - ``airflow-credits balance CONN_ID [--json]`` prints the normalised balance of any credit connection.
 - ``airflow-credits sandbox [--port N]`` runs the offline sandbox in the foreground and prints the

@@ -1,5 +1,4 @@
-"""
-The connection form of every credit connection type, declared the Airflow 3.2+ way.
+"""The connection form of every credit connection type, declared the Airflow 3.2+ way.
 
 This module is read at provider discovery, so it imports nothing heavy.
 """
@@ -21,8 +20,7 @@ CONNECTION_EXTRAS: dict[str, tuple[type, float, float, float]] = {
 
 
 def connection_form(vendor: type[CreditVendor] | CreditVendor) -> dict[str, Any]:
-    """
-    Return the ``connection-types`` entry for ``vendor``: the Airflow 3.2+ declarative form.
+    """Return the ``connection-types`` entry for ``vendor``: the Airflow 3.2+ declarative form.
 
     The API key lives in the password field relabelled "API key" (masked); the host is optional and
     defaults to the vendor's base URL; the extras tune timeout and retries.

@@ -1,5 +1,4 @@
-"""
-Exceptions raised by the credit hooks.
+"""Exceptions raised by the credit hooks.
 
 Every exception carries its context in attributes, so callers decide by type, never by message text.
 Messages quote the vendor's own error text (truncated) and say what to do; they never contain an API
@@ -49,8 +48,7 @@ class CreditConnectionConfigError(CreditProviderError, ValueError):
 
 
 class CreditApiError(CreditProviderError):
-    """
-    A call to a vendor's credit API failed.
+    """A call to a vendor's credit API failed.
 
     :param message: what happened and what to do about it (never contains the API key)
     :param vendor: display name of the vendor, e.g. ``"LeadMagic"``
@@ -136,8 +134,7 @@ class RetryableApiError(CreditApiError):
 
 
 class RateLimitedError(RetryableApiError):
-    """
-    The vendor rate-limited the call (HTTP 429).
+    """The vendor rate-limited the call (HTTP 429).
 
     :param retry_after: seconds the vendor asked us to wait (``Retry-After``), or ``None``
     """

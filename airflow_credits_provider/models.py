@@ -15,8 +15,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class UnitPrice:
-    """
-    What one unit of a vendor service costs, as the vendor reports it.
+    """What one unit of a vendor service costs, as the vendor reports it.
 
     :param name: the vendor's name for the service, e.g. TrueMail's ``"smtp"``
     :param credits: credits charged per unit (per email, per lead)
@@ -32,8 +31,7 @@ class UnitPrice:
 
 @dataclass(frozen=True)
 class CreditBalance:
-    """
-    A credit balance, normalised across vendors.
+    """A credit balance, normalised across vendors.
 
     ``available`` is always what can be spent right now; the other amounts are filled where the vendor
     reports them and are ``None`` otherwise. Amounts are exact ``Decimal``; times are timezone-aware.
@@ -72,8 +70,7 @@ class CreditBalance:
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        """
-        Return a JSON-friendly dict (for XCom and trigger events).
+        """Return a JSON-friendly dict (for XCom and trigger events).
 
         Decimals become strings so that no precision is lost; times become ISO 8601 strings.
         """
@@ -136,8 +133,7 @@ _TIME_FIELDS = frozenset({"fetched_at", "period_start", "period_end", "next_rese
 
 @dataclass(frozen=True)
 class CreditTransaction:
-    """
-    One entry of a vendor's credit ledger.
+    """One entry of a vendor's credit ledger.
 
     :param id: the vendor's transaction id
     :param type: the vendor's type label, kept as free text (``DEDUCTION``, ``MONTHLY_RESET``, ...)

@@ -1,5 +1,4 @@
-"""
-Strict readers for vendor JSON.
+"""Strict readers for vendor JSON.
 
 Vendor payloads are untrusted: a number may arrive as a JSON number or a numeric string, but a boolean,
 NaN, infinity, a missing field or an object where a number belongs is an error, never a silent zero.
@@ -40,8 +39,7 @@ def describe(value: Any) -> str:
 
 
 def get_path(payload: Any, path: str, default: Any = _MISSING) -> Any:
-    """
-    Return ``payload[a][b]...`` for the dotted ``path``.
+    """Return ``payload[a][b]...`` for the dotted ``path``.
 
     :param default: returned when a key is absent; without it an absent key is an error
     """

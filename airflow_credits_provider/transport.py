@@ -1,5 +1,4 @@
-"""
-How bytes move: one transport for every vendor, sync and async.
+"""How bytes move: one transport for every vendor, sync and async.
 
 :class:`CreditApiClient` sends an :class:`~airflow_credits_provider.vendor.ApiRequest` with the vendor's
 auth, maps every failure to the exception tree in :mod:`airflow_credits_provider.errors`, and retries
@@ -67,8 +66,7 @@ _STATUS_ERRORS: dict[int, tuple[type[errors.CreditApiError], str, str]] = {
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """
-    How failed calls are retried.
+    """How failed calls are retried.
 
     :param max_retries: retries after the first attempt (0 disables retrying)
     :param initial_wait: first backoff in seconds; doubles each retry, plus up to as much jitter
@@ -82,8 +80,7 @@ class RetryPolicy:
 
 @dataclass(frozen=True)
 class ClientSettings:
-    """
-    Everything the transport needs besides the key.
+    """Everything the transport needs besides the key.
 
     :param base_url: the vendor's base URL (or the sandbox's)
     :param timeout: seconds for connect, read, write and pool
@@ -118,7 +115,7 @@ def _request_id(vendor: CreditVendor, response: httpx.Response, detail: VendorEr
         return detail.request_id
     for name in vendor.request_id_headers:
         if value := response.headers.get(name):
-            return value
+            return str(value)
     return None
 
 
@@ -133,8 +130,7 @@ def _body_kind(response: httpx.Response) -> str:
 
 
 class CreditApiClient:
-    """
-    Send requests to one vendor with one key; used by the hooks (sync) and triggers (async).
+    """Send requests to one vendor with one key; used by the hooks (sync) and triggers (async).
 
     The key lives only inside the ``httpx.Auth`` object and is scrubbed from every message this class
     builds. Each call opens and closes its own HTTP client unless made inside :meth:`session` /
@@ -178,8 +174,7 @@ class CreditApiClient:
 
     @contextlib.contextmanager
     def session(self) -> Iterator[httpx.Client]:
-        """
-        Reuse one pooled ``httpx.Client`` for every call made inside the block.
+        """Reuse one pooled ``httpx.Client`` for every call made inside the block.
 
         Outside a session each call opens and closes its own client, so nothing is left open.
         """
@@ -252,18 +247,14 @@ class CreditApiClient:
     # -- one attempt -----------------------------------------------------------------------------
     def _send_once(self, client: httpx.Client, call: ApiRequest) -> httpx.Response:
         try:
-            response = client.request(
-                call.method, call.path, params=call.params, json=call.json
-            )
+            response = client.request(call.method, call.path, params=call.params, json=call.json)
         except httpx.HTTPError as exc:
             raise self._transport_error(call, exc) from None
         return self._check(call, response)
 
     async def _asend_once(self, client: httpx.AsyncClient, call: ApiRequest) -> httpx.Response:
         try:
-            response = await client.request(
-                call.method, call.path, params=call.params, json=call.json
-            )
+            response = await client.request(call.method, call.path, params=call.params, json=call.json)
         except httpx.HTTPError as exc:
             raise self._transport_error(call, exc) from None
         return self._check(call, response)
@@ -278,8 +269,8 @@ class CreditApiClient:
                 raise self._status_error(call, response, status, detail)
             return response
         payload = self._try_json(response)
-        detail = self.vendor.parse_error(payload) if payload is not _NOT_JSON else None
-        raise self._status_error(call, response, response.status_code, detail)
+        error_detail = self.vendor.parse_error(payload) if payload is not _NOT_JSON else None
+        raise self._status_error(call, response, response.status_code, error_detail)
 
     # -- decoding ----------------------------------------------------------------------------------
     @staticmethod
@@ -321,7 +312,11 @@ class CreditApiClient:
     ) -> errors.CreditApiError:
         message = self._scrub(f"{message} {self._where(call, context.get('request_id'))}")
         return cls(
-            message, vendor=self.vendor.display_name, method=call.method, path=self._scrub(call.path), **context
+            message,
+            vendor=self.vendor.display_name,
+            method=call.method,
+            path=self._scrub(call.path),
+            **context,
         )
 
     def _status_error(
@@ -430,4 +425,3 @@ class CreditApiClient:
             "retry_error_callback": give_up,
             "reraise": True,
         }
-

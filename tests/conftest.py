@@ -37,6 +37,13 @@ CANARY = "canary-7f3a9c1e5b2d4a6f-DO-NOT-LEAK"
 FAST_EXTRA = {"timeout": 2, "max_retries": 2, "retry_initial_wait": 0.01, "max_retry_wait": 0.05}
 
 
+def subprocess_env(**extra: str) -> dict[str, str]:
+    """The environment for a real child process, as a user has it (no unit-test mode chatter)."""
+    env = {k: v for k, v in os.environ.items() if k != "AIRFLOW__CORE__UNIT_TEST_MODE"}
+    env.update(extra)
+    return env
+
+
 @pytest.fixture
 def sandbox() -> Iterator[SandboxServer]:
     """A fresh sandbox server on 127.0.0.1 with default state."""

@@ -44,7 +44,9 @@ def _free_port() -> int:
 
 def _throwaway() -> str | None:
     """Start a throwaway server with the local binaries; None when there are none."""
-    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb")) or ([shutil.which("initdb")] if shutil.which("initdb") else [])
+    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb")) or (
+        [shutil.which("initdb")] if shutil.which("initdb") else []
+    )
     if not bins:
         return None
     bindir = os.path.dirname(bins[-1])
@@ -54,10 +56,22 @@ def _throwaway() -> str | None:
         shutil.chown(data, "postgres", "postgres")
         run_as = ["runuser", "-u", "postgres", "--"]
     port = _free_port()
-    subprocess.run([*run_as, f"{bindir}/initdb", "-D", data, "-U", "postgres", "-A", "trust"], check=True, capture_output=True)
+    subprocess.run(
+        [*run_as, f"{bindir}/initdb", "-D", data, "-U", "postgres", "-A", "trust"],
+        check=True,
+        capture_output=True,
+    )
     options = f"-c listen_addresses=127.0.0.1 -p {port} -c fsync=off -k {data}"
-    subprocess.run([*run_as, f"{bindir}/pg_ctl", "-D", data, "-o", options, "-w", "start"], check=True, capture_output=True)
-    atexit.register(subprocess.run, [*run_as, f"{bindir}/pg_ctl", "-D", data, "-m", "immediate", "stop"], capture_output=True)
+    subprocess.run(
+        [*run_as, f"{bindir}/pg_ctl", "-D", data, "-o", options, "-w", "start"],
+        check=True,
+        capture_output=True,
+    )
+    atexit.register(
+        subprocess.run,
+        [*run_as, f"{bindir}/pg_ctl", "-D", data, "-m", "immediate", "stop"],
+        capture_output=True,
+    )
     return f"postgresql://postgres@127.0.0.1:{port}/postgres"
 
 

@@ -75,7 +75,8 @@ def test_to_datetime_is_timezone_aware_and_strict() -> None:
     assert parsed == pendulum.datetime(2026, 5, 1, tz="UTC")
     assert parsed.tzinfo is not None
     naive = to_datetime("2026-05-01T10:00:00", "x")
-    assert naive.utcoffset() is not None and naive.hour == 10
+    assert naive.utcoffset() is not None
+    assert naive.hour == 10
     offset = to_datetime("2026-05-01T10:00:00+02:00", "x")
     assert offset.in_timezone("UTC").hour == 8
     for bad in ("yesterday", 1714521600, None, ""):

@@ -68,25 +68,37 @@ def test_airflow_cli_lists_the_provider_and_hooks() -> None:
     env = {k: v for k, v in os.environ.items() if k != "AIRFLOW__CORE__UNIT_TEST_MODE"}
     providers = subprocess.run(
         [sys.executable, "-m", "airflow", "providers", "list", "-o", "json"],
-        capture_output=True, text=True, env=env, timeout=180, check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=180,
+        check=True,
     )
     names = [p["package_name"] for p in json.loads(providers.stdout.splitlines()[-1])]
     assert "airflow-credits-provider" in names
     hooks = subprocess.run(
         [sys.executable, "-m", "airflow", "providers", "hooks", "-o", "json"],
-        capture_output=True, text=True, env=env, timeout=180, check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=180,
+        check=True,
     )
     by_type = {h["connection_type"]: h for h in json.loads(hooks.stdout.splitlines()[-1])}
     for conn_type, cls in CONN_TYPES.items():
         assert by_type[conn_type]["class"].endswith(cls)
 
 
-def _test_like_the_api_server(conn_type: str, host: str, password: str, extra: dict[str, object]) -> tuple[bool, str]:
+def _test_like_the_api_server(
+    conn_type: str, host: str, password: str, extra: dict[str, object]
+) -> tuple[bool, str]:
     """Replay POST /api/v2/connections/test: a transient conn id exported as a URI, then test_connection()."""
     from airflow.models.connection import Connection
 
     transient = "transient_test_conn"
-    conn = Connection(conn_id=transient, conn_type=conn_type, host=host, password=password, extra=json.dumps(extra))
+    conn = Connection(
+        conn_id=transient, conn_type=conn_type, host=host, password=password, extra=json.dumps(extra)
+    )
     os.environ[f"AIRFLOW_CONN_{transient.upper()}"] = conn.get_uri()
     try:
         return conn.test_connection()  # type: ignore[no-any-return]
@@ -99,9 +111,12 @@ def _test_like_the_api_server(conn_type: str, host: str, password: str, extra: d
 @pytest.mark.parametrize("conn_type", list(CONN_TYPES))
 def test_test_button_path(connections: object, conn_type: str) -> None:
     conn_json = json.loads(os.environ[f"AIRFLOW_CONN_{conn_type.upper()}_DEFAULT"])
-    ok, message = _test_like_the_api_server(conn_type, conn_json["host"], conn_json["password"], conn_json["extra"])
+    ok, message = _test_like_the_api_server(
+        conn_type, conn_json["host"], conn_json["password"], conn_json["extra"]
+    )
     assert ok is True, message
     assert message.endswith("credits available")
     ok, message = _test_like_the_api_server(conn_type, conn_json["host"], "wrong-key-123", conn_json["extra"])
     assert ok is False
-    assert "rejected the API key" in message and "wrong-key-123" not in message
+    assert "rejected the API key" in message
+    assert "wrong-key-123" not in message

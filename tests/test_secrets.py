@@ -8,6 +8,7 @@ import logging
 import pickle
 import subprocess
 import sys
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -15,8 +16,10 @@ from airflow_credits_provider import errors
 from airflow_credits_provider.hooks.leadmagic import LeadMagicHook
 from airflow_credits_provider.hooks.localleads import LocalLeadsHook
 from airflow_credits_provider.hooks.truemail import TrueMailHook
-from airflow_credits_provider.sandbox import SandboxServer
-from tests.conftest import CANARY
+from tests.conftest import CANARY, subprocess_env
+
+if TYPE_CHECKING:
+    from airflow_credits_provider.sandbox import SandboxServer
 
 HOOKS = (LeadMagicHook, LocalLeadsHook, TrueMailHook)
 FAULTS = [
@@ -47,8 +50,14 @@ def test_canary_never_leaks(
     for hook_class in HOOKS:
         hook = hook_class()
         balance = hook.get_balance()
-        seen += [repr(hook), repr(hook.client), repr(hook.client._auth), str(hook.client._auth), repr(balance),
-                 json.dumps(balance.to_dict())]
+        seen += [
+            repr(hook),
+            repr(hook.client),
+            repr(hook.client._auth),
+            str(hook.client._auth),
+            repr(balance),
+            json.dumps(balance.to_dict()),
+        ]
         seen.append(str(hook.test_connection()))
         vendor = hook.vendor_class.key
         for kind, options in FAULTS:
@@ -90,13 +99,14 @@ def test_vendor_message_echoing_the_key_is_scrubbed(canary_connections: SandboxS
 
 
 def test_cli_output_is_clean(canary_connections: SandboxServer) -> None:
-    import os
-
     canary_connections.state.inject("status", "leadmagic", status=401)
     for args in (["balance", "leadmagic_default"], ["balance", "truemail_default", "--json", "--raw"]):
         result = subprocess.run(
             [sys.executable, "-m", "airflow_credits_provider.cli", *args],
-            capture_output=True, text=True, env=os.environ.copy(), timeout=120,
+            capture_output=True,
+            text=True,
+            env=subprocess_env(),
+            timeout=120,
         )
         assert result.stdout or result.stderr
         _assert_clean(result.stdout, result.stderr)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -13,6 +12,7 @@ from airflow_credits_provider.errors import CreditConnectionConfigError, CreditP
 from airflow_credits_provider.transport import ClientSettings, CreditApiClient, RetryPolicy
 
 if TYPE_CHECKING:
+    import contextlib
     from collections.abc import Callable
 
     import httpx
@@ -20,9 +20,9 @@ if TYPE_CHECKING:
     from airflow_credits_provider.models import CreditBalance
     from airflow_credits_provider.vendors.base import ApiRequest, CreditVendor
 
+
 class CreditApiHook(BaseHook):
-    """
-    Base hook for a vendor credit API; subclasses set ``vendor_class`` and the connection metadata.
+    """Base hook for a vendor credit API; subclasses set ``vendor_class`` and the connection metadata.
 
     The connection holds the API key in its password field; its host, when set, overrides the vendor's
     base URL (a full URL such as ``http://127.0.0.1:8765/leadmagic``, or a host name with the schema
@@ -37,6 +37,9 @@ class CreditApiHook(BaseHook):
     """
 
     conn_name_attr = "credit_conn_id"
+    conn_type: ClassVar[str]
+    default_conn_name: ClassVar[str]
+    hook_name: ClassVar[str]
     vendor_class: ClassVar[type[CreditVendor]]
 
     def __init__(
@@ -110,7 +113,7 @@ class CreditApiHook(BaseHook):
 
     def _extra_number(self, extra: dict[str, Any], name: str) -> float:
         kind, default, low, high = CONNECTION_EXTRAS[name]
-        value = self._overrides.get(name)
+        value: Any = self._overrides.get(name)
         if value is None:
             value = extra.get(name, extra.get(f"extra__{self.conn_type}__{name}"))
         if value is None or value == "":
@@ -185,8 +188,7 @@ class CreditApiHook(BaseHook):
         return self._call_and_parse(self.client.vendor.balance_request, self._balance_parser())  # type: ignore[no-any-return]
 
     async def aget_balance(self, client: CreditApiClient | None = None) -> CreditBalance:
-        """
-        Fetch the balance without blocking the event loop.
+        """Fetch the balance without blocking the event loop.
 
         :param client: a client from :meth:`aget_client` to reuse (e.g. inside its ``asession()``);
             without one, the connection is resolved again

@@ -19,8 +19,7 @@ if TYPE_CHECKING:
 
 
 class LeadMagicHook(CreditApiHook):
-    """
-    Talk to LeadMagic's API with the key from an Airflow connection of type ``leadmagic``.
+    """Talk to LeadMagic's API with the key from an Airflow connection of type ``leadmagic``.
 
     Besides :meth:`get_balance`, it refreshes the balance, checks the key, and sends any other
     LeadMagic call through :meth:`request`, recording the ``X-Credits-Remaining`` header that every
@@ -60,8 +59,7 @@ class LeadMagicHook(CreditApiHook):
         return self._call_and_parse(LeadMagicVendor.refresh_request, self._balance_parser())  # type: ignore[no-any-return]
 
     def check_health(self) -> dict[str, Any]:
-        """
-        Validate the key with ``GET /v1/credits/health``.
+        """Validate the key with ``GET /v1/credits/health``.
 
         Returns the vendor's JSON on success; raises :class:`AuthenticationError` for a bad key.
         """
@@ -77,8 +75,7 @@ class LeadMagicHook(CreditApiHook):
         json: Any = None,
         idempotent: bool | None = None,
     ) -> Any:
-        """
-        Call any LeadMagic endpoint and return its decoded JSON.
+        """Call any LeadMagic endpoint and return its decoded JSON.
 
         Errors map to the provider's exceptions (a 402 raises :class:`InsufficientCreditsError`).
         429 answers are always retried; 5xx answers and network errors only for idempotent calls, so a

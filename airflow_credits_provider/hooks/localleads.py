@@ -6,17 +6,17 @@ from typing import TYPE_CHECKING
 
 from airflow_credits_provider.hooks.base import CreditApiHook
 from airflow_credits_provider.vendors.base import ApiRequest
-from airflow_credits_provider.vendors.localleads import MAX_PAGE_SIZE, LocalLeadsVendor, TransactionPage
+from airflow_credits_provider.vendors.localleads import MAX_PAGE_SIZE, LocalLeadsVendor
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from airflow_credits_provider.models import CreditTransaction
+    from airflow_credits_provider.vendors.localleads import TransactionPage
 
 
 class LocalLeadsHook(CreditApiHook):
-    """
-    Talk to LocalLeads' API with the key from an Airflow connection of type ``localleads``.
+    """Talk to LocalLeads' API with the key from an Airflow connection of type ``localleads``.
 
     Besides :meth:`get_balance`, it pages through the credit ledger with :meth:`iter_transactions`.
 
@@ -29,8 +29,7 @@ class LocalLeadsHook(CreditApiHook):
     vendor_class = LocalLeadsVendor
 
     def get_transactions_page(self, offset: int = 0, limit: int = MAX_PAGE_SIZE) -> TransactionPage:
-        """
-        Fetch one page of the ledger, newest first.
+        """Fetch one page of the ledger, newest first.
 
         :param offset: records to skip
         :param limit: page size, 1 to 100
@@ -43,8 +42,7 @@ class LocalLeadsHook(CreditApiHook):
     def iter_transactions(
         self, page_size: int = MAX_PAGE_SIZE, *, offset: int = 0, max_pages: int | None = None
     ) -> Iterator[CreditTransaction]:
-        """
-        Yield the ledger's transactions, newest first, one page at a time.
+        """Yield the ledger's transactions, newest first, one page at a time.
 
         Stops at the end of the ledger (a short or empty page, or ``offset`` reaching ``meta.total``).
 
@@ -66,6 +64,8 @@ class LocalLeadsHook(CreditApiHook):
 
 def _check_page(offset: int, limit: int) -> None:
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE_SIZE:
-        raise ValueError(f"page size must be a whole number from 1 to {MAX_PAGE_SIZE} (LocalLeads' maximum), got {limit!r}")
+        raise ValueError(
+            f"page size must be a whole number from 1 to {MAX_PAGE_SIZE} (LocalLeads' maximum), got {limit!r}"
+        )
     if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
         raise ValueError(f"offset must be a whole number >= 0, got {offset!r}")

@@ -11,8 +11,7 @@ if TYPE_CHECKING:
 
 
 def get_credit_hook(conn_id: str) -> CreditApiHook:
-    """
-    Return the credit hook for the connection ``conn_id``, whatever its vendor.
+    """Return the credit hook for the connection ``conn_id``, whatever its vendor.
 
     :raises CreditConnectionConfigError: the connection's type is not a credit connection type
     """
@@ -21,7 +20,7 @@ def get_credit_hook(conn_id: str) -> CreditApiHook:
     from airflow_credits_provider.hooks.base import CreditApiHook
 
     conn = BaseHook.get_connection(conn_id)
-    hook = conn.get_hook()
+    hook = conn.get_hook()  # type: ignore[no-untyped-call]
     if not isinstance(hook, CreditApiHook):
         raise CreditConnectionConfigError(
             f"Connection {conn_id!r} has type {conn.conn_type!r}, which is not a credit API connection "

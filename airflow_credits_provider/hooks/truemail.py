@@ -14,8 +14,7 @@ if TYPE_CHECKING:
 
 
 class TrueMailHook(CreditApiHook):
-    """
-    Talk to TrueMail's API with the key from an Airflow connection of type ``truemail``.
+    """Talk to TrueMail's API with the key from an Airflow connection of type ``truemail``.
 
     Besides :meth:`get_balance`, it reports what each validation type costs and whether the plan may
     run it (:meth:`get_validation_types`, :meth:`get_unit_price`).
@@ -33,8 +32,7 @@ class TrueMailHook(CreditApiHook):
         return self.get_balance().unit_prices
 
     def get_unit_price(self, validation_type: str, balance: CreditBalance | None = None) -> UnitPrice:
-        """
-        Return the price of one validation of ``validation_type``, if the plan can run it.
+        """Return the price of one validation of ``validation_type``, if the plan can run it.
 
         :param validation_type: e.g. ``"mx"`` or ``"smtp"``
         :param balance: a balance already fetched, to avoid a second call
@@ -42,4 +40,3 @@ class TrueMailHook(CreditApiHook):
         :raises UnknownValidationTypeError: TrueMail reports no such type
         """
         return unit_price(balance or self.get_balance(), validation_type, self.credit_conn_id)
-

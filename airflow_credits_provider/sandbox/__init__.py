@@ -1,5 +1,4 @@
-"""
-An offline sandbox of the LeadMagic, LocalLeads and TrueMail credit APIs.
+"""An offline sandbox of the LeadMagic, LocalLeads and TrueMail credit APIs.
 
 It is a real HTTP server on 127.0.0.1 (stdlib only) that serves each vendor's documented endpoints,
 bodies, headers, error shapes and pagination, with controllable state (balances, keys, a ledger of any

@@ -1,5 +1,4 @@
-"""
-The sandbox HTTP server: every vendor under its own prefix on one port, plus a control API.
+"""The sandbox HTTP server: every vendor under its own prefix on one port, plus a control API.
 
 ``http://127.0.0.1:<port>/leadmagic/v1/credits`` is LeadMagic's ``/v1/credits``, and so on; a
 connection's host is ``http://127.0.0.1:<port>/<vendor>``. ``/_sandbox/...`` changes state from another
@@ -18,7 +17,14 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from airflow_credits_provider.sandbox.state import DEFAULT_KEYS, RecordedRequest, SandboxState
-from airflow_credits_provider.sandbox.vendors import HANDLERS, VENDORS, Reply, Request, error_reply, wrong_types
+from airflow_credits_provider.sandbox.vendors import (
+    HANDLERS,
+    VENDORS,
+    Reply,
+    Request,
+    error_reply,
+    wrong_types,
+)
 
 _HTML_PAGE = (
     b"<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head>"
@@ -52,11 +58,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(self._control(self.command, rest, body))
             return
         if prefix not in HANDLERS:
-            self._send(Reply(404, {"error": f"no sandbox vendor {prefix!r}; use one of {', '.join(VENDORS)}"}))
+            self._send(
+                Reply(404, {"error": f"no sandbox vendor {prefix!r}; use one of {', '.join(VENDORS)}"})
+            )
             return
         headers = {k.lower(): v for k, v in self.headers.items()}
         state = self.server.state
-        state.record(RecordedRequest(prefix, self.command, rest, query, headers))
+        state.record(RecordedRequest(prefix, self.command, rest, query, headers, self.client_address[1]))
         request = Request(prefix, self.command, rest, query, headers, body)
         fault = state.take_fault(prefix, rest)
         kind = fault.kind if fault else None
@@ -114,10 +122,13 @@ class _Handler(BaseHTTPRequestHandler):
                     state.ledger.grow(int(data.get("grow", 0)))
                 return Reply(200, {"ledger_size": len(state.ledger)})
             if (method, path) == ("GET", "/requests"):
-                return Reply(200, [
-                    {"vendor": r.vendor, "method": r.method, "path": r.path, "query": r.query}
-                    for r in state.requests_for()
-                ])
+                return Reply(
+                    200,
+                    [
+                        {"vendor": r.vendor, "method": r.method, "path": r.path, "query": r.query}
+                        for r in state.requests_for()
+                    ],
+                )
             if (method, path) == ("DELETE", "/requests"):
                 state.clear_requests()
                 return Reply(200, {"requests": 0})
@@ -154,8 +165,7 @@ class _Server(ThreadingHTTPServer):
 
 
 class SandboxServer:
-    """
-    A real HTTP server on 127.0.0.1 emulating LeadMagic, LocalLeads and TrueMail.
+    """A real HTTP server on 127.0.0.1 emulating LeadMagic, LocalLeads and TrueMail.
 
     Use it as a context manager (or :meth:`start` / :meth:`stop`)::
 
@@ -189,7 +199,13 @@ class SandboxServer:
             "conn_type": vendor,
             "host": self.base_url(vendor),
             "password": key or DEFAULT_KEYS[vendor],
-            "extra": {"timeout": 10, "max_retries": 2, "retry_initial_wait": 0.05, "max_retry_wait": 1, **extra},
+            "extra": {
+                "timeout": 10,
+                "max_retries": 2,
+                "retry_initial_wait": 0.05,
+                "max_retry_wait": 1,
+                **extra,
+            },
         }
 
     def airflow_env(self, prefix: str = "", suffix: str = "_default") -> dict[str, str]:
@@ -202,7 +218,10 @@ class SandboxServer:
     def start(self) -> SandboxServer:
         """Serve in a daemon thread."""
         self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="credits-sandbox", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="credits-sandbox",
+            daemon=True,
         )
         self._thread.start()
         return self

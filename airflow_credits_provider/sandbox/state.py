@@ -38,8 +38,7 @@ HOSTILE_DESCRIPTIONS = (
 
 @dataclass
 class Fault:
-    """
-    One injected fault.
+    """One injected fault.
 
     :param kind: one of :data:`FAULT_KINDS`
     :param vendor: the vendor it applies to (``None``: any)
@@ -81,15 +80,17 @@ class RecordedRequest:
     path: str
     query: dict[str, str]
     headers: dict[str, str]
+    client_port: int = 0
 
 
 def _iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return (
+        moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    )
 
 
 class Ledger:
-    """
-    A LocalLeads transaction ledger of any size, generated on demand in O(1) memory.
+    """A LocalLeads transaction ledger of any size, generated on demand in O(1) memory.
 
     Record ``i`` (0 = oldest) is a pure function of ``i``; growing the ledger adds newer records.
     Pages are served newest first, as the vendor does, so growth shifts offsets like the real API.
@@ -196,8 +197,7 @@ class TrueMailAccount:
 
 
 class SandboxState:
-    """
-    Everything the sandbox serves, safe to change from tests while the server runs.
+    """Everything the sandbox serves, safe to change from tests while the server runs.
 
     Change it directly (``state.leadmagic.credits = Decimal(5)``) under ``with state.lock:`` when a
     request may be in flight, or through the server's ``/_sandbox`` control API.
@@ -272,7 +272,9 @@ class SandboxState:
     # -- control API helpers ------------------------------------------------------------------------
     def update(self, vendor: str, changes: dict[str, Any]) -> None:
         """Set account fields from JSON (numbers become ``Decimal``); unknown fields are an error."""
-        account = {"leadmagic": self.leadmagic, "localleads": self.localleads, "truemail": self.truemail}[vendor]
+        account = {"leadmagic": self.leadmagic, "localleads": self.localleads, "truemail": self.truemail}[
+            vendor
+        ]
         with self.lock:
             for name, value in changes.items():
                 if name == "key":

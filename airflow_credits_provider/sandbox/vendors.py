@@ -90,8 +90,15 @@ def _now_iso() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
-def error_reply(vendor: str, status: int, state: SandboxState, message: str | None = None, *,
-                code: str | None = None, style: str | None = None) -> Reply:
+def error_reply(
+    vendor: str,
+    status: int,
+    state: SandboxState,
+    message: str | None = None,
+    *,
+    code: str | None = None,
+    style: str | None = None,
+) -> Reply:
     """The vendor's documented error body for ``status``."""
     default_code, default_message = _REASONS.get(status, ("error", "Unexpected error."))
     code = code or default_code
@@ -133,7 +140,9 @@ def error_reply(vendor: str, status: int, state: SandboxState, message: str | No
     if vendor == "localleads":
         style = style or state.localleads.error_style
         if status == 401 and style == "nest":
-            return Reply(401, {"statusCode": 401, "error": "Unauthorized", "message": "Invalid or expired token"})
+            return Reply(
+                401, {"statusCode": 401, "error": "Unauthorized", "message": "Invalid or expired token"}
+            )
         return Reply(status, {"success": False, "error": message or default_message})
     body: dict[str, Any] = {"error": message or _TRUEMAIL_MESSAGES.get(status, default_message)}
     if status == 402:
@@ -180,7 +189,9 @@ def leadmagic(request: Request, state: SandboxState) -> Reply:
     key = request.headers.get("x-api-key")
     if not key:
         return error_reply(
-            "leadmagic", 401, state,
+            "leadmagic",
+            401,
+            state,
             "Authentication required. Provide a valid API key in the X-API-Key header (case-insensitive).",
             code="missing_authentication",
         )
@@ -191,7 +202,9 @@ def leadmagic(request: Request, state: SandboxState) -> Reply:
         if route in (("GET", "/v1/credits"), ("POST", "/v1/credits/refresh")):
             return Reply(200, _leadmagic_balance_body(state), _leadmagic_headers(state))
         if route == ("GET", "/v1/credits/health"):
-            return Reply(200, {"success": True, "status": "healthy", "authenticated": True}, _leadmagic_headers(state))
+            return Reply(
+                200, {"success": True, "status": "healthy", "authenticated": True}, _leadmagic_headers(state)
+            )
         if route in (("POST", "/v1/people/email-finder"), ("POST", "/v1/people/email-validation")):
             return _leadmagic_charge(request, state)
     return error_reply("leadmagic", 404, state)
@@ -201,7 +214,9 @@ def _leadmagic_charge(request: Request, state: SandboxState) -> Reply:
     body = request.json()
     field_name = "email" if request.path.endswith("validation") else "domain"
     if not isinstance(body, dict) or not isinstance(body.get(field_name), str):
-        return error_reply("leadmagic", 400, state, f"Field '{field_name}' is required.", code="validation_error")
+        return error_reply(
+            "leadmagic", 400, state, f"Field '{field_name}' is required.", code="validation_error"
+        )
     if _leadmagic_liquid(state) < 1:
         return error_reply("leadmagic", 402, state)
     value = body[field_name]
@@ -209,8 +224,11 @@ def _leadmagic_charge(request: Request, state: SandboxState) -> Reply:
     cost = 1 if found else 0
     state.leadmagic.credits -= cost
     digest = hashlib.sha1(value.encode()).hexdigest()[:6]
-    result = (
-        {"email": f"{body.get('first_name', 'lead')}.{digest}@{value}", "status": "valid" if found else "not_found"}
+    result: dict[str, Any] = (
+        {
+            "email": f"{body.get('first_name', 'lead')}.{digest}@{value}",
+            "status": "valid" if found else "not_found",
+        }
         if field_name == "domain"
         else {"email": value, "email_status": "valid" if found else "unknown"}
     )
@@ -228,14 +246,20 @@ def localleads(request: Request, state: SandboxState) -> Reply:
     with state.lock:
         if request.path == "/api/v1/credits/balance":
             a = state.localleads
-            return Reply(200, {"success": True, "data": {
-                "monthlyCredits": a.monthly,
-                "bonusCredits": a.bonus,
-                "usedCredits": a.used,
-                "availableCredits": a.monthly + a.bonus - a.used,
-                "resetDay": a.reset_day,
-                "lastResetAt": a.last_reset_at,
-            }})
+            return Reply(
+                200,
+                {
+                    "success": True,
+                    "data": {
+                        "monthlyCredits": a.monthly,
+                        "bonusCredits": a.bonus,
+                        "usedCredits": a.used,
+                        "availableCredits": a.monthly + a.bonus - a.used,
+                        "resetDay": a.reset_day,
+                        "lastResetAt": a.last_reset_at,
+                    },
+                },
+            )
         if request.path == "/api/v1/credits/transactions":
             return _localleads_transactions(request, state)
     return error_reply("localleads", 404, state, "Route not found")
@@ -267,13 +291,16 @@ def truemail(request: Request, state: SandboxState) -> Reply:
         return error_reply("truemail", 404, state)
     with state.lock:
         a = state.truemail
-        return Reply(200, {
-            "plan": a.plan,
-            "period": {"start": a.period_start, "end": a.period_end},
-            "credits": {"total": a.total, "locked": a.locked},
-            "rate_limit": {"limit": a.rate_limit},
-            "validation_types": json.loads(json.dumps(a.validation_types)),
-        })
+        return Reply(
+            200,
+            {
+                "plan": a.plan,
+                "period": {"start": a.period_start, "end": a.period_end},
+                "credits": {"total": a.total, "locked": a.locked},
+                "rate_limit": {"limit": a.rate_limit},
+                "validation_types": json.loads(json.dumps(a.validation_types)),
+            },
+        )
 
 
 # -- faults that rewrite a good answer ------------------------------------------------------------------

@@ -1,5 +1,4 @@
-"""
-What a credit vendor *is*, apart from how bytes move.
+"""What a credit vendor *is*, apart from how bytes move.
 
 A vendor is a small description: its base URL, how it authenticates, the request that returns the
 balance, and pure functions that turn its JSON into a :class:`~airflow_credits_provider.models.CreditBalance`
@@ -24,8 +23,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class ApiRequest:
-    """
-    One call to a vendor API, relative to the connection's base URL.
+    """One call to a vendor API, relative to the connection's base URL.
 
     :param method: HTTP method
     :param path: path below the base URL, e.g. ``"/v1/credits"``
@@ -71,6 +69,7 @@ class HeaderKeyAuth(_SecretAuth):
         self.header = header
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        """Set the header on each request."""
         request.headers[self.header] = self._api_key
         yield request
 
@@ -79,13 +78,13 @@ class BearerAuth(_SecretAuth):
     """Send the key as ``Authorization: Bearer <key>``."""
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        """Set ``Authorization`` on each request."""
         request.headers["Authorization"] = f"Bearer {self._api_key}"
         yield request
 
 
 class CreditVendor:
-    """
-    Base description of a vendor's credit API. Subclasses fill the class attributes and parsers.
+    """Base description of a vendor's credit API. Subclasses fill the class attributes and parsers.
 
     Class attributes: ``key`` (short identifier, also the Airflow connection type, ``"leadmagic"``),
     ``display_name`` (used in messages), ``default_base_url`` (the vendor's documented base URL),
@@ -115,8 +114,7 @@ class CreditVendor:
         return VendorErrorDetail()
 
     def error_in_success(self, payload: Any) -> tuple[int, VendorErrorDetail] | None:
-        """
-        Detect an error reported with HTTP 2xx.
+        """Detect an error reported with HTTP 2xx.
 
         Return ``(equivalent_status, detail)`` when ``payload`` is an error, else ``None``.
         """

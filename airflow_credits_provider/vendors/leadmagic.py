@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from airflow_credits_provider.models import CreditBalance
@@ -12,20 +11,16 @@ from airflow_credits_provider.parsing import (
     decimal_at,
     object_at,
     text_at,
-    to_decimal,
 )
 from airflow_credits_provider.vendors.base import ApiRequest, CreditVendor, HeaderKeyAuth, VendorErrorDetail
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-
     import httpx
     from pendulum import DateTime
 
 
 class LeadMagicVendor(CreditVendor):
-    """
-    LeadMagic's credit API.
+    """LeadMagic's credit API.
 
     Spendable credits are ``credits_liquid`` when present (part of a balance can be frozen), else
     ``credits``. Errors come as an envelope (``{"success": false, "errors": [...], "meta": {...}}``)
@@ -71,7 +66,7 @@ class LeadMagicVendor(CreditVendor):
         """Read the error envelope or an RFC 9457 problem."""
         if not isinstance(payload, dict):
             return VendorErrorDetail()
-        meta = payload.get("meta") if isinstance(payload.get("meta"), dict) else {}
+        meta: dict[str, Any] = payload["meta"] if isinstance(payload.get("meta"), dict) else {}
         request_id = meta.get("request_id") or payload.get("request_id") or payload.get("instance")
         errors = payload.get("errors")
         if isinstance(errors, list) and errors and isinstance(errors[0], dict):
@@ -95,5 +90,3 @@ class LeadMagicVendor(CreditVendor):
 
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
-
-

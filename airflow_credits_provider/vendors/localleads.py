@@ -20,8 +20,6 @@ from airflow_credits_provider.parsing import (
 from airflow_credits_provider.vendors.base import ApiRequest, BearerAuth, CreditVendor, VendorErrorDetail
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     import httpx
     from pendulum import DateTime
 
@@ -30,20 +28,20 @@ MAX_PAGE_SIZE = 100
 
 
 def next_reset(last_reset_at: DateTime, reset_day: int) -> DateTime:
-    """
-    Return the first reset after ``last_reset_at`` on the billing anniversary ``reset_day``.
+    """Return the first reset after ``last_reset_at`` on the billing anniversary ``reset_day``.
 
     In months shorter than ``reset_day`` the reset falls on the month's last day (31 -> Feb 28/29).
     """
     base = last_reset_at.start_of("month").add(months=1)
     day = min(reset_day, base.days_in_month)
-    return base.set(day=day, hour=last_reset_at.hour, minute=last_reset_at.minute, second=last_reset_at.second)
+    return base.set(
+        day=day, hour=last_reset_at.hour, minute=last_reset_at.minute, second=last_reset_at.second
+    )
 
 
 @dataclass(frozen=True)
 class TransactionPage:
-    """
-    One page of the LocalLeads ledger (newest first).
+    """One page of the LocalLeads ledger (newest first).
 
     :param transactions: the page's transactions
     :param total: the ledger's size as the vendor reported it with this page
@@ -58,8 +56,7 @@ class TransactionPage:
 
 
 class LocalLeadsVendor(CreditVendor):
-    """
-    LocalLeads' credit API.
+    """LocalLeads' credit API.
 
     ``availableCredits`` (monthly + bonus - used) is the spendable balance. Errors come as
     ``{"success": false, "error": "..."}`` or ``{"statusCode": 401, "error": "Unauthorized",
@@ -93,7 +90,7 @@ class LocalLeadsVendor(CreditVendor):
         return VendorErrorDetail(message=error if isinstance(error, str) and error else None)
 
     def parse_balance(self, payload: Any, fetched_at: DateTime) -> CreditBalance:
-        """Read ``data.{monthlyCredits, bonusCredits, usedCredits, availableCredits, resetDay, lastResetAt}``."""
+        """Read ``data``: monthly, bonus, used and available credits, ``resetDay`` and ``lastResetAt``."""
         data = object_at(payload, "data")
         monthly = decimal_at(data, "monthlyCredits", required=False)
         bonus = decimal_at(data, "bonusCredits", required=False)
@@ -105,7 +102,9 @@ class LocalLeadsVendor(CreditVendor):
         if reset_day is not None and (
             isinstance(reset_day, bool) or not isinstance(reset_day, int) or not 1 <= reset_day <= 31
         ):
-            raise ResponseFormatError(f"field 'resetDay' should be a day of month but is {describe(reset_day)}")
+            raise ResponseFormatError(
+                f"field 'resetDay' should be a day of month but is {describe(reset_day)}"
+            )
         total = monthly + bonus if monthly is not None and bonus is not None else None
         return CreditBalance(
             vendor=self.key,
@@ -121,7 +120,7 @@ class LocalLeadsVendor(CreditVendor):
         )
 
     def parse_transactions(self, payload: Any, offset: int, limit: int) -> TransactionPage:
-        """Read one page: ``data`` records and ``meta`` as ``{total, limit, offset}`` or ``{total, page, limit}``."""
+        """Read one page: ``data`` and ``meta`` (``{total, limit, offset}`` or ``{total, page, limit}``)."""
         records = get_path(payload, "data")
         if not isinstance(records, list):
             raise ResponseFormatError(f"field 'data' should be an array but is {describe(records)}")
@@ -146,7 +145,9 @@ class LocalLeadsVendor(CreditVendor):
             raise ResponseFormatError(f"transaction {index} should be an object but is {describe(record)}")
         tx_id = get_path(record, "id")
         if isinstance(tx_id, bool) or not isinstance(tx_id, (str, int)) or tx_id == "":
-            raise ResponseFormatError(f"transaction {index}: field 'id' should be a string but is {describe(tx_id)}")
+            raise ResponseFormatError(
+                f"transaction {index}: field 'id' should be a string but is {describe(tx_id)}"
+            )
         tx_type = text_at(record, "type", required=True)
         assert tx_type is not None
         return CreditTransaction(
@@ -157,5 +158,3 @@ class LocalLeadsVendor(CreditVendor):
             created_at=to_datetime(get_path(record, "createdAt"), "createdAt").in_timezone("UTC"),
             raw=record,
         )
-
-

@@ -18,8 +18,6 @@ from airflow_credits_provider.parsing import (
 from airflow_credits_provider.vendors.base import ApiRequest, BearerAuth, CreditVendor, VendorErrorDetail
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-
     import httpx
     from pendulum import DateTime
 
@@ -29,8 +27,7 @@ class UnknownValidationTypeError(CreditProviderError, ValueError):
 
 
 class TrueMailVendor(CreditVendor):
-    """
-    TrueMail's usage API.
+    """TrueMail's usage API.
 
     ``credits.total`` is the spendable balance (``credits.locked`` is already deducted). The billing
     period's end is when plan credits renew. Errors are ``{"error": "..."}``, sometimes with context

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -10,7 +11,9 @@ from airflow_credits_provider.errors import CreditConnectionConfigError
 from airflow_credits_provider.hooks.leadmagic import LeadMagicHook
 from airflow_credits_provider.hooks.localleads import LocalLeadsHook
 from airflow_credits_provider.hooks.truemail import TrueMailHook
-from airflow_credits_provider.sandbox import SandboxServer
+
+if TYPE_CHECKING:
+    from airflow_credits_provider.sandbox import SandboxServer
 
 
 def _set(monkeypatch: pytest.MonkeyPatch, conn_id: str, **conn: object) -> None:
@@ -32,8 +35,15 @@ def test_defaults_to_the_vendors_documented_base_url(monkeypatch: pytest.MonkeyP
 
 def test_host_with_schema_and_port(monkeypatch: pytest.MonkeyPatch, sandbox: SandboxServer) -> None:
     port = sandbox.url.rsplit(":", 1)[1]
-    _set(monkeypatch, "c", conn_type="truemail", password=sandbox.state.keys["truemail"].copy().pop(),
-         host="127.0.0.1", port=int(port), schema="http")
+    _set(
+        monkeypatch,
+        "c",
+        conn_type="truemail",
+        password=sandbox.state.keys["truemail"].copy().pop(),
+        host="127.0.0.1",
+        port=int(port),
+        schema="http",
+    )
     hook = TrueMailHook("c")
     assert hook.client.settings.base_url == f"http://127.0.0.1:{port}"
     # The root of the sandbox has no vendor: the 404 names the host as the thing to check.
@@ -42,7 +52,9 @@ def test_host_with_schema_and_port(monkeypatch: pytest.MonkeyPatch, sandbox: San
 
 
 def test_uri_form_connection(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AIRFLOW_CONN_URI", "leadmagic://:secret-key@api.example.test/?timeout=5&max_retries=1")
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_URI", "leadmagic://:secret-key@api.example.test/?timeout=5&max_retries=1"
+    )
     client = LeadMagicHook("uri").client
     assert client.settings.base_url == "https://api.example.test"
     assert client.settings.timeout == 5.0
@@ -57,7 +69,9 @@ def test_prefixed_extras_and_constructor_overrides(monkeypatch: pytest.MonkeyPat
 
 def test_missing_key_says_where_to_put_it(monkeypatch: pytest.MonkeyPatch) -> None:
     _set(monkeypatch, "nokey", conn_type="localleads", host="https://leadsapi.postorbit.io")
-    with pytest.raises(CreditConnectionConfigError, match="'nokey' has no API key: put the LocalLeads API key"):
+    with pytest.raises(
+        CreditConnectionConfigError, match="'nokey' has no API key: put the LocalLeads API key"
+    ):
         LocalLeadsHook("nokey").get_balance()
 
 

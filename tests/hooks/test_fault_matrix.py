@@ -49,13 +49,26 @@ CASES = {
     "404": Case("status", {"status": 404}, errors.NotFoundError, 1, "Check the connection's host"),
     "400": Case("status", {"status": 400}, errors.InvalidRequestError, 1, "rejected the request"),
     "422": Case("status", {"status": 422}, errors.InvalidRequestError, 1, "could not process"),
-    "500-always": Case("status", {"status": 500, "times": -1}, errors.VendorUnavailableError, 3, "Gave up after 3 attempts"),
-    "502-always": Case("status", {"status": 502, "times": -1}, errors.VendorUnavailableError, 3, "server error"),
+    "500-always": Case(
+        "status", {"status": 500, "times": -1}, errors.VendorUnavailableError, 3, "Gave up after 3 attempts"
+    ),
+    "502-always": Case(
+        "status", {"status": 502, "times": -1}, errors.VendorUnavailableError, 3, "server error"
+    ),
     "503-once": Case("status", {"status": 503}, None, 2),
     "429-always": Case("rate_limit", {"times": -1}, errors.RateLimitedError, 3, "rate-limited"),
     "429-once-retry-after": Case("rate_limit", {"retry_after": "0"}, None, 2),
-    "429-retry-after-capped": Case("rate_limit", {"times": -1, "retry_after": "120"}, errors.RateLimitedError, 3),
-    "slow-always": Case("slow", {"delay": 0.6, "times": -1}, errors.VendorTimeoutError, 3, "did not answer within 0.2s", {"timeout": 0.2}),
+    "429-retry-after-capped": Case(
+        "rate_limit", {"times": -1, "retry_after": "120"}, errors.RateLimitedError, 3
+    ),
+    "slow-always": Case(
+        "slow",
+        {"delay": 0.6, "times": -1},
+        errors.VendorTimeoutError,
+        3,
+        "did not answer within 0.2s",
+        {"timeout": 0.2},
+    ),
     "slow-once": Case("slow", {"delay": 0.6}, None, 2, "", {"timeout": 0.2}),
     "drop-always": Case("drop", {"times": -1}, errors.VendorUnreachableError, 3, "Could not get an answer"),
     "drop-once": Case("drop", {}, None, 2),
@@ -95,9 +108,11 @@ def test_fault(connections: SandboxServer, vendor: str, case_id: str, mode: str)
         if case.kind in ("status", "rate_limit"):
             assert exc.status_code == case.options.get("status", 429)
         if case_id == "429-retry-after-capped":
-            assert isinstance(exc, errors.RateLimitedError) and exc.retry_after == 120
+            assert isinstance(exc, errors.RateLimitedError)
+            assert exc.retry_after == 120
         if case_id == "429-always":
-            assert isinstance(exc, errors.RateLimitedError) and exc.retry_after is None
+            assert isinstance(exc, errors.RateLimitedError)
+            assert exc.retry_after is None
         assert len(str(exc)) < 600  # a message, never a dumped body
     received = connections.state.requests_for(vendor)
     assert len(received) == case.requests

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 import pytest
 
 from airflow_credits_provider.errors import AuthenticationError, InsufficientCreditsError, InvalidRequestError
 from airflow_credits_provider.hooks.leadmagic import LeadMagicHook
-from airflow_credits_provider.sandbox import DEFAULT_KEYS, SandboxServer
+from airflow_credits_provider.sandbox import DEFAULT_KEYS
+
+if TYPE_CHECKING:
+    from airflow_credits_provider.sandbox import SandboxServer
 
 
 def test_balance_uses_liquid_credits(connections: SandboxServer) -> None:
@@ -45,7 +49,9 @@ def test_request_records_credits_remaining_header(connections: SandboxServer) ->
     connections.state.leadmagic.credits = Decimal(3)
     hook = LeadMagicHook()
     assert hook.last_known_balance is None
-    found = hook.request("POST", "/v1/people/email-finder", json={"first_name": "Ada", "domain": "example.com"})
+    found = hook.request(
+        "POST", "/v1/people/email-finder", json={"first_name": "Ada", "domain": "example.com"}
+    )
     assert found["status"] == "valid"
     assert hook.last_known_balance == Decimal(2)
     assert hook.last_credits_cost == Decimal(1)

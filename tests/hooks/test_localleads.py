@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 import pendulum
 import pytest
 
 from airflow_credits_provider.errors import AuthenticationError, BadResponseError
 from airflow_credits_provider.hooks.localleads import LocalLeadsHook
-from airflow_credits_provider.sandbox import DEFAULT_KEYS, SandboxServer
+from airflow_credits_provider.sandbox import DEFAULT_KEYS
+
+if TYPE_CHECKING:
+    from airflow_credits_provider.sandbox import SandboxServer
 
 
 def test_balance(connections: SandboxServer) -> None:
     state = connections.state
-    state.localleads.monthly, state.localleads.bonus, state.localleads.used = Decimal(500), Decimal(40), Decimal(510)
+    state.localleads.monthly, state.localleads.bonus, state.localleads.used = (
+        Decimal(500),
+        Decimal(40),
+        Decimal(510),
+    )
     state.localleads.reset_day = 31
     state.localleads.last_reset_at = "2026-01-31T00:00:00.000Z"
     balance = LocalLeadsHook().get_balance()
@@ -33,9 +41,13 @@ def test_iter_transactions_pages_the_whole_ledger(connections: SandboxServer, me
     transactions = list(LocalLeadsHook().iter_transactions())
     assert [t.id for t in transactions] == [r["id"] for r in state.ledger.newest_first()]
     assert len({t.id for t in transactions}) == 250
-    assert all(a.created_at >= b.created_at for a, b in zip(transactions, transactions[1:]))
+    assert all(a.created_at >= b.created_at for a, b in zip(transactions, transactions[1:], strict=False))
     queries = [r.query for r in state.requests_for("localleads")]
-    assert queries == [{"limit": "100", "offset": "0"}, {"limit": "100", "offset": "100"}, {"limit": "100", "offset": "200"}]
+    assert queries == [
+        {"limit": "100", "offset": "0"},
+        {"limit": "100", "offset": "100"},
+        {"limit": "100", "offset": "200"},
+    ]
 
 
 def test_exact_multiple_of_page_size_stops_on_total(connections: SandboxServer) -> None:
@@ -55,7 +67,8 @@ def test_transactions_keep_hostile_text_and_signs(connections: SandboxServer) ->
         assert tx.type == record["type"]
     assert any("DROP TABLE" in (t.description or "") for t in transactions)
     assert {t.type for t in transactions} >= {"DEDUCTION", "MONTHLY_RESET", "TOP_UP", "COUPON"}
-    assert any(t.amount < 0 for t in transactions) and any(t.amount > 0 for t in transactions)
+    assert any(t.amount < 0 for t in transactions)
+    assert any(t.amount > 0 for t in transactions)
 
 
 def test_max_pages_and_offset(connections: SandboxServer) -> None:

@@ -5,15 +5,18 @@ from __future__ import annotations
 import email.utils
 import logging
 import time
+from typing import TYPE_CHECKING
 
 import pytest
 
 from airflow_credits_provider import errors
 from airflow_credits_provider.hooks.leadmagic import LeadMagicHook
 from airflow_credits_provider.hooks.truemail import TrueMailHook
-from airflow_credits_provider.sandbox import SandboxServer
 from airflow_credits_provider.transport import parse_retry_after
 from tests.conftest import set_connection
+
+if TYPE_CHECKING:
+    from airflow_credits_provider.sandbox import SandboxServer
 
 
 def _waits(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -45,7 +48,10 @@ def test_backoff_grows_and_stays_bounded(
     monkeypatch: pytest.MonkeyPatch, sandbox: SandboxServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     set_connection(
-        monkeypatch, "truemail_default", sandbox, "truemail",
+        monkeypatch,
+        "truemail_default",
+        sandbox,
+        "truemail",
         extra={"max_retries": 4, "retry_initial_wait": 0.01, "max_retry_wait": 0.03},
     )
     sandbox.state.inject("status", "truemail", status=503, times=-1)
@@ -103,6 +109,7 @@ def test_parse_retry_after_seconds(header: str | None, expected: float | None) -
 def test_parse_retry_after_http_date() -> None:
     when = email.utils.formatdate(time.time() + 30, usegmt=True)
     parsed = parse_retry_after(when)
-    assert parsed is not None and 25 <= parsed <= 31
+    assert parsed is not None
+    assert 25 <= parsed <= 31
     past = email.utils.formatdate(time.time() - 30, usegmt=True)
     assert parse_retry_after(past) == 0.0

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 import pytest
 
 from airflow_credits_provider.errors import PermissionDeniedError, ValidationTypeUnavailableError
 from airflow_credits_provider.hooks.truemail import TrueMailHook
-from airflow_credits_provider.sandbox import SandboxServer
+
+if TYPE_CHECKING:
+    from airflow_credits_provider.sandbox import SandboxServer
 
 
 def test_balance_and_prices(connections: SandboxServer) -> None:

@@ -77,7 +77,10 @@ def test_envelope_error() -> None:
                     "docs": "https://docs.leadmagic.io/api-reference/authentication",
                 }
             ],
-            "meta": {"request_id": "ea6e3248-f4d2-437d-bca3-20881b529129", "timestamp": "2024-02-01T12:00:00.000Z"},
+            "meta": {
+                "request_id": "ea6e3248-f4d2-437d-bca3-20881b529129",
+                "timestamp": "2024-02-01T12:00:00.000Z",
+            },
         }
     )
     assert detail.message == "Invalid API key. The key does not exist or is incorrect."

@@ -67,14 +67,34 @@ def test_missing_data_object() -> None:
         VENDOR.parse_balance({"success": True}, NOW)
 
 
-@pytest.mark.parametrize("meta", [{"total": 28, "limit": 50, "offset": 0}, {"total": 28, "page": 1, "limit": 50}])
+@pytest.mark.parametrize(
+    "meta", [{"total": 28, "limit": 50, "offset": 0}, {"total": 28, "page": 1, "limit": 50}]
+)
 def test_both_meta_shapes(meta: dict[str, int]) -> None:
     payload = {
         "success": True,
         "data": [
-            {"id": "txn_abc123", "type": "DEDUCTION", "amount": -12, "description": "Lead search", "createdAt": "2026-05-05T10:01:00.000Z"},
-            {"id": "txn_def456", "type": "MONTHLY_RESET", "amount": 100, "description": "Monthly credit reset", "createdAt": "2026-05-01T00:00:00.000Z"},
-            {"id": "txn_x", "type": "COUPON_REDEEMED", "amount": "25", "description": None, "createdAt": "2026-04-01T00:00:00Z"},
+            {
+                "id": "txn_abc123",
+                "type": "DEDUCTION",
+                "amount": -12,
+                "description": "Lead search",
+                "createdAt": "2026-05-05T10:01:00.000Z",
+            },
+            {
+                "id": "txn_def456",
+                "type": "MONTHLY_RESET",
+                "amount": 100,
+                "description": "Monthly credit reset",
+                "createdAt": "2026-05-01T00:00:00.000Z",
+            },
+            {
+                "id": "txn_x",
+                "type": "COUPON_REDEEMED",
+                "amount": "25",
+                "description": None,
+                "createdAt": "2026-04-01T00:00:00Z",
+            },
         ],
         "meta": meta,
     }
@@ -105,7 +125,9 @@ def test_bad_transactions(record: dict[str, object], field: str) -> None:
 def test_error_shapes() -> None:
     simple = VENDOR.parse_error({"success": False, "error": "Human-readable message"})
     assert (simple.message, simple.code) == ("Human-readable message", None)
-    nest = VENDOR.parse_error({"statusCode": 401, "error": "Unauthorized", "message": "Invalid or expired token"})
+    nest = VENDOR.parse_error(
+        {"statusCode": 401, "error": "Unauthorized", "message": "Invalid or expired token"}
+    )
     assert (nest.message, nest.code) == ("Invalid or expired token", "Unauthorized")
     assert VENDOR.error_in_success({"success": False, "error": "quota"}) is not None
     assert VENDOR.error_in_success(DOC_BALANCE) is None

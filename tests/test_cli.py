@@ -1,0 +1,87 @@
+"""The airflow-credits command line, run as a user runs it (a real process)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import httpx
+
+from tests.conftest import subprocess_env
+
+if TYPE_CHECKING:
+    from airflow_credits_provider.sandbox import SandboxServer
+
+CLI = shutil.which("airflow-credits", path=str(Path(sys.executable).parent)) or "airflow-credits"
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([CLI, *args], capture_output=True, text=True, env=subprocess_env(), timeout=120)
+
+
+def test_balance_text_and_json(connections: SandboxServer) -> None:
+    text = _run("balance", "localleads_default")
+    assert text.returncode == 0, text.stderr
+    assert text.stdout.splitlines()[0] == "localleads_default (localleads): 82 credits available"
+    assert "next reset:" in text.stdout
+    as_json = _run("balance", "truemail_default", "--json")
+    assert as_json.returncode == 0, as_json.stderr
+    data = json.loads(as_json.stdout)
+    assert data["available"] == "45230"
+    assert data["unit_prices"]["smtp"]["credits"] == "10"
+    assert "raw" not in data
+    with_raw = json.loads(_run("balance", "truemail_default", "--json", "--raw").stdout)
+    assert with_raw["raw"]["plan"] == "premium"
+
+
+def test_balance_errors_exit_non_zero_with_the_reason(connections: SandboxServer) -> None:
+    connections.state.set_key("leadmagic", "rotated")
+    result = _run("balance", "leadmagic_default")
+    assert result.returncode == 1
+    assert "error: LeadMagic rejected the API key" in result.stderr
+    missing = _run("balance", "no_such_connection")
+    assert missing.returncode != 0
+    assert "no_such_connection" in missing.stderr
+
+
+def test_balance_rejects_a_non_credit_connection() -> None:
+    env = subprocess_env(AIRFLOW_CONN_MYDB="sqlite:///tmp/x.db")
+    result = subprocess.run([CLI, "balance", "mydb"], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 2
+    assert "not a credit API connection type" in result.stderr
+
+
+def test_sandbox_command_serves_and_prints_connections(tmp_path: Path) -> None:
+    env_file = tmp_path / "sandbox.env"
+    with subprocess.Popen(
+        [CLI, "sandbox", "--port", "0", "--env-file", str(env_file), "--ledger-size", "7"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=subprocess_env(),
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            first = proc.stdout.readline()
+            assert first.startswith("Credits sandbox serving on http://127.0.0.1:")
+            url = first.split()[4]
+            lines = [proc.stdout.readline() for _ in range(4)]
+            exports = [line for line in lines if line.startswith("export AIRFLOW_CONN_")]
+            assert len(exports) == 3
+            assert env_file.read_text().splitlines() == [e.rstrip("\n") for e in exports]
+            state = httpx.get(f"{url}/_sandbox/state", timeout=5).json()
+            assert state["ledger_size"] == 7
+            conn = json.loads(exports[1].split("=", 1)[1].strip("'\n"))
+            balance = httpx.get(
+                f"{conn['host']}/api/v1/credits/balance",
+                headers={"Authorization": f"Bearer {conn['password']}"},
+                timeout=5,
+            )
+            assert balance.json()["data"]["availableCredits"] == 82
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
