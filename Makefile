@@ -34,7 +34,7 @@ typecheck: install
 	$(BIN)/mypy
 
 docs: install
-	$(BIN)/mkdocs build --strict --quiet --site-dir .venv/site
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir .venv/site
 
 pytest: install
 	$(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)

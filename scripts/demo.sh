@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The main job, offline: start the bundled sandbox of the vendor APIs, point the default
+# connections at it, and print every vendor's balance through the airflow-credits CLI.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=.venv/bin
+DEMO=.demo
+mkdir -p "$DEMO"
+export AIRFLOW_HOME="$PWD/$DEMO/airflow-home"
+export AIRFLOW__CORE__LOAD_EXAMPLES=False
+rm -f "$DEMO/sandbox.env"
+
+"$BIN/airflow-credits" sandbox --port 0 --env-file "$DEMO/sandbox.env" > "$DEMO/sandbox.log" 2>&1 &
+SANDBOX_PID=$!
+trap 'kill $SANDBOX_PID 2>/dev/null || true; wait $SANDBOX_PID 2>/dev/null || true' EXIT
+
+for _ in $(seq 1 100); do
+  [ -s "$DEMO/sandbox.env" ] && break
+  kill -0 "$SANDBOX_PID" 2>/dev/null || { cat "$DEMO/sandbox.log"; exit 1; }
+  sleep 0.1
+done
+[ -s "$DEMO/sandbox.env" ] || { echo "sandbox did not start"; cat "$DEMO/sandbox.log"; exit 1; }
+# shellcheck disable=SC1091
+source "$DEMO/sandbox.env"
+head -n 1 "$DEMO/sandbox.log"
+echo
+
+for conn in leadmagic_default localleads_default truemail_default; do
+  "$BIN/airflow-credits" balance "$conn"
+  echo
+done
