@@ -62,10 +62,13 @@ def _throwaway() -> str | None:
         capture_output=True,
     )
     options = f"-c listen_addresses=127.0.0.1 -p {port} -c fsync=off -k {data}"
+    # -l sends the server's output to a file: a pipe would keep subprocess.run waiting for EOF.
     subprocess.run(
-        [*run_as, f"{bindir}/pg_ctl", "-D", data, "-o", options, "-w", "start"],
+        [*run_as, f"{bindir}/pg_ctl", "-D", data, "-o", options, "-l", f"{data}/server.log", "-w", "start"],
         check=True,
-        capture_output=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=60,
     )
     atexit.register(
         subprocess.run,

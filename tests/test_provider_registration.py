@@ -46,6 +46,23 @@ def test_connection_forms_are_declarative() -> None:
         assert set(form["conn-fields"]) == {"timeout", "max_retries", "max_retry_wait"}
 
 
+def test_classmethod_fallback_for_airflow_3_0_and_3_1() -> None:
+    from airflow_credits_provider.hooks.leadmagic import LeadMagicHook
+    from airflow_credits_provider.hooks.localleads import LocalLeadsHook
+    from airflow_credits_provider.hooks.truemail import TrueMailHook
+
+    for hook_class, url in (
+        (LeadMagicHook, "https://api.leadmagic.io"),
+        (LocalLeadsHook, "https://leadsapi.postorbit.io"),
+        (TrueMailHook, "https://api.truemail.app"),
+    ):
+        assert "get_ui_field_behaviour" in hook_class.__dict__  # 3.0/3.1 look only here
+        behaviour = hook_class.get_ui_field_behaviour()
+        assert behaviour["relabeling"] == {"password": "API key", "host": "Base URL (optional)"}
+        assert behaviour["placeholders"]["host"] == url
+        assert "extra" in behaviour["hidden_fields"]
+
+
 def test_providers_manager_discovers_everything() -> None:
     from airflow.providers_manager import ProvidersManager
     from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime

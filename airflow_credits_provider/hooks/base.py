@@ -58,15 +58,17 @@ class CreditApiHook(BaseHook):
     def __repr__(self) -> str:
         return f"{type(self).__name__}(credit_conn_id={self.credit_conn_id!r})"
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # Airflow 3.0/3.1 read form behaviour only from a hook's *own* __dict__, so each vendor hook
+        # gets the classmethod itself. Airflow 3.2+ reads the declarative form in the provider info.
+        if "get_ui_field_behaviour" not in cls.__dict__:
+            cls.get_ui_field_behaviour = classmethod(_ui_field_behaviour)  # type: ignore[assignment,method-assign]
+
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
         """Form behaviour for Airflow 3.0/3.1, which predate the declarative ``conn-fields``."""
-        behaviour = connection_form(cls.vendor_class)["ui-field-behaviour"]
-        return {
-            "hidden_fields": behaviour["hidden-fields"],
-            "relabeling": behaviour["relabeling"],
-            "placeholders": {k: v for k, v in behaviour["placeholders"].items() if k in ("host", "password")},
-        }
+        return _ui_field_behaviour(cls)
 
     # -- connection --------------------------------------------------------------------------------
     def _vendor(self, extra: dict[str, Any]) -> CreditVendor:
@@ -214,3 +216,12 @@ class CreditApiHook(BaseHook):
 
     def _test_call(self) -> CreditBalance:
         return self.get_balance()
+
+
+def _ui_field_behaviour(cls: type[CreditApiHook]) -> dict[str, Any]:
+    behaviour = connection_form(cls.vendor_class)["ui-field-behaviour"]
+    return {
+        "hidden_fields": behaviour["hidden-fields"],
+        "relabeling": behaviour["relabeling"],
+        "placeholders": {k: v for k, v in behaviour["placeholders"].items() if k in ("host", "password")},
+    }
