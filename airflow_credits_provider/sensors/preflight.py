@@ -1,0 +1,241 @@
+"""CreditPreflightSensor: wait until a credit connection covers a job (poke, reschedule, deferrable)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseSensorOperator, conf
+
+from airflow_credits_provider.preflight_task import PREFLIGHT_TEMPLATE_FIELDS, PreflightArgs
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from decimal import Decimal
+
+    from airflow.sdk import Context
+    from pendulum import DateTime
+
+    from airflow_credits_provider.models import CreditBalance
+    from airflow_credits_provider.preflight import PreflightDecision
+
+
+class CreditPreflightSensor(PreflightArgs, BaseSensorOperator):
+    """Wait until a credit connection has ``cost + margin`` credits available.
+
+    One class for every mode: ``mode="poke"`` or ``"reschedule"``, or ``deferrable=True`` (default:
+    ``[operators] default_deferrable``), which checks once and, if short, defers to
+    :class:`~airflow_credits_provider.triggers.balance.CreditBalanceTrigger` with an absolute deadline
+    (now + ``timeout``). ``timeout`` and ``soft_fail`` behave as in Airflow's own sensors in every mode.
+
+    Errors that waiting cannot fix (a bad key, a denied plan, a wrong URL, an impossible estimate) fail
+    the task at once with the vendor's message; rate limits, 5xx answers and network errors are waited
+    out. The decision record is pushed to XCom under ``credit_preflight`` at each check, and returned
+    when the check passes.
+
+    With ``wait_for_reset=True``, when the vendor reports when credits renew (LocalLeads ``resetDay`` /
+    ``lastResetAt``, TrueMail ``period.end``) and the renewal will cover the job (or the vendor does
+    not say how much it renews), the sensor makes no calls until the renewal instead of polling all
+    month; when the renewal comes after the sensor's deadline it fails (or, with ``soft_fail``, skips)
+    at once, saying so.
+
+    :param credit_conn_id: the credit connection to watch (any vendor) (templated)
+    :param estimated_cost: credits the job will spend: a number, a numeric string, or a callable taking
+        the context (templated)
+    :param units: instead of ``estimated_cost``: how many units the job processes (templated)
+    :param unit_cost: credits per unit; without it, the vendor's price for ``validation_type`` (templated)
+    :param validation_type: the vendor service whose price applies, e.g. TrueMail ``"smtp"`` (templated)
+    :param margin: credits kept in reserve on top of the cost (templated)
+    :param margin_percent: percent of the cost kept in reserve on top of it (templated)
+    :param wait_for_reset: wait for the vendor's next credit renewal instead of polling, when it covers
+    :param deferrable: defer to the triggerer while waiting
+    :param warn_below: log a warning (and call ``on_low_balance``) when available credits are below it
+    :param critical_below: as ``warn_below``, at the critical level
+    :param on_low_balance: called as ``on_low_balance(level=..., balance=..., context=...)``
+    """
+
+    template_fields = PREFLIGHT_TEMPLATE_FIELDS
+    ui_color = "#fdf1d6"
+
+    def __init__(
+        self,
+        *,
+        credit_conn_id: str,
+        estimated_cost: Any = None,
+        units: Any = None,
+        unit_cost: Any = None,
+        validation_type: str | None = None,
+        margin: Any = 0,
+        margin_percent: Any = 0,
+        wait_for_reset: bool = False,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        warn_below: Any = None,
+        critical_below: Any = None,
+        on_low_balance: Callable[..., Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.wait_for_reset = wait_for_reset
+        self.deferrable = deferrable
+        self._init_preflight(
+            credit_conn_id=credit_conn_id,
+            estimated_cost=estimated_cost,
+            units=units,
+            unit_cost=unit_cost,
+            validation_type=validation_type,
+            margin=margin,
+            margin_percent=margin_percent,
+            warn_below=warn_below,
+            critical_below=critical_below,
+            on_low_balance=on_low_balance,
+        )
+        self._quiet_until: DateTime | None = None
+        self._poke_deadline: DateTime | None = None
+
+    # -- poke and reschedule ------------------------------------------------------------------------
+    def execute(self, context: Context) -> Any:
+        """Poke/reschedule through Airflow's sensor loop; deferrable: check once, then defer."""
+        if not self.deferrable:
+            self._poke_deadline = self._deadline(context)
+            return super().execute(context)
+        return self._check_then_defer(context)
+
+    def poke(self, context: Context) -> Any:
+        """Check the balance once; ``False`` to keep waiting."""
+        import pendulum
+        from airflow.sdk import PokeReturnValue
+
+        from airflow_credits_provider.errors import CreditProviderError
+
+        if self._quiet_until is not None and pendulum.now("UTC") < self._quiet_until:
+            return False  # poke mode, waiting for a known renewal: no calls until then
+        try:
+            balance = self._fetch_balance()
+        except CreditProviderError as exc:  # retryable errors, already retried by the hook: keep waiting
+            self.log.warning("Balance check failed, will check again: %s", exc)
+            return False
+        decision = self._decide(context, balance)
+        if decision.passed:
+            return PokeReturnValue(is_done=True, xcom_value=decision.to_dict())
+        self._log_short(decision, balance)
+        self._plan_reset_wait(context, decision, balance, self._poke_deadline)
+        return False
+
+    def _deadline(self, context: Context) -> DateTime:
+        import pendulum
+
+        start = pendulum.now("UTC")
+        if self.reschedule:
+            first = context["ti"].get_first_reschedule_date(context)
+            if first is not None:
+                start = pendulum.instance(first)
+        return start + timedelta(seconds=self.timeout)
+
+    def _plan_reset_wait(
+        self, context: Context, decision: PreflightDecision, balance: CreditBalance, deadline: DateTime | None
+    ) -> DateTime | None:
+        """With ``wait_for_reset``, return when to check next, or fail when the renewal is too late."""
+        if not self.wait_for_reset or balance.next_reset_at is None:
+            return None
+        from airflow.sdk.exceptions import AirflowRescheduleException, AirflowSkipException
+
+        from airflow_credits_provider.preflight import balance_after_reset, shortfall_message
+        from airflow_credits_provider.preflight_task import CreditPreflightFailed
+
+        reset = balance.next_reset_at
+        after = balance_after_reset(balance)
+        if after is not None and after < decision.required:
+            return None  # the renewal will not cover it: only a top-up can, so keep polling
+        if deadline is not None and reset > deadline:
+            message = (
+                f"Credits renew at {reset.isoformat()}, after this sensor's deadline "
+                f"{deadline.isoformat()}: waiting cannot succeed. {shortfall_message(decision, balance)}"
+            )
+            if self.soft_fail:
+                raise AirflowSkipException(message)
+            raise CreditPreflightFailed(message)
+        self.log.info("Waiting for the credit renewal at %s instead of polling", reset.isoformat())
+        if self.deferrable:
+            return reset
+        if self.reschedule:
+            raise AirflowRescheduleException(reset)
+        self._quiet_until = reset
+        return reset
+
+    def _log_short(self, decision: PreflightDecision, balance: CreditBalance) -> None:
+        from airflow_credits_provider.preflight import shortfall_message
+
+        self.log.info("%s Waiting.", shortfall_message(decision, balance))
+
+    # -- deferrable ---------------------------------------------------------------------------------
+    def _check_then_defer(self, context: Context) -> Any:
+        import pendulum
+
+        from airflow_credits_provider.triggers.balance import CreditBalanceTrigger
+
+        deadline = pendulum.now("UTC") + timedelta(seconds=self.timeout)
+        decision, balance = self._first_check(context)
+        if decision is not None and decision.passed:
+            return decision.to_dict()
+        not_before = None
+        if decision is not None and balance is not None:
+            self._log_short(decision, balance)
+            not_before = self._plan_reset_wait(context, decision, balance, deadline)
+        required = decision.required if decision is not None else self._required_without_balance(context)
+        self.defer(
+            trigger=CreditBalanceTrigger(
+                credit_conn_id=self.credit_conn_id,
+                required=str(required),
+                poll_interval=self.poke_interval,
+                deadline=deadline.isoformat(),
+                not_before=not_before.isoformat() if not_before else None,
+            ),
+            method_name="execute_complete",
+            kwargs={"required": str(required)},
+            timeout=timedelta(seconds=self.timeout),
+        )
+
+    def _first_check(self, context: Context) -> tuple[PreflightDecision | None, CreditBalance | None]:
+        from airflow_credits_provider.errors import CreditProviderError
+
+        try:
+            balance = self._fetch_balance()
+        except CreditProviderError as exc:
+            if self.units is not None and self.unit_cost is None:
+                raise  # the cost needs the vendor's price: let the task's retries handle it
+            self.log.warning("First balance check failed, deferring to keep waiting: %s", exc)
+            return None, None
+        return self._decide(context, balance), balance
+
+    def _required_without_balance(self, context: Context) -> Decimal:
+        """Cost + margin when the first check failed; needs no vendor price unless ``unit_cost`` is unset."""
+        from airflow_credits_provider.preflight import estimate_cost, margin_for
+
+        cost, _ = estimate_cost(
+            task_id=self.task_id,
+            estimated_cost=self.estimated_cost,
+            units=self.units,
+            unit_cost=self.unit_cost,
+            validation_type=self.validation_type,
+            balance=None,
+            context=context,
+        )
+        return cost + margin_for(cost, self.margin, self.margin_percent, self.task_id)
+
+    def execute_complete(self, context: Context, event: dict[str, Any], required: str | None = None) -> Any:
+        """Resume after the trigger: pass, time out, or fail with the vendor's message."""
+        from airflow.sdk.exceptions import AirflowSensorTimeout
+
+        from airflow_credits_provider.models import CreditBalance
+        from airflow_credits_provider.preflight_task import CreditPreflightFailed
+
+        status = event.get("status")
+        if status == "success":
+            balance = CreditBalance.from_dict(event["balance"])
+            decision = self._decide(context, balance)
+            if decision.passed:
+                return decision.to_dict()
+            raise CreditPreflightFailed("The balance dropped again after the trigger saw enough credits.")
+        if status == "timeout":
+            raise AirflowSensorTimeout(event.get("message", "Timed out waiting for credits."))
+        raise CreditPreflightFailed(event.get("message", "The credit balance trigger failed."))

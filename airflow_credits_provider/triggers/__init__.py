@@ -1,0 +1,1 @@
+"""Async triggers for deferrable credit sensors."""

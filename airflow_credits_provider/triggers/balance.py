@@ -1,0 +1,151 @@
+"""The trigger behind deferrable credit sensors: wait until a connection has enough credits."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from pendulum import DateTime
+
+#: Longest pause between polls after errors (seconds).
+MAX_ERROR_BACKOFF = 600.0
+
+
+class CreditBalanceTrigger(BaseTrigger):
+    """Poll a credit connection until ``available >= required``, the deadline passes, or waiting cannot help.
+
+    Serialises only primitives (never a key). Triggers in one triggerer that watch the same connection
+    share one in-flight request and a cached balance (:class:`SharedBalancePoller`). Network errors,
+    429 and 5xx answers back off exponentially and keep waiting; authentication, permission and
+    configuration errors end the wait with an ``error`` event carrying the vendor's message.
+
+    Events: ``{"status": "success", "balance": {...}}``, ``{"status": "timeout", "message": ...}``,
+    ``{"status": "error", "message": ..., "error_type": ...}``.
+
+    :param credit_conn_id: the credit connection to watch
+    :param required: credits needed (cost + margin), as a string or number
+    :param poll_interval: seconds between balance checks
+    :param deadline: ISO 8601 time after which the wait times out (``None``: no deadline)
+    :param not_before: ISO 8601 time before which no check is made (a known credit renewal)
+    """
+
+    def __init__(
+        self,
+        credit_conn_id: str,
+        required: str | int | Decimal,
+        poll_interval: float = 60.0,
+        deadline: str | None = None,
+        not_before: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.credit_conn_id = credit_conn_id
+        self.required = str(required)
+        self.poll_interval = float(poll_interval)
+        self.deadline = deadline
+        self.not_before = not_before
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        """Class path and primitive kwargs, stored in the metadata database."""
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "credit_conn_id": self.credit_conn_id,
+                "required": self.required,
+                "poll_interval": self.poll_interval,
+                "deadline": self.deadline,
+                "not_before": self.not_before,
+            },
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        """Poll until a terminal event, then return."""
+        import pendulum
+
+        from airflow_credits_provider.errors import CreditProviderError
+        from airflow_credits_provider.preflight import is_fatal
+        from airflow_credits_provider.triggers.poller import SharedBalancePoller
+
+        required = Decimal(self.required)
+        deadline = _parse(self.deadline)
+        not_before = _parse(self.not_before)
+        poller = SharedBalancePoller.acquire(self.credit_conn_id)
+        failures = 0
+        try:
+            while True:
+                now = pendulum.now("UTC")
+                if deadline is not None and now >= deadline:
+                    yield TriggerEvent(
+                        {
+                            "status": "timeout",
+                            "message": f"Still not {self.required} credits on connection "
+                            f"{self.credit_conn_id!r} at the deadline {deadline.isoformat()}.",
+                        }
+                    )
+                    return
+                if not_before is not None and now < not_before:
+                    await _sleep_until(not_before, deadline)
+                    continue
+                try:
+                    balance = await poller.get(max_age=self.poll_interval)
+                except CreditProviderError as exc:
+                    if is_fatal(exc):
+                        yield TriggerEvent(
+                            {"status": "error", "message": str(exc), "error_type": type(exc).__name__}
+                        )
+                        return
+                    failures += 1
+                    delay = min(self.poll_interval * 2 ** (failures - 1), MAX_ERROR_BACKOFF)
+                    self.log.warning(
+                        "Balance check failed (%s); waiting %.1fs before the next one", exc, delay
+                    )
+                    await _sleep(delay, deadline)
+                    continue
+                failures = 0
+                if balance.available >= required:
+                    yield TriggerEvent({"status": "success", "balance": _without_raw(balance.to_dict())})
+                    return
+                self.log.info(
+                    "%s: %s credits available, %s required; checking again in %ss",
+                    self.credit_conn_id,
+                    balance.available,
+                    self.required,
+                    self.poll_interval,
+                )
+                await _sleep(self.poll_interval, deadline)
+        finally:
+            await poller.release()
+
+
+def _parse(value: str | None) -> DateTime | None:
+    if value is None:
+        return None
+    import pendulum
+
+    parsed = pendulum.parse(value)
+    assert isinstance(parsed, pendulum.DateTime)
+    return parsed
+
+
+async def _sleep(seconds: float, deadline: DateTime | None) -> None:
+    if deadline is not None:
+        import pendulum
+
+        seconds = max(0.0, min(seconds, (deadline - pendulum.now("UTC")).total_seconds()))
+    await asyncio.sleep(seconds)
+
+
+async def _sleep_until(moment: DateTime, deadline: DateTime | None) -> None:
+    import pendulum
+
+    await _sleep((moment - pendulum.now("UTC")).total_seconds(), deadline)
+
+
+def _without_raw(data: dict[str, Any]) -> dict[str, Any]:
+    data.pop("raw", None)
+    return data

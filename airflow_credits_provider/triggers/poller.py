@@ -1,0 +1,87 @@
+"""Coalesced balance polling: every trigger in one triggerer that watches a connection shares one request.
+
+The vendors ask callers to cache the balance rather than call before every request. A triggerer may hold
+hundreds of deferred sensors on one connection; through :class:`SharedBalancePoller` they share one
+in-flight request and a short-lived cached balance, so N waiting sensors make about one request per
+poll interval, not N.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from airflow_credits_provider.hooks.base import CreditApiHook
+    from airflow_credits_provider.models import CreditBalance
+    from airflow_credits_provider.transport import CreditApiClient
+
+
+class SharedBalancePoller:
+    """One connection's balance, shared by every trigger of one event loop.
+
+    Get it with :meth:`acquire` and give it back with :meth:`release`; the last release closes its HTTP
+    connections. :meth:`get` returns a balance no older than ``max_age`` seconds, joining the request
+    already in flight when there is one.
+    """
+
+    _registry: dict[tuple[int, str], SharedBalancePoller] = {}
+
+    def __init__(self, conn_id: str) -> None:
+        self.conn_id = conn_id
+        self.users = 0
+        self.requests_made = 0
+        self._hook: CreditApiHook | None = None
+        self._client: CreditApiClient | None = None
+        self._session: object | None = None
+        self._cached: CreditBalance | None = None
+        self._cached_at = 0.0
+        self._in_flight: asyncio.Future[CreditBalance] | None = None
+
+    @classmethod
+    def acquire(cls, conn_id: str) -> SharedBalancePoller:
+        """The poller for ``conn_id`` in the running event loop (created on first use)."""
+        key = (id(asyncio.get_running_loop()), conn_id)
+        poller = cls._registry.get(key)
+        if poller is None:
+            poller = cls._registry[key] = cls(conn_id)
+        poller.users += 1
+        return poller
+
+    async def release(self) -> None:
+        """Stop using the poller; the last user closes its connections."""
+        self.users -= 1
+        if self.users > 0:
+            return
+        self._registry.pop((id(asyncio.get_running_loop()), self.conn_id), None)
+        if self._session is not None:
+            session, self._session = self._session, None
+            await session.__aexit__(None, None, None)  # type: ignore[attr-defined]
+
+    async def get(self, max_age: float) -> CreditBalance:
+        """A balance fetched less than ``max_age`` seconds ago, or a fresh one (shared)."""
+        if self._cached is not None and time.monotonic() - self._cached_at < max_age:
+            return self._cached
+        if self._in_flight is None:
+            self._in_flight = asyncio.ensure_future(self._fetch())
+            self._in_flight.add_done_callback(self._done)
+        return await asyncio.shield(self._in_flight)
+
+    def _done(self, future: asyncio.Future[CreditBalance]) -> None:
+        self._in_flight = None
+        if not future.cancelled() and future.exception() is None:
+            self._cached, self._cached_at = future.result(), time.monotonic()
+
+    async def _fetch(self) -> CreditBalance:
+        if self._client is None:
+            from airflow_credits_provider.hooks.resolve import aget_credit_hook
+
+            self._hook = await aget_credit_hook(self.conn_id)
+            self._client = await self._hook.aget_client()
+            session = self._client.asession()
+            await session.__aenter__()
+            self._session = session
+        assert self._hook is not None
+        self.requests_made += 1
+        return await self._hook.aget_balance(self._client)
