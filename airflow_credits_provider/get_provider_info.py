@@ -25,8 +25,11 @@ def get_provider_info() -> dict[str, Any]:
         "TrueMail, ...).",
         "versions": [__version__],
         "integrations": [
-            {"integration-name": name, "external-doc-url": vendor.default_base_url, "tags": ["service"]}
-            for name, _, _, vendor in hooks
+            {"integration-name": "Credits", "tags": ["service"]},
+            *(
+                {"integration-name": name, "external-doc-url": vendor.default_base_url, "tags": ["service"]}
+                for name, _, _, vendor in hooks
+            ),
         ],
         "hooks": [
             {
@@ -34,6 +37,24 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": [f"airflow_credits_provider.hooks.{module}"],
             }
             for name, module, _, _ in hooks
+        ],
+        "operators": [
+            {
+                "integration-name": "Credits",
+                "python-modules": ["airflow_credits_provider.operators.preflight"],
+            }
+        ],
+        "sensors": [
+            {
+                "integration-name": "Credits",
+                "python-modules": ["airflow_credits_provider.sensors.preflight"],
+            }
+        ],
+        "triggers": [
+            {
+                "integration-name": "Credits",
+                "python-modules": ["airflow_credits_provider.triggers.balance"],
+            }
         ],
         "connection-types": [
             {

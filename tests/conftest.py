@@ -84,3 +84,11 @@ def canary_connections(monkeypatch: pytest.MonkeyPatch, sandbox: SandboxServer) 
 def postgres_conn_uri() -> str:
     """The PostgreSQL URI for tests (see tests/postgres.py for how it is found)."""
     return postgres_uri()
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> None:
+    """A fresh Airflow metadata database (SQLite in the test AIRFLOW_HOME), for dag.test()."""
+    from airflow.utils import db
+
+    db.resetdb()

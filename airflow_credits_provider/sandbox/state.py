@@ -83,6 +83,11 @@ class RecordedRequest:
     client_port: int = 0
 
 
+def _start_of_month() -> datetime:
+    now = datetime.now(timezone.utc)
+    return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
 def _iso(moment: datetime) -> str:
     return (
         moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
@@ -173,7 +178,7 @@ class LocalLeadsAccount:
     bonus: Decimal = Decimal(25)
     used: Decimal = Decimal(43)
     reset_day: int = 1
-    last_reset_at: str = "2026-11-01T00:00:00.000Z"
+    last_reset_at: str = field(default_factory=lambda: _iso(_start_of_month()))
     meta_style: str = "offset"  # or "page"
     error_style: str = "simple"  # 401 shape: "simple" or "nest"
 

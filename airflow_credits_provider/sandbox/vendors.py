@@ -245,6 +245,7 @@ def localleads(request: Request, state: SandboxState) -> Reply:
         return error_reply("localleads", 404, state, "Route not found")
     with state.lock:
         if request.path == "/api/v1/credits/balance":
+            _apply_due_reset(state)
             a = state.localleads
             return Reply(
                 200,
@@ -263,6 +264,22 @@ def localleads(request: Request, state: SandboxState) -> Reply:
         if request.path == "/api/v1/credits/transactions":
             return _localleads_transactions(request, state)
     return error_reply("localleads", 404, state, "Route not found")
+
+
+def _apply_due_reset(state: SandboxState) -> None:
+    """Renew monthly credits when the billing anniversary has passed, as LocalLeads does."""
+    import pendulum
+
+    from airflow_credits_provider.vendors.localleads import next_reset
+
+    account = state.localleads
+    last = pendulum.parse(account.last_reset_at)
+    assert isinstance(last, pendulum.DateTime)
+    due = next_reset(last, account.reset_day)
+    while pendulum.now("UTC") >= due:
+        account.used = Decimal(0)
+        account.last_reset_at = due.in_timezone("UTC").strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        due = next_reset(due, account.reset_day)
 
 
 def _localleads_transactions(request: Request, state: SandboxState) -> Reply:

@@ -23,11 +23,13 @@ def test_balance(connections: SandboxServer) -> None:
         Decimal(40),
         Decimal(510),
     )
-    state.localleads.reset_day = 31
-    state.localleads.last_reset_at = "2026-01-31T00:00:00.000Z"
+    this_month = pendulum.now("UTC").start_of("month")
+    state.localleads.reset_day = 1
+    state.localleads.last_reset_at = this_month.to_iso8601_string()
     balance = LocalLeadsHook().get_balance()
     assert balance.available == Decimal(30)
-    assert balance.next_reset_at == pendulum.datetime(2026, 2, 28, tz="UTC")
+    assert balance.period_start == this_month
+    assert balance.next_reset_at == this_month.add(months=1)
     [request] = state.requests_for("localleads")
     assert request.path == "/api/v1/credits/balance"
     assert request.headers["authorization"] == f"Bearer {DEFAULT_KEYS['localleads']}"
@@ -98,3 +100,16 @@ def test_wrong_types_in_a_page(connections: SandboxServer) -> None:
     with pytest.raises(BadResponseError, match="'amount'") as info:
         list(LocalLeadsHook().iter_transactions())
     assert info.value.status_code == 200
+
+
+def test_sandbox_renews_credits_on_the_anniversary(connections: SandboxServer) -> None:
+    state = connections.state
+    state.localleads.used = Decimal(120)
+    two_months_ago = pendulum.now("UTC").subtract(months=2).start_of("day")
+    state.localleads.reset_day = two_months_ago.day
+    state.localleads.last_reset_at = two_months_ago.to_iso8601_string()
+    balance = LocalLeadsHook().get_balance()
+    assert balance.used == Decimal(0)
+    assert balance.available == Decimal(125)
+    assert balance.period_start is not None and balance.period_start > two_months_ago
+    assert balance.next_reset_at is not None and balance.next_reset_at > pendulum.now("UTC")

@@ -1,0 +1,184 @@
+"""Every example DAG, run for real with dag.test() against the sandbox over HTTP."""
+
+from __future__ import annotations
+
+import threading
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+import pendulum
+import pytest
+
+from tests.example_dags_support import load_dag, reschedules, states, xcom
+
+if TYPE_CHECKING:
+    from airflow_credits_provider.sandbox import SandboxServer
+
+pytestmark = pytest.mark.usefixtures("airflow_db")
+
+
+@pytest.fixture(autouse=True)
+def _fast_polls(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CREDITS_EXAMPLE_POKE_INTERVAL", "0.2")
+
+
+def test_enough_credits_runs_the_enrichment(connections: SandboxServer) -> None:
+    connections.state.leadmagic.credits = Decimal(100)
+    run = load_dag("example_leadmagic_enrichment", "example_leadmagic_enrichment").test(run_conf={"leads": 4})
+    assert states(run) == {"count_leads": "success", "credit_preflight": "success", "enrich": "success"}
+    decision = xcom(run, "credit_preflight", "credit_preflight")
+    assert decision["passed"] is True
+    assert (decision["cost"], decision["margin"], decision["required"]) == ("4", "0.4", "4.4")
+    assert decision["available"] == "100"
+    assert decision["balance"]["vendor"] == "leadmagic"
+    assert xcom(run, "enrich") == {"enriched": 4, "credits_remaining": "96"}
+    finder_calls = connections.state.requests_for("leadmagic", "/v1/people/email-finder")
+    assert len(finder_calls) == 4
+    assert len(connections.state.requests_for("leadmagic", "/v1/credits")) == 1
+
+
+def test_too_few_credits_fails_with_the_shortfall(
+    connections: SandboxServer, capfd: pytest.CaptureFixture[str]
+) -> None:
+    connections.state.leadmagic.credits = Decimal(12)
+    connections.state.leadmagic.credits_frozen = Decimal(5)
+    connections.state.leadmagic.freeze_message = "Invoice overdue"
+    run = load_dag("example_leadmagic_enrichment", "example_leadmagic_enrichment").test(
+        run_conf={"leads": 20}
+    )
+    assert states(run) == {
+        "count_leads": "success",
+        "credit_preflight": "failed",
+        "enrich": "upstream_failed",
+    }
+    out = capfd.readouterr().out
+    assert (
+        "Not enough LeadMagic credits on connection 'leadmagic_default': need 22 (estimated cost 20 + margin 2), "
+        "available 7, short by 15." in out
+    )
+    assert "5 more credits are locked (Invoice overdue)" in out
+    decision = xcom(run, "credit_preflight", "credit_preflight")
+    assert decision["passed"] is False
+    assert decision["shortfall"] == "15"
+    assert connections.state.requests_for("leadmagic", "/v1/people/email-finder") == []  # nothing spent
+    assert len(connections.state.requests_for("leadmagic", "/v1/credits")) == 1  # failed at once, no retry
+
+
+def test_skip_variant_skips_downstream(connections: SandboxServer) -> None:
+    connections.state.leadmagic.credits = Decimal(3)
+    run = load_dag("example_leadmagic_enrichment", "example_leadmagic_enrichment_skip").test(
+        run_conf={"leads": 5}
+    )
+    assert states(run) == {"count_leads": "success", "credit_preflight": "skipped", "enrich": "skipped"}
+    assert xcom(run, "credit_preflight", "credit_preflight")["shortfall"] == "2.5"
+
+
+def test_exact_balance_passes(connections: SandboxServer) -> None:
+    connections.state.leadmagic.credits = Decimal("5.5")
+    run = load_dag("example_leadmagic_enrichment", "example_leadmagic_enrichment").test(run_conf={"leads": 5})
+    assert states(run)["credit_preflight"] == "success"
+
+
+def test_deferrable_sensor_waits_for_a_top_up(connections: SandboxServer) -> None:
+    state = connections.state
+    state.leadmagic.credits = Decimal(1)
+
+    def top_up() -> None:
+        with state.lock:
+            state.leadmagic.credits = Decimal(50)
+
+    seen_short = threading.Event()
+    original = state.record
+
+    def record_and_top_up(request: object) -> None:
+        original(request)  # type: ignore[arg-type]
+        if len(state.requests_for("leadmagic", "/v1/credits")) >= 3 and not seen_short.is_set():
+            seen_short.set()
+            top_up()
+
+    state.record = record_and_top_up  # type: ignore[method-assign]
+    run = load_dag("example_leadmagic_enrichment", "example_leadmagic_enrichment_wait").test(
+        run_conf={"leads": 3}
+    )
+    assert states(run) == {"count_leads": "success", "credit_preflight": "success", "enrich": "success"}
+    balance_calls = state.requests_for("leadmagic", "/v1/credits")
+    # One check before deferring, one short poll by the trigger, then the poll that sees the top-up.
+    assert len(balance_calls) == 3
+    decision = xcom(run, "credit_preflight")
+    assert decision["passed"] is True
+    assert decision["available"] == "50"
+
+
+def test_reschedule_mode_waits_for_a_top_up(connections: SandboxServer) -> None:
+    state = connections.state
+    state.leadmagic.credits = Decimal(1)
+    original = state.record
+
+    def record_and_top_up(request: object) -> None:
+        original(request)  # type: ignore[arg-type]
+        if len(state.requests_for("leadmagic", "/v1/credits")) == 2:
+            state.leadmagic.credits = Decimal(50)
+
+    state.record = record_and_top_up  # type: ignore[method-assign]
+    run = load_dag("example_leadmagic_enrichment", "example_leadmagic_enrichment_reschedule").test(
+        run_conf={"leads": 2}
+    )
+    assert states(run) == {"count_leads": "success", "credit_preflight": "success", "enrich": "success"}
+    assert len(state.requests_for("leadmagic", "/v1/credits")) == 2
+    assert reschedules(run, "credit_preflight") == 1  # the worker slot was given back while waiting
+
+
+def test_truemail_units_times_vendor_price(connections: SandboxServer) -> None:
+    connections.state.truemail.total = Decimal(10_100)
+    dag = load_dag("example_truemail_validation", "example_truemail_validation")
+    run = dag.test(run_conf={"emails": 1000})
+    assert states(run)["validate"] == "success"
+    decision = xcom(run, "credit_preflight")
+    assert (decision["cost"], decision["required"]) == ("10000", "10100")
+    assert decision["basis"] == "1000 units x 10 credits (truemail price for 'smtp')"
+    run = dag.test(run_conf={"emails": 1001})
+    assert states(run)["credit_preflight"] == "failed"
+
+
+def test_truemail_plan_without_smtp_fails_whatever_the_balance(
+    connections: SandboxServer, capfd: pytest.CaptureFixture[str]
+) -> None:
+    connections.state.truemail.plan = "starter"
+    connections.state.truemail.total = Decimal(10**9)
+    connections.state.truemail.validation_types["smtp"] = {
+        "credits": 10,
+        "available": False,
+        "upgrade_required": "Premium subscription required",
+    }
+    run = load_dag("example_truemail_validation", "example_truemail_validation").test(run_conf={"emails": 1})
+    assert states(run)["credit_preflight"] == "failed"
+    assert "Premium subscription required" in capfd.readouterr().out
+
+
+def test_reset_aware_wait_sleeps_until_the_renewal(
+    connections: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = connections.state
+    renewal = pendulum.now("UTC").add(seconds=2).replace(microsecond=0)
+    state.localleads.reset_day = renewal.day
+    state.localleads.last_reset_at = renewal.subtract(months=1).to_iso8601_string()
+    state.localleads.used = Decimal(120)  # 5 available now; 125 after the renewal
+    run = load_dag("example_localleads_reset_wait", "example_localleads_reset_wait").test(
+        run_conf={"searches": 100}
+    )
+    assert states(run) == {"wait_for_credits": "success", "search_leads": "success"}
+    # One check before the renewal, then silence until it, then one check after: no polling in between.
+    assert len(state.requests_for("localleads", "/api/v1/credits/balance")) == 2
+    assert xcom(run, "wait_for_credits")["available"] == "125"
+
+
+def test_reset_after_the_deadline_fails_at_once(
+    connections: SandboxServer, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    dag = load_dag("example_localleads_reset_wait", "example_localleads_reset_wait")
+    monkeypatch.setattr(dag.get_task("wait_for_credits"), "timeout", 60)
+    connections.state.localleads.used = Decimal(120)
+    run = dag.test(run_conf={"searches": 100})
+    assert states(run)["wait_for_credits"] == "failed"
+    assert "after this sensor's deadline" in capfd.readouterr().out
+    assert len(connections.state.requests_for("localleads", "/api/v1/credits/balance")) == 1
