@@ -53,8 +53,8 @@ def test_too_few_credits_fails_with_the_shortfall(
     }
     out = capfd.readouterr().out
     assert (
-        "Not enough LeadMagic credits on connection 'leadmagic_default': need 22 (estimated cost 20 + margin 2), "
-        "available 7, short by 15." in out
+        "Not enough LeadMagic credits on connection 'leadmagic_default': "
+        "need 22 (estimated cost 20 + margin 2), available 7, short by 15." in out
     )
     assert "5 more credits are locked (Invoice overdue)" in out
     decision = xcom(run, "credit_preflight", "credit_preflight")

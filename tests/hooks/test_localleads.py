@@ -111,5 +111,7 @@ def test_sandbox_renews_credits_on_the_anniversary(connections: SandboxServer) -
     balance = LocalLeadsHook().get_balance()
     assert balance.used == Decimal(0)
     assert balance.available == Decimal(125)
-    assert balance.period_start is not None and balance.period_start > two_months_ago
-    assert balance.next_reset_at is not None and balance.next_reset_at > pendulum.now("UTC")
+    assert balance.period_start is not None
+    assert balance.period_start > two_months_ago
+    assert balance.next_reset_at is not None
+    assert balance.next_reset_at > pendulum.now("UTC")
