@@ -42,10 +42,10 @@ def to_amount(value: Any, what: str, task_id: str | None = None) -> Decimal:
     where = f"Task {task_id!r}: " if task_id else ""
     if value is None or isinstance(value, bool):
         raise InvalidCostEstimateError(f"{where}{what} must be a number of credits, got {value!r}.")
-    if isinstance(value, float):
-        value = repr(value)  # Decimal(0.1) would carry the float's binary error
+    # repr() for floats: Decimal(0.1) would carry the float's binary error.
+    text = repr(value) if isinstance(value, float) else value
     try:
-        amount = Decimal(value.strip() if isinstance(value, str) else value)
+        amount = Decimal(text.strip() if isinstance(text, str) else text)
     except (InvalidOperation, TypeError, ValueError):
         raise InvalidCostEstimateError(
             f"{where}{what} must be a number of credits, got {str(value)[:80]!r}."

@@ -1,0 +1,175 @@
+"""CreditPreflightSensor's decisions at the task level: deferral, reset-aware waiting, soft_fail, errors."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import pendulum
+import pytest
+from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException, TaskDeferred
+
+from airflow_credits_provider.preflight_task import XCOM_KEY, CreditPreflightFailed
+from airflow_credits_provider.sensors.preflight import CreditPreflightSensor
+from tests.conftest import CANARY
+
+if TYPE_CHECKING:
+    from airflow_credits_provider.sandbox import SandboxServer
+
+
+class _TaskInstance:
+    """The two things the sensor asks of a task instance: XCom pushes and the first reschedule."""
+
+    def __init__(self) -> None:
+        self.pushed: dict[str, Any] = {}
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.pushed[key] = value
+
+    def get_first_reschedule_date(self, context: Any) -> None:
+        return None
+
+
+def _context() -> dict[str, Any]:
+    return {"ti": _TaskInstance()}
+
+
+def _sensor(**kwargs: Any) -> CreditPreflightSensor:
+    defaults: dict[str, Any] = {
+        "task_id": "gate",
+        "credit_conn_id": "leadmagic_default",
+        "estimated_cost": 100,
+    }
+    return CreditPreflightSensor(**{**defaults, **kwargs})
+
+
+def test_enough_credits_returns_without_deferring(connections: SandboxServer) -> None:
+    context = _context()
+    result = _sensor(deferrable=True).execute(context)
+    assert result["passed"] is True
+    assert context["ti"].pushed[XCOM_KEY] == result
+
+
+def test_short_defers_with_an_absolute_deadline_and_no_key(canary_connections: SandboxServer) -> None:
+    canary_connections.state.leadmagic.credits = Decimal(50)
+    before = pendulum.now("UTC")
+    with pytest.raises(TaskDeferred) as info:
+        _sensor(deferrable=True, timeout=3600, poke_interval=30, margin=10).execute(_context())
+    deferred = info.value
+    path, kwargs = deferred.trigger.serialize()
+    assert path.endswith("CreditBalanceTrigger")
+    assert kwargs["required"] == "110"
+    assert kwargs["poll_interval"] == 30.0
+    deadline = pendulum.parse(kwargs["deadline"])
+    assert before.add(seconds=3600) <= deadline <= pendulum.now("UTC").add(seconds=3600)
+    assert kwargs["not_before"] is None
+    assert deferred.method_name == "execute_complete"
+    assert deferred.timeout is not None
+    assert deferred.timeout.total_seconds() == 3600
+    assert CANARY not in json.dumps(kwargs) + json.dumps(deferred.kwargs or {})
+
+
+def test_reset_aware_defers_until_the_renewal(connections: SandboxServer) -> None:
+    state = connections.state
+    state.localleads.used = Decimal(120)
+    with pytest.raises(TaskDeferred) as info:
+        _sensor(
+            credit_conn_id="localleads_default", deferrable=True, wait_for_reset=True, timeout=40 * 24 * 3600
+        ).execute(_context())
+    _, kwargs = info.value.trigger.serialize()
+    expected = pendulum.now("UTC").start_of("month").add(months=1)
+    assert pendulum.parse(kwargs["not_before"]) == expected
+
+
+def test_renewal_that_will_not_cover_keeps_polling(connections: SandboxServer) -> None:
+    connections.state.localleads.used = Decimal(120)
+    with pytest.raises(TaskDeferred) as info:
+        _sensor(
+            credit_conn_id="localleads_default",
+            estimated_cost=500,
+            deferrable=True,
+            wait_for_reset=True,
+            timeout=40 * 24 * 3600,
+        ).execute(_context())
+    assert (
+        info.value.trigger.serialize()[1]["not_before"] is None
+    )  # 125 after renewal < 500: a top-up is needed
+
+
+@pytest.mark.parametrize("deferrable", [True, False])
+def test_renewal_after_the_deadline_fails_or_soft_fails_at_once(
+    connections: SandboxServer, deferrable: bool
+) -> None:
+    connections.state.localleads.used = Decimal(120)
+    kwargs: dict[str, Any] = {
+        "credit_conn_id": "localleads_default",
+        "wait_for_reset": True,
+        "timeout": 60,
+        "poke_interval": 0.05,
+        "deferrable": deferrable,
+    }
+    with pytest.raises(CreditPreflightFailed, match="after this sensor's deadline"):
+        _sensor(**kwargs).execute(_context())
+    with pytest.raises(AirflowSkipException):
+        _sensor(soft_fail=True, **kwargs).execute(_context())
+    assert len(connections.state.requests_for("localleads")) == 2
+
+
+def test_execute_complete_events(connections: SandboxServer) -> None:
+    sensor = _sensor(deferrable=True)
+    balance = {"vendor": "leadmagic", "available": "150", "fetched_at": "2026-11-21T00:00:00+00:00"}
+    context = _context()
+    assert sensor.execute_complete(context, {"status": "success", "balance": balance})["available"] == "150"
+    assert context["ti"].pushed[XCOM_KEY]["passed"] is True
+    with pytest.raises(AirflowSensorTimeout, match="deadline"):
+        sensor.execute_complete(_context(), {"status": "timeout", "message": "Still short at the deadline"})
+    with pytest.raises(CreditPreflightFailed, match="rejected the API key"):
+        sensor.execute_complete(_context(), {"status": "error", "message": "LeadMagic rejected the API key"})
+
+
+def test_soft_fail_applies_to_trigger_timeouts(connections: SandboxServer) -> None:
+    sensor = _sensor(deferrable=True, soft_fail=True)
+    with pytest.raises(AirflowSkipException):
+        sensor.resume_execution(
+            "execute_complete", {"event": {"status": "timeout", "message": "late"}}, _context()
+        )
+
+
+def test_poke_mode_fails_at_once_on_a_bad_key(connections: SandboxServer) -> None:
+    connections.state.set_key("leadmagic", "rotated")
+    with pytest.raises(CreditPreflightFailed, match="rejected the API key"):
+        _sensor(mode="poke", poke_interval=0.05, timeout=5).execute(_context())
+    with pytest.raises(AirflowSkipException):
+        _sensor(mode="poke", poke_interval=0.05, timeout=5, soft_fail=True).execute(_context())
+
+
+def test_poke_mode_times_out_like_airflows_sensors(connections: SandboxServer) -> None:
+    connections.state.leadmagic.credits = Decimal(1)
+    with pytest.raises(AirflowSensorTimeout, match="Sensor has timed out"):
+        _sensor(mode="poke", poke_interval=0.05, timeout=0.3).execute(_context())
+    with pytest.raises(AirflowSkipException):
+        _sensor(mode="poke", poke_interval=0.05, timeout=0.3, soft_fail=True).execute(_context())
+
+
+def test_poke_mode_waits_out_vendor_outages(connections: SandboxServer) -> None:
+    connections.state.inject("status", "leadmagic", status=503, times=3)  # one check's retries
+    result = _sensor(mode="poke", poke_interval=0.05, timeout=10).execute(_context())
+    assert result["passed"] is True
+    assert len(connections.state.requests_for("leadmagic")) == 4
+
+
+def test_argument_validation() -> None:
+    with pytest.raises(ValueError, match="exactly one of estimated_cost or units"):
+        CreditPreflightSensor(task_id="t", credit_conn_id="c")
+    with pytest.raises(ValueError, match="exactly one of estimated_cost or units"):
+        CreditPreflightSensor(task_id="t", credit_conn_id="c", estimated_cost=1, units=1)
+    with pytest.raises(ValueError, match="with units, pass unit_cost or validation_type"):
+        CreditPreflightSensor(task_id="t", credit_conn_id="c", units=1)
+
+
+def test_bad_estimate_fails_at_once_naming_the_task(connections: SandboxServer) -> None:
+    with pytest.raises(
+        CreditPreflightFailed, match="Task 'gate': estimated_cost must not be negative, got -3"
+    ):
+        _sensor(estimated_cost=-3, deferrable=True).execute(_context())
