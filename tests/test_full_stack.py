@@ -1,0 +1,164 @@
+"""
+The deferrable sensor through Airflow's real scheduler and triggerer processes.
+
+Starts api-server, scheduler, triggerer and dag-processor on 127.0.0.1 with the LocalExecutor, triggers
+the deferrable example DAG, tops up the sandbox once the triggerer is polling, and checks the run
+succeeds. The processes are stopped by the test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import httpx
+import pytest
+
+from tests.conftest import subprocess_env
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from airflow_credits_provider.sandbox import SandboxServer
+
+pytestmark = pytest.mark.integration
+DAG_ID = "example_leadmagic_enrichment_wait"
+AIRFLOW = [sys.executable, "-m", "airflow"]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_for(check: object, timeout: float, what: str, step: float = 0.5) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()  # type: ignore[operator]
+        if result:
+            return result
+        time.sleep(step)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@pytest.fixture
+def stack(tmp_path: Path, connections: SandboxServer) -> Iterator[dict[str, object]]:
+    port = _free_port()
+    home = tmp_path / "airflow-home"
+    env = subprocess_env(
+        AIRFLOW_HOME=str(home),
+        AIRFLOW__CORE__EXECUTOR="LocalExecutor",
+        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home}/airflow.db",
+        AIRFLOW__CORE__DAGS_FOLDER=str(Path(__file__).parent.parent / "example_dags"),
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        AIRFLOW__API__HOST="127.0.0.1",
+        AIRFLOW__API__PORT=str(port),
+        AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"http://127.0.0.1:{port}/execution/",
+        AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="False",
+        AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC="1",
+        AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="5",
+        AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC="1",
+        CREDITS_EXAMPLE_POKE_INTERVAL="1",
+    )
+    home.mkdir()
+    subprocess.run([*AIRFLOW, "db", "migrate"], env=env, check=True, capture_output=True, timeout=300)
+    logs = {}
+    procs = []
+    for name, args in (
+        ("api-server", ["api-server", "--port", str(port)]),
+        ("scheduler", ["scheduler", "--skip-serve-logs"]),
+        ("triggerer", ["triggerer", "--skip-serve-logs"]),
+        ("dag-processor", ["dag-processor"]),
+    ):
+        log = (tmp_path / f"{name}.log").open("w")
+        logs[name] = log
+        procs.append(
+            subprocess.Popen(
+                [*AIRFLOW, *args], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        )
+    try:
+        _wait_for(lambda: _healthy(port), 120, "the api-server")
+        yield {"env": env, "home": home, "tmp": tmp_path}
+    finally:
+        for proc in procs:
+            with __import__("contextlib").suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        for log in logs.values():
+            log.close()
+
+
+def _healthy(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/api/v2/monitor/health", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _query(home: Path, sql: str, *args: object) -> list[tuple[object, ...]]:
+    with sqlite3.connect(home / "airflow.db", timeout=30) as db:
+        return db.execute(sql, args).fetchall()
+
+
+def test_deferrable_sensor_through_scheduler_and_triggerer(
+    stack: dict[str, object], connections: SandboxServer
+) -> None:
+    home = stack["home"]
+    assert isinstance(home, Path)
+    state = connections.state
+    state.leadmagic.credits = Decimal(1)
+    _wait_for(lambda: _query(home, "SELECT 1 FROM dag WHERE dag_id = ?", DAG_ID), 120, "the DAG to be parsed")
+    subprocess.run(
+        [*AIRFLOW, "dags", "trigger", DAG_ID, "-c", json.dumps({"leads": 2})],
+        env=stack["env"],
+        check=True,
+        capture_output=True,
+        timeout=120,  # type: ignore[arg-type]
+    )
+
+    def deferred() -> bool:
+        rows = _query(
+            home, "SELECT state FROM task_instance WHERE dag_id = ? AND task_id = 'credit_preflight'", DAG_ID
+        )
+        return bool(rows) and rows[0][0] == "deferred"
+
+    _wait_for(deferred, 180, "the sensor to defer")
+    polls_before = len(state.requests_for("leadmagic", "/v1/credits"))
+    # The triggerer keeps polling the sandbox while the task holds no worker slot.
+    _wait_for(
+        lambda: len(state.requests_for("leadmagic", "/v1/credits")) >= polls_before + 2,
+        60,
+        "the triggerer to poll",
+    )
+    with state.lock:
+        state.leadmagic.credits = Decimal(100)
+
+    def finished() -> str | None:
+        rows = _query(home, "SELECT state FROM dag_run WHERE dag_id = ?", DAG_ID)
+        return str(rows[0][0]) if rows and rows[0][0] in ("success", "failed") else None
+
+    assert _wait_for(finished, 180, "the run to finish") == "success"
+    states = dict(_query(home, "SELECT task_id, state FROM task_instance WHERE dag_id = ?", DAG_ID))
+    assert states == {"count_leads": "success", "credit_preflight": "success", "enrich": "success"}
+    assert len(state.requests_for("leadmagic", "/v1/people/email-finder")) == 2
+    # The trigger's own lines land in the task's log, written by the triggerer while the task was deferred.
+    task_logs = "".join(
+        p.read_text() for p in home.glob(f"logs/dag_id={DAG_ID}/**/task_id=credit_preflight/*")
+    )
+    assert "1 credits available, 2.2 required; checking again in 1.0s" in task_logs
