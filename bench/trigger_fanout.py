@@ -130,9 +130,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         proc, url = start_sandbox(Path(tmp))
         try:
-            print(
-                f"interval {args.interval}s, duration {args.duration}s, {args.duration / args.interval:.0f} intervals"
-            )
+            intervals = args.duration / args.interval
+            print(f"interval {args.interval}s, duration {args.duration}s, {intervals:.0f} intervals")
             header = f"{'N':>6} {'mode':<10} {'requests':>9} {'req/interval':>13} {'CPU ms/waiter':>14} {'KB/waiter':>10}"
             print(header)
             print("-" * len(header))
