@@ -132,7 +132,8 @@ def main() -> None:
         try:
             intervals = args.duration / args.interval
             print(f"interval {args.interval}s, duration {args.duration}s, {intervals:.0f} intervals")
-            header = f"{'N':>6} {'mode':<10} {'requests':>9} {'req/interval':>13} {'CPU ms/waiter':>14} {'KB/waiter':>10}"
+            columns = (("requests", 9), ("req/interval", 13), ("CPU ms/waiter", 14), ("KB/waiter", 10))
+            header = f"{'N':>6} {'mode':<10} " + " ".join(f"{name:>{width}}" for name, width in columns)
             print(header)
             print("-" * len(header))
             asyncio.run(coalesced(1, args.interval, 0.1))  # warm-up: imports and first connection look-up
