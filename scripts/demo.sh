@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job, offline: start the bundled sandbox of the vendor APIs, point the default
-# connections at it, and print every vendor's balance through the airflow-credits CLI.
+# connections at it, print every vendor's balance through the airflow-credits CLI, then run
+# the example DAGs with dag.test() against it and print each preflight decision.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
@@ -29,3 +30,14 @@ for conn in leadmagic_default localleads_default truemail_default; do
   "$BIN/airflow-credits" balance "$conn"
   echo
 done
+
+echo "Running the example DAGs with dag.test() against the sandbox (task logs: $DEMO/examples.log)..."
+SANDBOX_URL=$(sed -n 's/^Credits sandbox serving on \(http[^ ]*\).*/\1/p' "$DEMO/sandbox.log")
+export AIRFLOW__CORE__DAGS_FOLDER="$PWD/example_dags"
+export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN="sqlite:///$AIRFLOW_HOME/airflow.db"
+export CREDITS_EXAMPLE_POKE_INTERVAL=1
+if ! "$BIN/python" scripts/run_examples.py "$SANDBOX_URL" "$DEMO/summary.txt" > "$DEMO/examples.log" 2>&1; then
+  tail -n 40 "$DEMO/examples.log"
+  exit 1
+fi
+cat "$DEMO/summary.txt"
