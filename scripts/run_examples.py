@@ -39,9 +39,10 @@ def main() -> int:
         lines.append(f"== {title}")
         lines.append(f"   {dag_id} {json.dumps(conf)} -> run {dag_run.state}; tasks: {states(dag_run)}")
         if decision:
+            d = decision
             lines.append(
-                f"   decision: need {decision['required']} ({decision['basis']}, margin {decision['margin']}), "
-                f"available {decision['available']}, short by {decision['shortfall']}, passed={decision['passed']}"
+                f"   decision: need {d['required']} ({d['basis']}, margin {d['margin']}), "
+                f"available {d['available']}, short by {d['shortfall']}, passed={d['passed']}"
             )
 
     set_state("leadmagic", credits=100)
