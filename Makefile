@@ -41,6 +41,7 @@ pytest: install
 
 bench: install
 	$(BIN)/python bench/parse_cost.py
+	$(BIN)/python bench/trigger_fanout.py
 
 lock: | $(UV)
 	$(UV) pip compile --quiet --python-version 3.10 --universal pyproject.toml --extra dev -o requirements.lock
