@@ -182,3 +182,30 @@ def test_reset_after_the_deadline_fails_at_once(
     assert states(run)["wait_for_credits"] == "failed"
     assert "after this sensor's deadline" in capfd.readouterr().out
     assert len(connections.state.requests_for("localleads", "/api/v1/credits/balance")) == 1
+
+
+def test_no_task_log_or_xcom_holds_the_key(
+    canary_connections: SandboxServer, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    from tests.conftest import CANARY
+
+    canary_connections.state.leadmagic.credits = Decimal(3)
+    dag = load_dag("example_leadmagic_enrichment", "example_leadmagic_enrichment")
+    failed = dag.test(run_conf={"leads": 20})
+    canary_connections.state.leadmagic.credits = Decimal(100)
+    passed = dag.test(run_conf={"leads": 2})
+    assert states(failed)["credit_preflight"] == "failed"
+    assert states(passed)["enrich"] == "success"
+    out, err = capfd.readouterr()
+    records = [
+        xcom(run, task, key)
+        for run in (failed, passed)
+        for task, key in (
+            ("credit_preflight", "credit_preflight"),
+            ("credit_preflight", "return_value"),
+            ("enrich", "return_value"),
+        )
+    ]
+    assert any(records)
+    for text in (out, err, caplog.text, repr(records)):
+        assert CANARY not in text
