@@ -2,7 +2,8 @@
 What importing the provider adds to DAG parsing, measured in fresh processes.
 
 Each run starts a new interpreter, imports ``airflow.sdk`` (the baseline every DAG file pays), then
-imports every provider module and times that step alone. Prints medians over the runs, plus the
+imports every provider module a DAG file may use (hooks, operators, sensors; the trigger module is
+loaded only by the triggerer) and times that step alone. Prints medians over the runs, plus the
 baseline's own import time for scale. Goal: under 10 ms extra.
 
     python bench/parse_cost.py [--runs 15]
@@ -27,6 +28,8 @@ MODULES = [
     "airflow_credits_provider.hooks.localleads",
     "airflow_credits_provider.hooks.truemail",
     "airflow_credits_provider.hooks.resolve",
+    "airflow_credits_provider.operators.preflight",
+    "airflow_credits_provider.sensors.preflight",
 ]
 
 PROBE = """
@@ -50,6 +53,9 @@ def main() -> None:
         "AIRFLOW_HOME": os.environ.get("AIRFLOW_HOME", tempfile.mkdtemp()),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
     }
+    # Measure what a deployment sees: byte-compiled modules (pip and Airflow images compile them).
+    # Without this, a PYTHONDONTWRITEBYTECODE environment would time the compiler instead.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     code = PROBE.format(modules=MODULES)
     subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True)  # warm .pyc
     baseline, extra = [], []

@@ -48,7 +48,7 @@ class CreditPreflightSensor(PreflightArgs, BaseSensorOperator):
     :param margin: credits kept in reserve on top of the cost (templated)
     :param margin_percent: percent of the cost kept in reserve on top of it (templated)
     :param wait_for_reset: wait for the vendor's next credit renewal instead of polling, when it covers
-    :param deferrable: defer to the triggerer while waiting
+    :param deferrable: defer to the triggerer while waiting (default: ``[operators] default_deferrable``)
     :param warn_below: log a warning (and call ``on_low_balance``) when available credits are below it
     :param critical_below: as ``warn_below``, at the critical level
     :param on_low_balance: called as ``on_low_balance(level=..., balance=..., context=...)``
@@ -68,7 +68,7 @@ class CreditPreflightSensor(PreflightArgs, BaseSensorOperator):
         margin: Any = 0,
         margin_percent: Any = 0,
         wait_for_reset: bool = False,
-        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        deferrable: bool | None = None,
         warn_below: Any = None,
         critical_below: Any = None,
         on_low_balance: Callable[..., Any] | None = None,
@@ -76,6 +76,8 @@ class CreditPreflightSensor(PreflightArgs, BaseSensorOperator):
     ) -> None:
         super().__init__(**kwargs)
         self.wait_for_reset = wait_for_reset
+        if deferrable is None:  # read here, not as a default argument, to keep DAG-file imports cheap
+            deferrable = conf.getboolean("operators", "default_deferrable", fallback=False)
         self.deferrable = deferrable
         self._init_preflight(
             credit_conn_id=credit_conn_id,
