@@ -155,21 +155,27 @@ def test_truemail_plan_without_smtp_fails_whatever_the_balance(
     assert "Premium subscription required" in capfd.readouterr().out
 
 
+@pytest.mark.parametrize("mode", ["poke", "reschedule", "deferrable"])
 def test_reset_aware_wait_sleeps_until_the_renewal(
-    connections: SandboxServer, monkeypatch: pytest.MonkeyPatch
+    connections: SandboxServer, monkeypatch: pytest.MonkeyPatch, mode: str
 ) -> None:
     state = connections.state
-    renewal = pendulum.now("UTC").add(seconds=2).replace(microsecond=0)
+    # Far enough ahead that the first check surely comes before it (a process's first task starts slowly).
+    renewal = pendulum.now("UTC").add(seconds=6).replace(microsecond=0)
     state.localleads.reset_day = renewal.day
     state.localleads.last_reset_at = renewal.subtract(months=1).to_iso8601_string()
     state.localleads.used = Decimal(120)  # 5 available now; 125 after the renewal
-    run = load_dag("example_localleads_reset_wait", "example_localleads_reset_wait").test(
-        run_conf={"searches": 100}
-    )
+    dag = load_dag("example_localleads_reset_wait", "example_localleads_reset_wait")
+    sensor = dag.get_task("wait_for_credits")
+    monkeypatch.setattr(sensor, "deferrable", mode == "deferrable")
+    monkeypatch.setattr(sensor, "mode", "reschedule" if mode == "reschedule" else "poke")
+    run = dag.test(run_conf={"searches": 100})
     assert states(run) == {"wait_for_credits": "success", "search_leads": "success"}
     # One check before the renewal, then silence until it, then one check after: no polling in between.
     assert len(state.requests_for("localleads", "/api/v1/credits/balance")) == 2
     assert xcom(run, "wait_for_credits")["available"] == "125"
+    if mode == "reschedule":
+        assert reschedules(run, "wait_for_credits") == 1
 
 
 def test_reset_after_the_deadline_fails_at_once(
