@@ -45,7 +45,7 @@ class PreflightArgs:
     task_id: str
     log: Any
 
-    def _init_preflight(
+    def __init__(
         self,
         *,
         credit_conn_id: str,
@@ -58,7 +58,9 @@ class PreflightArgs:
         warn_below: Any = None,
         critical_below: Any = None,
         on_low_balance: Callable[..., Any] | None = None,
+        **kwargs: Any,
     ) -> None:
+        super().__init__(**kwargs)  # the operator's or sensor's own base class
         if (estimated_cost is None) == (units is None):
             raise ValueError(f"Task {self.task_id!r}: pass exactly one of estimated_cost or units.")
         if units is not None and unit_cost is None and validation_type is None:

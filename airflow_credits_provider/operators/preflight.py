@@ -13,8 +13,6 @@ from airflow_credits_provider.preflight_task import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from airflow.sdk import Context
 
 __all__ = ["CreditPreflightFailed", "CreditPreflightOperator"]
@@ -48,38 +46,11 @@ class CreditPreflightOperator(PreflightArgs, BaseOperator):
     template_fields = PREFLIGHT_TEMPLATE_FIELDS
     ui_color = "#fdf1d6"
 
-    def __init__(
-        self,
-        *,
-        credit_conn_id: str,
-        estimated_cost: Any = None,
-        units: Any = None,
-        unit_cost: Any = None,
-        validation_type: str | None = None,
-        margin: Any = 0,
-        margin_percent: Any = 0,
-        on_insufficient: str = "fail",
-        warn_below: Any = None,
-        critical_below: Any = None,
-        on_low_balance: Callable[..., Any] | None = None,
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, *, on_insufficient: str = "fail", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if on_insufficient not in ("fail", "skip"):
             raise ValueError(f"on_insufficient must be 'fail' or 'skip', got {on_insufficient!r}")
         self.on_insufficient = on_insufficient
-        self._init_preflight(
-            credit_conn_id=credit_conn_id,
-            estimated_cost=estimated_cost,
-            units=units,
-            unit_cost=unit_cost,
-            validation_type=validation_type,
-            margin=margin,
-            margin_percent=margin_percent,
-            warn_below=warn_below,
-            critical_below=critical_below,
-            on_low_balance=on_low_balance,
-        )
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Fetch the balance once and decide."""

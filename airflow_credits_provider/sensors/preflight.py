@@ -10,7 +10,6 @@ from airflow.sdk import BaseSensorOperator, conf
 from airflow_credits_provider.preflight_task import PREFLIGHT_TEMPLATE_FIELDS, PreflightArgs
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
     from decimal import Decimal
 
     from airflow.sdk import Context
@@ -58,39 +57,13 @@ class CreditPreflightSensor(PreflightArgs, BaseSensorOperator):
     ui_color = "#fdf1d6"
 
     def __init__(
-        self,
-        *,
-        credit_conn_id: str,
-        estimated_cost: Any = None,
-        units: Any = None,
-        unit_cost: Any = None,
-        validation_type: str | None = None,
-        margin: Any = 0,
-        margin_percent: Any = 0,
-        wait_for_reset: bool = False,
-        deferrable: bool | None = None,
-        warn_below: Any = None,
-        critical_below: Any = None,
-        on_low_balance: Callable[..., Any] | None = None,
-        **kwargs: Any,
+        self, *, wait_for_reset: bool = False, deferrable: bool | None = None, **kwargs: Any
     ) -> None:
         super().__init__(**kwargs)
         self.wait_for_reset = wait_for_reset
         if deferrable is None:  # read here, not as a default argument, to keep DAG-file imports cheap
             deferrable = conf.getboolean("operators", "default_deferrable", fallback=False)
         self.deferrable = deferrable
-        self._init_preflight(
-            credit_conn_id=credit_conn_id,
-            estimated_cost=estimated_cost,
-            units=units,
-            unit_cost=unit_cost,
-            validation_type=validation_type,
-            margin=margin,
-            margin_percent=margin_percent,
-            warn_below=warn_below,
-            critical_below=critical_below,
-            on_low_balance=on_low_balance,
-        )
         self._quiet_until: DateTime | None = None
         self._poke_deadline: DateTime | None = None
 
