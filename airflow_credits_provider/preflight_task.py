@@ -10,6 +10,7 @@ from airflow_credits_provider.errors import CreditProviderError, ValidationTypeU
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from decimal import Decimal
 
     from airflow.sdk import Context
 
@@ -78,13 +79,7 @@ class PreflightArgs:
 
     def _decide(self, context: Context, balance: CreditBalance) -> PreflightDecision:
         """Estimate the cost from the rendered arguments and compare it with ``balance``."""
-        from airflow_credits_provider.preflight import (
-            InvalidCostEstimateError,
-            check_thresholds,
-            decide,
-            estimate_cost,
-            margin_for,
-        )
+        from airflow_credits_provider.preflight import check_thresholds, decide
 
         check_thresholds(
             balance,
@@ -95,21 +90,7 @@ class PreflightArgs:
             callback=self.on_low_balance,
             context=context,
         )
-        try:
-            cost, basis = estimate_cost(
-                task_id=self.task_id,
-                estimated_cost=self.estimated_cost,
-                units=self.units,
-                unit_cost=self.unit_cost,
-                validation_type=self.validation_type,
-                balance=balance,
-                context=context,
-            )
-            margin = margin_for(cost, self.margin, self.margin_percent, self.task_id)
-        except (InvalidCostEstimateError, ValidationTypeUnavailableError) as exc:
-            raise CreditPreflightFailed(str(exc)) from None
-        except CreditProviderError as exc:  # an unknown validation type
-            raise CreditPreflightFailed(f"Task {self.task_id!r}: {exc}") from None
+        cost, margin, basis = self._estimate(context, balance)
         decision = decide(self.credit_conn_id, balance, cost, margin, basis)
         self.log.info(
             "Credit preflight on %s: need %s (%s, margin %s), available %s -> %s",
@@ -122,6 +103,30 @@ class PreflightArgs:
         )
         context["ti"].xcom_push(key=XCOM_KEY, value=decision.to_dict())
         return decision
+
+    def _estimate(self, context: Context, balance: CreditBalance | None) -> tuple[Decimal, Decimal, str]:
+        """Return ``(cost, margin, basis)`` from the rendered arguments.
+
+        ``balance`` is needed only for a vendor-reported unit price. Impossible estimates and
+        validation types the plan cannot run raise :class:`CreditPreflightFailed` (no retries).
+        """
+        from airflow_credits_provider.preflight import InvalidCostEstimateError, estimate_cost, margin_for
+
+        try:
+            cost, basis = estimate_cost(
+                task_id=self.task_id,
+                estimated_cost=self.estimated_cost,
+                units=self.units,
+                unit_cost=self.unit_cost,
+                validation_type=self.validation_type,
+                balance=balance,
+                context=context,
+            )
+            return cost, margin_for(cost, self.margin, self.margin_percent, self.task_id), basis
+        except (InvalidCostEstimateError, ValidationTypeUnavailableError) as exc:
+            raise CreditPreflightFailed(str(exc)) from None
+        except CreditProviderError as exc:  # an unknown validation type
+            raise CreditPreflightFailed(f"Task {self.task_id!r}: {exc}") from None
 
     def _fetch_balance(self) -> CreditBalance:
         """Fetch the balance; errors that waiting cannot fix fail the task at once."""

@@ -184,18 +184,8 @@ class CreditPreflightSensor(PreflightArgs, BaseSensorOperator):
 
     def _required_without_balance(self, context: Context) -> Decimal:
         """Cost + margin when the first check failed; needs no vendor price unless ``unit_cost`` is unset."""
-        from airflow_credits_provider.preflight import estimate_cost, margin_for
-
-        cost, _ = estimate_cost(
-            task_id=self.task_id,
-            estimated_cost=self.estimated_cost,
-            units=self.units,
-            unit_cost=self.unit_cost,
-            validation_type=self.validation_type,
-            balance=None,
-            context=context,
-        )
-        return cost + margin_for(cost, self.margin, self.margin_percent, self.task_id)
+        cost, margin, _ = self._estimate(context, None)
+        return cost + margin
 
     def execute_complete(self, context: Context, event: dict[str, Any], required: str | None = None) -> Any:
         """Resume after the trigger: pass, time out, or fail with the vendor's message."""
