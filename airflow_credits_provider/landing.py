@@ -1,0 +1,148 @@
+"""What the landing operators share: resolving both sides, the target tables, assets and lineage."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from airflow_credits_provider.errors import CreditConnectionConfigError
+from airflow_credits_provider.warehouse import (
+    CURSOR_COLUMNS,
+    CURSOR_KEY,
+    SNAPSHOT_COLUMNS,
+    SNAPSHOT_KEY,
+    TRANSACTION_COLUMNS,
+    TRANSACTION_KEY,
+    WarehouseTable,
+    check_identifier,
+    parse_stored_time,
+    to_naive_utc,
+)
+
+if TYPE_CHECKING:
+    from pendulum import DateTime
+
+    from airflow_credits_provider.hooks.localleads import LocalLeadsHook
+
+
+class LedgerNotAvailableError(CreditConnectionConfigError):
+    """The vendor exposes no transaction ledger; land balance snapshots instead."""
+
+
+def check_names(table: str, schema: str | None) -> None:
+    """Validate the rendered table and schema names (injection attempts fail here, before any I/O)."""
+    check_identifier(table, "Table name")
+    if schema:
+        check_identifier(schema, "Schema name")
+
+
+def sql_hook_for(sql_conn_id: str) -> Any:
+    """Resolve ``sql_conn_id`` to its hook and check it is a common-sql ``DbApiHook``."""
+    from airflow.providers.common.sql.hooks.sql import DbApiHook
+    from airflow.sdk import BaseHook
+
+    conn = BaseHook.get_connection(sql_conn_id)
+    hook = conn.get_hook()  # type: ignore[no-untyped-call]
+    if not isinstance(hook, DbApiHook):
+        raise CreditConnectionConfigError(
+            f"Connection {sql_conn_id!r} (type {conn.conn_type!r}) is not a SQL database connection: "
+            "its hook is not a common-sql DbApiHook."
+        )
+    return hook
+
+
+def ledger_hook(credit_conn_id: str) -> LocalLeadsHook:
+    """The credit hook for ``credit_conn_id``, which must expose a transaction ledger."""
+    from airflow_credits_provider.hooks.resolve import get_credit_hook
+
+    hook = get_credit_hook(credit_conn_id)
+    if not hasattr(hook, "get_transactions_page"):
+        raise LedgerNotAvailableError(
+            f"{hook.vendor_class.display_name} (connection {credit_conn_id!r}) has no transaction ledger "
+            "API. Use CreditBalanceToSqlOperator on a schedule to build its history from balance snapshots."
+        )
+    return hook  # type: ignore[return-value]
+
+
+class LandingTarget:
+    """A landing table plus, for incremental landing, its cursor table ``<table>_cursor``."""
+
+    def __init__(self, data: WarehouseTable, cursor: WarehouseTable | None = None) -> None:
+        self.data = data
+        self.cursor = cursor
+
+    @classmethod
+    def transactions(cls, hook: Any, table: str, schema: str | None) -> LandingTarget:
+        """The transactions table and its cursor table."""
+        check_identifier(table, "Table name")
+        return cls(
+            WarehouseTable(hook, table, schema, TRANSACTION_COLUMNS, TRANSACTION_KEY),
+            WarehouseTable(hook, f"{table}_cursor", schema, CURSOR_COLUMNS, CURSOR_KEY),
+        )
+
+    @classmethod
+    def snapshots(cls, hook: Any, table: str, schema: str | None) -> LandingTarget:
+        """The balance snapshots table."""
+        return cls(WarehouseTable(hook, table, schema, SNAPSHOT_COLUMNS, SNAPSHOT_KEY))
+
+    def create(self) -> None:
+        """Create missing tables."""
+        self.data.create()
+        if self.cursor is not None:
+            self.cursor.create()
+
+    def read_cursor(self, provider: str, account: str) -> DateTime | None:
+        """The newest ``created_at`` landed by the last completed run, or ``None``."""
+        assert self.cursor is not None
+        row = self.cursor.hook.get_first(
+            f"SELECT cursor_at FROM {self.cursor.qualified} WHERE {self.cursor.where_key(CURSOR_KEY)}",
+            parameters=(provider, account),
+        )
+        return parse_stored_time(row[0]) if row else None
+
+    def write_cursor(self, provider: str, account: str, cursor_at: DateTime, now: DateTime) -> None:
+        """Move the cursor (only after a completed run)."""
+        assert self.cursor is not None
+        self.cursor.upsert([(provider, account, to_naive_utc(cursor_at), to_naive_utc(now))])
+
+    def delete_stale(self, provider: str, account: str, run_started: DateTime) -> int:
+        """Delete this account's rows not re-landed since ``run_started`` (full refresh); return how many."""
+        from contextlib import closing
+
+        table = self.data
+        cells = table._adapt((provider, account, to_naive_utc(run_started)))
+        where = f"{table.where_key(('provider', 'account'))} AND loaded_at < {table.param()}"
+        sql = f"DELETE FROM {table.qualified} WHERE {where}"
+        with closing(table.hook.get_conn()) as conn, closing(conn.cursor()) as cur:
+            cur.execute(sql, cells)
+            removed = int(cur.rowcount or 0)
+            conn.commit()
+        return removed
+
+
+def table_asset(sql_conn_id: str, schema: str | None, table: str) -> list[Any]:
+    """The table as an Airflow Asset outlet, unless a name is still a template."""
+    if any("{{" in str(part) for part in (sql_conn_id, schema, table)):
+        return []
+    from airflow.sdk import Asset
+
+    name = ".".join(p for p in (sql_conn_id, schema, table) if p)
+    return [Asset(name=f"credits_sql://{name}", uri=f"credits-sql://{name.replace('.', '/')}")]
+
+
+def openlineage_facets(
+    lineage: dict[str, str], source_name: str, sql_conn_id: str, schema: str | None, table: str
+) -> Any:
+    """OpenLineage datasets API -> table, or ``None`` when the OpenLineage provider is not installed."""
+    try:
+        from airflow.providers.common.compat.openlineage.facet import Dataset
+        from airflow.providers.openlineage.extractors import OperatorLineage
+    except ImportError:
+        return None
+    if not lineage:
+        return None
+    return OperatorLineage(
+        inputs=[Dataset(namespace=lineage["source"], name=source_name)],
+        outputs=[
+            Dataset(namespace=f"credits-sql://{sql_conn_id}", name=".".join(p for p in (schema, table) if p))
+        ],
+    )

@@ -1,0 +1,78 @@
+"""Warehouses for landing tests: SQLite files and the PostgreSQL server, through Airflow connections."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    import pytest
+
+
+def sqlite_connection(monkeypatch: pytest.MonkeyPatch, conn_id: str, path: Path) -> None:
+    """Point ``conn_id`` at a SQLite file."""
+    monkeypatch.setenv(
+        f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps({"conn_type": "sqlite", "host": str(path)})
+    )
+
+
+def postgres_connection(monkeypatch: pytest.MonkeyPatch, conn_id: str, uri: str) -> None:
+    """Point ``conn_id`` at the PostgreSQL server named by ``uri``."""
+    parts = urlsplit(uri)
+    conn = {
+        "conn_type": "postgres",
+        "host": parts.hostname,
+        "port": parts.port or 5432,
+        "login": parts.username or "postgres",
+        "password": parts.password,
+        "schema": parts.path.lstrip("/") or "postgres",
+    }
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))
+
+
+def unique_table(prefix: str = "tx") -> str:
+    """A table name no other test uses."""
+    return f"{prefix}_{uuid.uuid4().hex[:12]}"
+
+
+def landed(conn_id: str, table: str) -> list[tuple[Any, ...]]:
+    """(transaction_id, type, amount, description, created_at ISO) rows, sorted, as the table holds them."""
+    from airflow_credits_provider.landing import sql_hook_for
+    from airflow_credits_provider.warehouse import parse_stored_time
+
+    hook = sql_hook_for(conn_id)
+    rows = hook.get_records(f"SELECT transaction_id, type, amount, description, created_at FROM {table}")
+    return sorted(
+        (r[0], r[1], Decimal(str(r[2])).normalize(), r[3], parse_stored_time(r[4]).isoformat())  # type: ignore[union-attr]
+        for r in rows
+    )
+
+
+def ledger_rows(records: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """The sandbox ledger in the same shape as :func:`landed`."""
+    import pendulum
+
+    return sorted(
+        (
+            r["id"],
+            r["type"],
+            Decimal(r["amount"]).normalize(),
+            r["description"],
+            pendulum.parse(r["createdAt"]).isoformat(),
+        )  # type: ignore[union-attr]
+        for r in records
+    )
+
+
+def drop(conn_id: str, *tables: str) -> None:
+    """Drop test tables."""
+    from airflow_credits_provider.landing import sql_hook_for
+
+    hook = sql_hook_for(conn_id)
+    for table in tables:
+        hook.run(f"DROP TABLE IF EXISTS {table}")
