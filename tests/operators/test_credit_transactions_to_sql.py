@@ -11,37 +11,11 @@ import pytest
 from airflow_credits_provider.errors import CreditConnectionConfigError
 from airflow_credits_provider.landing import LedgerNotAvailableError
 from airflow_credits_provider.operators.credit_transactions_to_sql import CreditTransactionsToSqlOperator
-from tests.warehouse_support import (
-    drop,
-    landed,
-    ledger_rows,
-    postgres_connection,
-    sqlite_connection,
-    unique_table,
-)
+from tests.operators.conftest import TX_PATH, WAREHOUSE
+from tests.warehouse_support import landed, ledger_rows
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-    from pathlib import Path
-
     from airflow_credits_provider.sandbox import SandboxServer
-
-WAREHOUSE = "credits_warehouse"
-TX_PATH = "/api/v1/credits/transactions"
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def warehouse(
-    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> Iterator[str]:
-    """A fresh table name in SQLite or PostgreSQL behind the ``credits_warehouse`` connection."""
-    if request.param == "sqlite":
-        sqlite_connection(monkeypatch, WAREHOUSE, tmp_path / "warehouse.db")
-    else:
-        postgres_connection(monkeypatch, WAREHOUSE, request.getfixturevalue("postgres_conn_uri"))
-    table = unique_table()
-    yield table
-    drop(WAREHOUSE, table, f"{table}_cursor")
 
 
 def _operator(table: str, **kwargs: Any) -> CreditTransactionsToSqlOperator:

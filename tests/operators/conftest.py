@@ -1,0 +1,30 @@
+"""Shared fixtures for the landing operators: a warehouse table in SQLite or PostgreSQL."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tests.warehouse_support import drop, postgres_connection, sqlite_connection, unique_table
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+WAREHOUSE = "credits_warehouse"
+TX_PATH = "/api/v1/credits/transactions"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def warehouse(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[str]:
+    """A fresh table name in SQLite or PostgreSQL behind the ``credits_warehouse`` connection."""
+    if request.param == "sqlite":
+        sqlite_connection(monkeypatch, WAREHOUSE, tmp_path / "warehouse.db")
+    else:
+        postgres_connection(monkeypatch, WAREHOUSE, request.getfixturevalue("postgres_conn_uri"))
+    table = unique_table()
+    yield table
+    drop(WAREHOUSE, table, f"{table}_cursor")

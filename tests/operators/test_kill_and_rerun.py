@@ -1,0 +1,91 @@
+"""
+Crash safety for real: the landing task runs in its own process, is SIGKILLed mid-run, then rerun.
+
+After every kill point the rerun must leave the table exactly equal to the vendor's ledger.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from typing import TYPE_CHECKING
+
+import pytest
+
+from airflow_credits_provider.operators.credit_transactions_to_sql import CreditTransactionsToSqlOperator
+from tests.conftest import subprocess_env
+from tests.operators.conftest import TX_PATH, WAREHOUSE
+from tests.warehouse_support import landed, ledger_rows
+
+if TYPE_CHECKING:
+    from airflow_credits_provider.sandbox import SandboxServer
+
+RUN_LANDING = """
+import sys
+from airflow_credits_provider.operators.credit_transactions_to_sql import CreditTransactionsToSqlOperator
+CreditTransactionsToSqlOperator(
+    task_id="land", credit_conn_id="localleads_default", sql_conn_id=sys.argv[1], table=sys.argv[2],
+    batch_size=200,
+).execute({})
+print("COMPLETED")
+"""
+
+
+def _kill_after_pages(sandbox: SandboxServer, table: str, pages: int) -> None:
+    """Start the landing in a child process and SIGKILL it while it waits for page ``pages``."""
+    before = len(sandbox.state.requests_for("localleads", TX_PATH))
+    sandbox.state.inject("slow", "localleads", path=TX_PATH, delay=0.3, times=-1)
+    with subprocess.Popen(
+        [sys.executable, "-c", RUN_LANDING, WAREHOUSE, table],
+        env=subprocess_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    ) as child:
+        deadline = time.monotonic() + 120
+        while len(sandbox.state.requests_for("localleads", TX_PATH)) - before < pages:
+            assert child.poll() is None, "the landing finished before it could be killed"
+            assert time.monotonic() < deadline, "the landing never reached the kill point"
+            time.sleep(0.01)
+        child.send_signal(signal.SIGKILL)
+        out, _ = child.communicate(timeout=30)
+    assert child.returncode == -signal.SIGKILL
+    assert "COMPLETED" not in out
+    sandbox.state.clear_faults()
+
+
+@pytest.mark.parametrize("kill_at_page", [1, 4, 9])
+def test_killed_first_load_then_rerun_equals_the_ledger(
+    connections: SandboxServer,
+    warehouse: str,
+    kill_at_page: int,
+) -> None:
+    connections.state.ledger.size = 1000  # 10 pages; rows are committed every 2 pages
+    _kill_after_pages(connections, warehouse, kill_at_page)
+    partial = landed(WAREHOUSE, warehouse) if kill_at_page > 1 else []
+    assert len(partial) < 1000
+    CreditTransactionsToSqlOperator(
+        task_id="land", credit_conn_id="localleads_default", sql_conn_id=WAREHOUSE, table=warehouse
+    ).execute({})
+    assert landed(WAREHOUSE, warehouse) == ledger_rows(connections.state.ledger.newest_first())
+
+
+@pytest.mark.parametrize("kill_at_page", [2, 5])
+def test_killed_incremental_run_keeps_its_cursor_and_recovers(
+    connections: SandboxServer,
+    warehouse: str,
+    kill_at_page: int,
+) -> None:
+    state = connections.state
+    state.ledger.size = 400
+    land = CreditTransactionsToSqlOperator(
+        task_id="land", credit_conn_id="localleads_default", sql_conn_id=WAREHOUSE, table=warehouse
+    )
+    land.execute({})
+    state.ledger.grow(700)  # 7 pages of new transactions
+    _kill_after_pages(connections, warehouse, kill_at_page)
+    # The newest rows may already be landed, but the cursor did not move: the rerun fetches the gap.
+    land.execute({})
+    assert landed(WAREHOUSE, warehouse) == ledger_rows(state.ledger.newest_first())
