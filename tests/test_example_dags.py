@@ -12,6 +12,9 @@ import pytest
 from tests.example_dags_support import load_dag, reschedules, states, xcom
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
     from airflow_credits_provider.sandbox import SandboxServer
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
@@ -215,3 +218,43 @@ def test_no_task_log_or_xcom_holds_the_key(
     assert any(records)
     for text in (out, err, caplog.text, repr(records)):
         assert CANARY not in text
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def history_warehouse(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[str]:
+    from tests.warehouse_support import drop, postgres_connection, sqlite_connection
+
+    if request.param == "sqlite":
+        sqlite_connection(monkeypatch, "credits_warehouse", tmp_path / "warehouse.db")
+    else:
+        postgres_connection(monkeypatch, "credits_warehouse", request.getfixturevalue("postgres_conn_uri"))
+    tables = ("credit_transactions", "credit_transactions_cursor", "credit_balance_snapshots")
+    drop("credits_warehouse", *tables)
+    yield request.param
+    drop("credits_warehouse", *tables)
+
+
+def test_credit_history_lands_transactions_and_snapshots(
+    connections: SandboxServer, history_warehouse: str
+) -> None:
+    from airflow_credits_provider.landing import sql_hook_for
+    from tests.warehouse_support import landed, ledger_rows
+
+    state = connections.state
+    state.ledger.size = 640
+    dag = load_dag("example_credit_history", "example_credit_history")
+    run = dag.test()
+    assert set(states(run).values()) == {"success"}
+    assert xcom(run, "land_localleads_transactions") == 640
+    state.ledger.grow(25)
+    state.clear_requests()
+    run = dag.test()
+    assert xcom(run, "land_localleads_transactions") >= 25
+    assert len(state.requests_for("localleads", "/api/v1/credits/transactions")) == 1
+    assert landed("credits_warehouse", "credit_transactions") == ledger_rows(state.ledger.newest_first())
+    snapshots = sql_hook_for("credits_warehouse").get_records(
+        "SELECT provider, COUNT(*) FROM credit_balance_snapshots GROUP BY provider ORDER BY provider"
+    )
+    assert [(p, int(n)) for p, n in snapshots] == [("leadmagic", 2), ("localleads", 2), ("truemail", 2)]
