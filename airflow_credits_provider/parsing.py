@@ -108,20 +108,45 @@ def bool_at(payload: Any, path: str, *, default: bool) -> bool:
 
 
 def to_datetime(value: Any, field: str) -> DateTime:
-    """Parse an ISO 8601 timestamp into a timezone-aware pendulum ``DateTime`` (UTC if none given)."""
+    """Parse an ISO 8601 timestamp into a pendulum ``DateTime`` in UTC (UTC assumed when no offset is given).
+
+    The common shapes go through ``datetime.fromisoformat`` (ten times faster than ``pendulum.parse``,
+    which matters when paging through a million transactions); anything else through pendulum.
+    """
+    import datetime as dt
+
     import pendulum
 
     if not isinstance(value, str) or not value.strip():
         raise ResponseFormatError(f"field {field!r} should be an ISO 8601 time but is {describe(value)}")
+    text = value.strip()
     try:
-        parsed = pendulum.parse(value.strip(), tz="UTC")
-    except (ValueError, pendulum.parsing.exceptions.ParserError):
-        raise ResponseFormatError(
-            f"field {field!r} should be an ISO 8601 time but is {describe(value)}"
-        ) from None
-    if not isinstance(parsed, pendulum.DateTime):
-        raise ResponseFormatError(f"field {field!r} should be a date and time but is {describe(value)}")
-    return parsed
+        parsed: dt.datetime = dt.datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+    except ValueError:
+        try:
+            parsed = pendulum.parse(text, tz="UTC")  # type: ignore[assignment]
+        except (ValueError, pendulum.parsing.exceptions.ParserError):
+            raise ResponseFormatError(
+                f"field {field!r} should be an ISO 8601 time but is {describe(value)}"
+            ) from None
+        if not isinstance(parsed, dt.datetime):
+            raise ResponseFormatError(
+                f"field {field!r} should be a date and time but is {describe(value)}"
+            ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.timezone.utc)
+    elif parsed.utcoffset():
+        parsed = parsed.astimezone(dt.timezone.utc)
+    return pendulum.DateTime(
+        parsed.year,
+        parsed.month,
+        parsed.day,
+        parsed.hour,
+        parsed.minute,
+        parsed.second,
+        parsed.microsecond,
+        tzinfo=pendulum.UTC,
+    )
 
 
 def datetime_at(payload: Any, path: str, *, required: bool = False) -> DateTime | None:

@@ -7,13 +7,24 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_credits_provider.landing import LandingTarget, check_names, sql_hook_for, table_asset
+from airflow_credits_provider.landing import (
+    LandingTarget,
+    check_names,
+    prefetched,
+    sql_hook_for,
+    table_asset,
+)
+from airflow_credits_provider.warehouse import raw_json, to_naive_utc
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from datetime import datetime
+
     from airflow.sdk import Context
     from pendulum import DateTime
 
     from airflow_credits_provider.models import CreditTransaction
+    from airflow_credits_provider.vendors.localleads import TransactionPage
 
 MODES = ("incremental", "full_refresh")
 
@@ -105,6 +116,7 @@ class CreditTransactionsToSqlOperator(BaseOperator):
         cursor = target.read_cursor(provider, account) if self.mode == "incremental" else None
         since = cursor - self.overlap if cursor is not None else None
         run_started = pendulum.now("UTC")
+        loaded_at = to_naive_utc(run_started)
         self.log.info(
             "Landing %s transactions of %s into %s (%s, %s)",
             provider,
@@ -113,22 +125,15 @@ class CreditTransactionsToSqlOperator(BaseOperator):
             self.mode,
             f"from {since.isoformat()}" if since else "whole ledger",
         )
+        pages = 0
         newest: DateTime | None = None
-        landed = pages = 0
-        batch: dict[str, tuple[Any, ...]] = {}
-        offset = 0
-        with credit:
+
+        def pages_of_ledger() -> Iterator[TransactionPage]:
+            """Page the ledger newest first until its end or past the incremental window."""
+            offset = 0
             while True:
                 page = credit.get_transactions_page(offset, self.page_size)
-                pages += 1
-                for tx in page.transactions:
-                    newest = tx.created_at if newest is None or tx.created_at > newest else newest
-                    if since is None or tx.created_at >= since:  # older rows were landed by earlier runs
-                        batch[tx.id] = self._row(provider, account, tx, run_started)
-                if len(batch) >= self.batch_size:
-                    landed += target.data.upsert(list(batch.values()))
-                    batch.clear()
-                    self.log.info("Landed %d rows from %d pages so far", landed, pages)
+                yield page
                 offset += len(page.transactions)
                 past_window = (
                     since is not None and page.transactions and page.transactions[-1].created_at < since
@@ -138,8 +143,20 @@ class CreditTransactionsToSqlOperator(BaseOperator):
                     or (page.total is not None and offset >= page.total)
                     or past_window
                 ):
-                    break
-        landed += target.data.upsert(list(batch.values()))
+                    return
+
+        def rows() -> Iterator[tuple[Any, ...]]:
+            """Rows to upsert; the next page is fetched on a thread while common-sql writes these."""
+            nonlocal pages, newest
+            for page in prefetched(pages_of_ledger()):
+                pages += 1
+                for tx in page.transactions:
+                    newest = tx.created_at if newest is None or tx.created_at > newest else newest
+                    if since is None or tx.created_at >= since:  # older rows were landed by earlier runs
+                        yield self._row(provider, account, tx, loaded_at)
+
+        with credit:
+            landed = target.data.upsert(rows(), self.batch_size)
         if self.mode == "full_refresh":
             removed = target.delete_stale(provider, account, run_started)
             self.log.info("Full refresh removed %d rows the ledger no longer holds", removed)
@@ -156,9 +173,8 @@ class CreditTransactionsToSqlOperator(BaseOperator):
         return landed
 
     @staticmethod
-    def _row(provider: str, account: str, tx: CreditTransaction, loaded_at: DateTime) -> tuple[Any, ...]:
-        from airflow_credits_provider.warehouse import raw_json, to_naive_utc
-
+    def _row(provider: str, account: str, tx: CreditTransaction, loaded_at: datetime) -> tuple[Any, ...]:
+        """One table row; ``loaded_at`` is the run's start as a naive UTC datetime."""
         return (
             provider,
             account,
@@ -167,7 +183,7 @@ class CreditTransactionsToSqlOperator(BaseOperator):
             tx.amount,
             tx.description,
             to_naive_utc(tx.created_at),
-            to_naive_utc(loaded_at),
+            loaded_at,
             raw_json(tx.raw),
         )
 

@@ -163,3 +163,20 @@ def test_openlineage_facets_name_the_api_and_the_table(connections: SandboxServe
     assert lineage.inputs[0].namespace == connections.base_url("localleads")
     assert lineage.inputs[0].name == "localleads_default/transactions"
     assert lineage.outputs[0].name == warehouse
+
+
+def test_bad_page_mid_run_fails_and_keeps_the_cursor(connections: SandboxServer, warehouse: str) -> None:
+    from airflow_credits_provider.errors import BadResponseError
+
+    state = connections.state
+    state.ledger.size = 500
+    _operator(warehouse).execute({})
+    state.ledger.grow(450)
+    state.inject("wrong_types", "localleads", path=TX_PATH, times=-1)
+    with pytest.raises(BadResponseError, match="'amount'"):
+        _operator(warehouse, batch_size=100).execute({})
+    state.clear_faults()
+    state.clear_requests()
+    # The failed run moved no cursor: the retry re-reads from the old one and lands the gap.
+    assert _operator(warehouse).execute({}) >= 450
+    assert landed(WAREHOUSE, warehouse) == ledger_rows(state.ledger.newest_first())
