@@ -173,9 +173,8 @@ def main() -> None:
             print(
                 f"naive insert_rows, default arguments: {naive_rate:>9,.0f} rows/s, write only (plain INSERT)"
             )
-            print(
-                f"naive fetch, then write:              {naive_e2e:>9,.0f} rows/s = {naive_e2e / fetch_rate:.2f}x"
-            )
+            ratio = naive_e2e / fetch_rate
+            print(f"naive fetch, then write:              {naive_e2e:>9,.0f} rows/s = {ratio:.2f}x")
             sizes = [int(s) for s in args.memory_sizes.split(",") if s]
             peaks = {size: peak_memory(size, url) for size in sizes}
             for size, peak in peaks.items():
