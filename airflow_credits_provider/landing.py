@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from airflow_credits_provider.errors import CreditConnectionConfigError
 from airflow_credits_provider.warehouse import (
@@ -20,14 +19,9 @@ from airflow_credits_provider.warehouse import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     from pendulum import DateTime
 
     from airflow_credits_provider.hooks.localleads import LocalLeadsHook
-
-
-T = TypeVar("T")
 
 
 class LedgerNotAvailableError(CreditConnectionConfigError):
@@ -123,48 +117,6 @@ class LandingTarget:
             removed = int(cur.rowcount or 0)
             conn.commit()
         return removed
-
-
-def prefetched(items: Iterator[T], depth: int = 2) -> Iterator[T]:
-    """Yield ``items`` while a thread fetches up to ``depth`` ahead, its I/O overlapping the caller's work.
-
-    Memory holds at most ``depth`` items; an error in the producer is raised in the caller, in order.
-    Closing the returned generator early stops the producer at its next item.
-    """
-    import queue
-    import threading
-
-    done = object()
-    buffer: queue.Queue[Any] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def produce() -> None:
-        try:
-            for item in items:
-                if stop.is_set():
-                    return
-                buffer.put((True, item))
-        except BaseException as exc:  # handed to the consumer
-            buffer.put((False, exc))
-        else:
-            buffer.put((True, done))
-
-    thread = threading.Thread(target=produce, name="credits-prefetch", daemon=True)
-    thread.start()
-    try:
-        while True:
-            ok, item = buffer.get()
-            if not ok:
-                raise item
-            if item is done:
-                return
-            yield item
-    finally:
-        stop.set()
-        while thread.is_alive():  # unblock a producer waiting on a full buffer
-            with contextlib.suppress(queue.Empty):
-                buffer.get_nowait()
-            thread.join(timeout=0.05)
 
 
 def table_asset(sql_conn_id: str, schema: str | None, table: str) -> list[Any]:

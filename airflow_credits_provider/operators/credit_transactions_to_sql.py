@@ -146,9 +146,9 @@ class CreditTransactionsToSqlOperator(BaseOperator):
                     return
 
         def rows() -> Iterator[tuple[Any, ...]]:
-            """Rows to upsert; the next page is fetched on a thread while common-sql writes these."""
+            """Rows to upsert, streamed: common-sql pulls and commits them a batch at a time."""
             nonlocal pages, newest
-            for page in prefetched(pages_of_ledger()):
+            for page in pages_of_ledger():
                 pages += 1
                 for tx in page.transactions:
                     newest = tx.created_at if newest is None or tx.created_at > newest else newest
