@@ -10,7 +10,6 @@ from airflow.sdk import BaseOperator
 from airflow_credits_provider.landing import (
     LandingTarget,
     check_names,
-    prefetched,
     sql_hook_for,
     table_asset,
 )
