@@ -41,7 +41,10 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [
             {
                 "integration-name": "Credits",
-                "python-modules": ["airflow_credits_provider.operators.preflight"],
+                "python-modules": [
+                    "airflow_credits_provider.operators.preflight",
+                    "airflow_credits_provider.operators.credit_balance_to_sql",
+                ],
             }
         ],
         "sensors": [
@@ -54,6 +57,14 @@ def get_provider_info() -> dict[str, Any]:
             {
                 "integration-name": "Credits",
                 "python-modules": ["airflow_credits_provider.triggers.balance"],
+            }
+        ],
+        "transfers": [
+            {
+                "source-integration-name": "LocalLeads",
+                "target-integration-name": "Common SQL",
+                "python-module": "airflow_credits_provider.operators.credit_transactions_to_sql",
+                "how-to-guide": "docs/landing.md",
             }
         ],
         "connection-types": [

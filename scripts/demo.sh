@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job, offline: start the bundled sandbox of the vendor APIs, point the default
 # connections at it, print every vendor's balance through the airflow-credits CLI, then run
-# the example DAGs with dag.test() against it and print each preflight decision.
+# the example DAGs with dag.test() against it: each preflight decision, then the credit history
+# landed into an embedded SQLite warehouse.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
@@ -36,8 +37,12 @@ SANDBOX_URL=$(sed -n 's/^Credits sandbox serving on \(http[^ ]*\).*/\1/p' "$DEMO
 export AIRFLOW__CORE__DAGS_FOLDER="$PWD/example_dags"
 export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN="sqlite:///$AIRFLOW_HOME/airflow.db"
 export CREDITS_EXAMPLE_POKE_INTERVAL=1
+rm -f "$DEMO/warehouse.db"
+export AIRFLOW_CONN_CREDITS_WAREHOUSE="{\"conn_type\": \"sqlite\", \"host\": \"$PWD/$DEMO/warehouse.db\"}"
 if ! "$BIN/python" scripts/run_examples.py "$SANDBOX_URL" "$DEMO/summary.txt" > "$DEMO/examples.log" 2>&1; then
   tail -n 40 "$DEMO/examples.log"
   exit 1
 fi
 cat "$DEMO/summary.txt"
+echo
+echo "Warehouse (SQLite): $DEMO/warehouse.db"

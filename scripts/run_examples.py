@@ -38,6 +38,8 @@ def main() -> int:
         decision = xcom(dag_run, task, "credit_preflight") or {}
         lines.append(f"== {title}")
         lines.append(f"   {dag_id} {json.dumps(conf)} -> run {dag_run.state}; tasks: {states(dag_run)}")
+        if not decision and (rows := xcom(dag_run, task)) is not None:
+            lines.append(f"   {task}: landed {rows} rows")
         if decision:
             d = decision
             lines.append(
@@ -87,6 +89,40 @@ def main() -> int:
         "example_truemail_validation",
         {"emails": 5000},
     )
+    # Credit history: land LocalLeads transactions and snapshots of every vendor into SQLite, twice.
+    from airflow_credits_provider.landing import sql_hook_for
+
+    httpx.post(f"{control}/ledger", json={"size": 2500}, timeout=10).raise_for_status()
+    run(
+        "Credit history: first load into the embedded SQLite warehouse",
+        "example_credit_history",
+        "example_credit_history",
+        {},
+        task="land_localleads_transactions",
+    )
+    httpx.post(f"{control}/ledger", json={"grow": 40}, timeout=10).raise_for_status()
+    run(
+        "Credit history: next day, incremental (40 new transactions)",
+        "example_credit_history",
+        "example_credit_history",
+        {},
+        task="land_localleads_transactions",
+    )
+    warehouse = sql_hook_for("credits_warehouse")
+    count, spent = warehouse.get_first(
+        "SELECT COUNT(*), -SUM(CAST(amount AS REAL)) FROM credit_transactions WHERE amount < 0"
+    )
+    total = warehouse.get_first("SELECT COUNT(*) FROM credit_transactions")[0]
+    lines.append(f"   credit_transactions: {total} rows ({count} deductions, {spent:,.0f} credits spent)")
+    for provider, snapshots, available in warehouse.get_records(
+        "SELECT provider, COUNT(*), MAX(available) FROM credit_balance_snapshots GROUP BY 1 ORDER BY 1"
+    ):
+        lines.append(f"   credit_balance_snapshots: {provider}: {snapshots} snapshots, available {available}")
+    for day, day_spent in warehouse.get_records(
+        "SELECT substr(created_at, 1, 10), -SUM(CAST(amount AS REAL)) FROM credit_transactions "
+        "WHERE amount < 0 GROUP BY 1 ORDER BY 1 DESC LIMIT 3"
+    ):
+        lines.append(f"   spend on {day}: {day_spent:,.0f} credits")
     summary_path.write_text("\n".join(lines) + "\n")
     return 0
 
