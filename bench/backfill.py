@@ -14,7 +14,6 @@ Goal: end-to-end at least half the fetch-only rate; peak memory at 1M within 1.2
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -26,49 +25,17 @@ from urllib.parse import urlsplit
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run as a script from anywhere: bench/ and tests/ helpers
+
+from bench.sandbox_process import sandbox_process  # noqa: E402
+
 TABLE = "bench_credit_transactions"
 
 
-def start_sandbox(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    env_file = workdir / "sandbox.env"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "airflow_credits_provider.cli",
-            "sandbox",
-            "--port",
-            "0",
-            "--env-file",
-            str(env_file),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    for _ in range(600):
-        if env_file.exists() and env_file.read_text().count("export") == 3:
-            break
-        time.sleep(0.05)
-    url = ""
-    for line in env_file.read_text().splitlines():
-        name, _, value = line.removeprefix("export ").partition("=")
-        os.environ[name] = value.strip("'")
-        url = json.loads(value.strip("'"))["host"].rsplit("/", 1)[0]
-    return proc, url
-
-
 def set_warehouse(uri: str) -> None:
-    parts = urlsplit(uri)
-    os.environ["AIRFLOW_CONN_BENCH_WAREHOUSE"] = json.dumps(
-        {
-            "conn_type": "postgres",
-            "host": parts.hostname,
-            "port": parts.port or 5432,
-            "login": parts.username or "postgres",
-            "password": parts.password,
-            "schema": parts.path.lstrip("/") or "postgres",
-        }
-    )
+    from tests.warehouse_support import postgres_conn_json
+
+    os.environ["AIRFLOW_CONN_BENCH_WAREHOUSE"] = postgres_conn_json(uri)
 
 
 def drop_tables() -> None:
@@ -148,47 +115,40 @@ def main() -> None:
     os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp())
     os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "WARNING"
     set_warehouse(uri)
-    with tempfile.TemporaryDirectory() as tmp:
-        proc, url = start_sandbox(Path(tmp))
-        try:
-            httpx.post(f"{url}/_sandbox/ledger", json={"size": args.rows}, timeout=30).raise_for_status()
-            drop_tables()
-            start = time.perf_counter()
-            fetched = fetch_only()
-            fetch_rate = fetched / (time.perf_counter() - start)
-            start = time.perf_counter()
-            landed = land()
-            e2e_rate = landed / (time.perf_counter() - start)
-            naive_rows, naive_seconds = naive(args.rows)
-            naive_rate = naive_rows / naive_seconds
-            host = f"{urlsplit(uri).hostname}:{urlsplit(uri).port or 5432}"
-            naive_e2e = 1 / (1 / fetch_rate + 1 / naive_rate)  # fetch, then write, one after the other
-            goal = "met" if e2e_rate >= fetch_rate / 2 else "NOT met"
-            print(f"PostgreSQL at {host}, {args.rows:,} transactions")
-            print(f"fetch only (HTTP + parse):            {fetch_rate:>9,.0f} rows/s")
+    with sandbox_process() as url:
+        httpx.post(f"{url}/_sandbox/ledger", json={"size": args.rows}, timeout=30).raise_for_status()
+        drop_tables()
+        start = time.perf_counter()
+        fetched = fetch_only()
+        fetch_rate = fetched / (time.perf_counter() - start)
+        start = time.perf_counter()
+        landed = land()
+        e2e_rate = landed / (time.perf_counter() - start)
+        naive_rows, naive_seconds = naive(args.rows)
+        naive_rate = naive_rows / naive_seconds
+        host = f"{urlsplit(uri).hostname}:{urlsplit(uri).port or 5432}"
+        naive_e2e = 1 / (1 / fetch_rate + 1 / naive_rate)  # fetch, then write, one after the other
+        goal = "met" if e2e_rate >= fetch_rate / 2 else "NOT met"
+        print(f"PostgreSQL at {host}, {args.rows:,} transactions")
+        print(f"fetch only (HTTP + parse):            {fetch_rate:>9,.0f} rows/s")
+        print(
+            f"operator end-to-end (fetch + upsert): {e2e_rate:>9,.0f} rows/s = "
+            f"{e2e_rate / fetch_rate:.2f}x fetch-only (goal >= 0.5x: {goal})"
+        )
+        print(f"naive insert_rows, default arguments: {naive_rate:>9,.0f} rows/s, write only (plain INSERT)")
+        ratio = naive_e2e / fetch_rate
+        print(f"naive fetch, then write:              {naive_e2e:>9,.0f} rows/s = {ratio:.2f}x")
+        sizes = [int(s) for s in args.memory_sizes.split(",") if s]
+        peaks = {size: peak_memory(size, url) for size in sizes}
+        for size, peak in peaks.items():
+            print(f"peak traced memory at {size:>9,} transactions: {peak:8.1f} MB")
+        if len(sizes) == 2:
+            ratio = peaks[sizes[1]] / peaks[sizes[0]]
             print(
-                f"operator end-to-end (fetch + upsert): {e2e_rate:>9,.0f} rows/s = "
-                f"{e2e_rate / fetch_rate:.2f}x fetch-only (goal >= 0.5x: {goal})"
+                f"peak memory ratio {sizes[1]:,} / {sizes[0]:,}: {ratio:.2f}x  (goal <= 1.2x: "
+                f"{'met' if ratio <= 1.2 else 'NOT met'})"
             )
-            print(
-                f"naive insert_rows, default arguments: {naive_rate:>9,.0f} rows/s, write only (plain INSERT)"
-            )
-            ratio = naive_e2e / fetch_rate
-            print(f"naive fetch, then write:              {naive_e2e:>9,.0f} rows/s = {ratio:.2f}x")
-            sizes = [int(s) for s in args.memory_sizes.split(",") if s]
-            peaks = {size: peak_memory(size, url) for size in sizes}
-            for size, peak in peaks.items():
-                print(f"peak traced memory at {size:>9,} transactions: {peak:8.1f} MB")
-            if len(sizes) == 2:
-                ratio = peaks[sizes[1]] / peaks[sizes[0]]
-                print(
-                    f"peak memory ratio {sizes[1]:,} / {sizes[0]:,}: {ratio:.2f}x  (goal <= 1.2x: "
-                    f"{'met' if ratio <= 1.2 else 'NOT met'})"
-                )
-            drop_tables()
-        finally:
-            proc.terminate()
-            proc.wait()
+        drop_tables()
 
 
 if __name__ == "__main__":

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,38 +23,13 @@ from pathlib import Path
 
 import httpx
 
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run as a script from anywhere: bench/ and tests/ helpers
+
+from bench.sandbox_process import sandbox_process  # noqa: E402
+
 CONN_ID = "leadmagic_default"
 REQUIRED = 10**12
-
-
-def start_sandbox(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    env_file = workdir / "sandbox.env"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "airflow_credits_provider.cli",
-            "sandbox",
-            "--port",
-            "0",
-            "--env-file",
-            str(env_file),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    for _ in range(300):
-        if env_file.exists() and env_file.read_text().count("export") == 3:
-            break
-        time.sleep(0.05)
-    url = ""
-    for line in env_file.read_text().splitlines():
-        name, _, value = line.removeprefix("export ").partition("=")
-        conn = json.loads(value.strip("'"))
-        conn["extra"] = {**conn["extra"], "timeout": 30}
-        os.environ[name] = json.dumps(conn)
-        url = conn["host"].rsplit("/", 1)[0]
-    return proc, url
 
 
 async def coalesced(n: int, interval: float, duration: float) -> None:
@@ -127,35 +100,30 @@ def main() -> None:
     os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = (
         "WARNING"  # triggers log every poll; keep the report readable
     )
-    with tempfile.TemporaryDirectory() as tmp:
-        proc, url = start_sandbox(Path(tmp))
-        try:
-            intervals = args.duration / args.interval
-            print(f"interval {args.interval}s, duration {args.duration}s, {intervals:.0f} intervals")
-            columns = (("requests", 9), ("req/interval", 13), ("CPU ms/waiter", 14), ("KB/waiter", 10))
-            header = f"{'N':>6} {'mode':<10} " + " ".join(f"{name:>{width}}" for name, width in columns)
-            print(header)
-            print("-" * len(header))
-            asyncio.run(coalesced(1, args.interval, 0.1))  # warm-up: imports and first connection look-up
-            asyncio.run(naive(1, args.interval, 0.1))
-            for n in (int(s) for s in args.sizes.split(",")):
-                results = {}
-                for name, runner in (("coalesced", coalesced), ("naive", naive)):
-                    r = results[name] = measure(name, runner, n, args.interval, args.duration, url)
-                    late = (
-                        "  (could not keep up: asked for N per interval)"
-                        if r["wall"] > args.duration * 1.2
-                        else ""
-                    )
-                    print(
-                        f"{n:>6} {name:<10} {r['requests']:>9.0f} {r['per_interval']:>13.1f} "
-                        f"{r['cpu_ms_per_waiter']:>14.3f} {r['kb_per_waiter']:>10.1f}{late}"
-                    )
-                ratio = results["naive"]["requests"] / max(1, results["coalesced"]["requests"])
-                print(f"{n:>6} {'ratio':<10} naive/coalesced requests = {ratio:.0f}x")
-        finally:
-            proc.terminate()
-            proc.wait()
+    with sandbox_process(timeout=30) as url:
+        intervals = args.duration / args.interval
+        print(f"interval {args.interval}s, duration {args.duration}s, {intervals:.0f} intervals")
+        columns = (("requests", 9), ("req/interval", 13), ("CPU ms/waiter", 14), ("KB/waiter", 10))
+        header = f"{'N':>6} {'mode':<10} " + " ".join(f"{name:>{width}}" for name, width in columns)
+        print(header)
+        print("-" * len(header))
+        asyncio.run(coalesced(1, args.interval, 0.1))  # warm-up: imports and first connection look-up
+        asyncio.run(naive(1, args.interval, 0.1))
+        for n in (int(s) for s in args.sizes.split(",")):
+            results = {}
+            for name, runner in (("coalesced", coalesced), ("naive", naive)):
+                r = results[name] = measure(name, runner, n, args.interval, args.duration, url)
+                late = (
+                    "  (could not keep up: asked for N per interval)"
+                    if r["wall"] > args.duration * 1.2
+                    else ""
+                )
+                print(
+                    f"{n:>6} {name:<10} {r['requests']:>9.0f} {r['per_interval']:>13.1f} "
+                    f"{r['cpu_ms_per_waiter']:>14.3f} {r['kb_per_waiter']:>10.1f}{late}"
+                )
+            ratio = results["naive"]["requests"] / max(1, results["coalesced"]["requests"])
+            print(f"{n:>6} {'ratio':<10} naive/coalesced requests = {ratio:.0f}x")
 
 
 if __name__ == "__main__":

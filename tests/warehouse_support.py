@@ -21,18 +21,22 @@ def sqlite_connection(monkeypatch: pytest.MonkeyPatch, conn_id: str, path: Path)
     )
 
 
-def postgres_connection(monkeypatch: pytest.MonkeyPatch, conn_id: str, uri: str) -> None:
-    """Point ``conn_id`` at the PostgreSQL server named by ``uri``."""
+def postgres_conn_json(uri: str) -> str:
+    """An Airflow ``postgres`` connection (JSON form) for the server named by ``uri``."""
     parts = urlsplit(uri)
-    conn = {
+    return json.dumps({
         "conn_type": "postgres",
         "host": parts.hostname,
         "port": parts.port or 5432,
         "login": parts.username or "postgres",
         "password": parts.password,
         "schema": parts.path.lstrip("/") or "postgres",
-    }
-    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))
+    })
+
+
+def postgres_connection(monkeypatch: pytest.MonkeyPatch, conn_id: str, uri: str) -> None:
+    """Point ``conn_id`` at the PostgreSQL server named by ``uri``."""
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", postgres_conn_json(uri))
 
 
 def unique_table(prefix: str = "tx") -> str:

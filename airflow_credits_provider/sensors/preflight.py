@@ -166,7 +166,6 @@ class CreditPreflightSensor(PreflightArgs, BaseSensorOperator):
                 not_before=not_before.isoformat() if not_before else None,
             ),
             method_name="execute_complete",
-            kwargs={"required": str(required)},
             timeout=timedelta(seconds=self.timeout),
         )
 
@@ -187,7 +186,7 @@ class CreditPreflightSensor(PreflightArgs, BaseSensorOperator):
         cost, margin, _ = self._estimate(context, None)
         return cost + margin
 
-    def execute_complete(self, context: Context, event: dict[str, Any], required: str | None = None) -> Any:
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         """Resume after the trigger: pass, time out, or fail with the vendor's message."""
         from airflow.sdk.exceptions import AirflowSensorTimeout
 
