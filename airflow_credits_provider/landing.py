@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from airflow.sdk import BaseOperator
 
 from airflow_credits_provider.errors import CreditConnectionConfigError
 from airflow_credits_provider.warehouse import (
@@ -19,6 +21,8 @@ from airflow_credits_provider.warehouse import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from pendulum import DateTime
 
     from airflow_credits_provider.hooks.localleads import LocalLeadsHook
@@ -146,3 +150,52 @@ def openlineage_facets(
             Dataset(namespace=f"credits-sql://{sql_conn_id}", name=".".join(p for p in (schema, table) if p))
         ],
     )
+
+
+class CreditToSqlBaseOperator(BaseOperator):
+    """Base of the landing operators: the credit and SQL connections, the target table, its asset, lineage.
+
+    :param credit_conn_id: the credit connection (templated)
+    :param sql_conn_id: any common-sql connection (templated)
+    :param table: target table (default: the operator's own) (templated)
+    :param schema: target schema, or ``None`` for the connection's default (templated)
+    :param create_table: create missing tables
+    :param account: label stored with each row (default: ``credit_conn_id``) (templated)
+    """
+
+    template_fields: Sequence[str] = ("credit_conn_id", "sql_conn_id", "table", "schema", "account")
+    ui_color = "#e8f4fd"
+    default_table: ClassVar[str]
+    lineage_input: ClassVar[str]
+
+    def __init__(
+        self,
+        *,
+        credit_conn_id: str,
+        sql_conn_id: str,
+        table: str | None = None,
+        schema: str | None = None,
+        create_table: bool = True,
+        account: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        table = self.default_table if table is None else table
+        kwargs.setdefault("outlets", table_asset(sql_conn_id, schema, table))
+        super().__init__(**kwargs)
+        self.credit_conn_id = credit_conn_id
+        self.sql_conn_id = sql_conn_id
+        self.table = table
+        self.schema = schema
+        self.create_table = create_table
+        self.account = account
+        self._lineage: dict[str, str] = {}
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the vendor API -> the table (``None`` without the OpenLineage provider)."""
+        return openlineage_facets(
+            self._lineage,
+            f"{self.credit_conn_id}/{self.lineage_input}",
+            self.sql_conn_id,
+            self.schema,
+            self.table,
+        )

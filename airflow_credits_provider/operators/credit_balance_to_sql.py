@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
-
-from airflow_credits_provider.landing import LandingTarget, check_names, sql_hook_for, table_asset
+from airflow_credits_provider.landing import CreditToSqlBaseOperator, LandingTarget, check_names, sql_hook_for
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class CreditBalanceToSqlOperator(BaseOperator):
+class CreditBalanceToSqlOperator(CreditToSqlBaseOperator):
     """Land one normalised balance snapshot of any credit connection into ``credit_balance_snapshots``.
 
     LeadMagic and TrueMail expose a balance but no ledger; snapshots taken on a schedule give every
@@ -28,29 +26,8 @@ class CreditBalanceToSqlOperator(BaseOperator):
     :param account: label stored with the row (default: ``credit_conn_id``) (templated)
     """
 
-    template_fields = ("credit_conn_id", "sql_conn_id", "table", "schema", "account")
-    ui_color = "#e8f4fd"
-
-    def __init__(
-        self,
-        *,
-        credit_conn_id: str,
-        sql_conn_id: str,
-        table: str = "credit_balance_snapshots",
-        schema: str | None = None,
-        create_table: bool = True,
-        account: str | None = None,
-        **kwargs: Any,
-    ) -> None:
-        kwargs.setdefault("outlets", table_asset(sql_conn_id, schema, table))
-        super().__init__(**kwargs)
-        self.credit_conn_id = credit_conn_id
-        self.sql_conn_id = sql_conn_id
-        self.table = table
-        self.schema = schema
-        self.create_table = create_table
-        self.account = account
-        self._lineage: dict[str, str] = {}
+    default_table = "credit_balance_snapshots"
+    lineage_input = "balance"
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Fetch the balance once and land it; return the snapshot (JSON-friendly, no key)."""
@@ -97,11 +74,3 @@ class CreditBalanceToSqlOperator(BaseOperator):
         snapshot = balance.to_dict()
         snapshot.pop("raw", None)
         return {"account": account, **snapshot}
-
-    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
-        """OpenLineage: the vendor's balance API -> the table (``None`` without the OpenLineage provider)."""
-        from airflow_credits_provider.landing import openlineage_facets
-
-        return openlineage_facets(
-            self._lineage, f"{self.credit_conn_id}/balance", self.sql_conn_id, self.schema, self.table
-        )

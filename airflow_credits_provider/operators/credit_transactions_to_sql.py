@@ -5,13 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
-
 from airflow_credits_provider.landing import (
+    CreditToSqlBaseOperator,
     LandingTarget,
     check_names,
     sql_hook_for,
-    table_asset,
 )
 from airflow_credits_provider.warehouse import raw_json, to_naive_utc
 
@@ -28,7 +26,7 @@ if TYPE_CHECKING:
 MODES = ("incremental", "full_refresh")
 
 
-class CreditTransactionsToSqlOperator(BaseOperator):
+class CreditTransactionsToSqlOperator(CreditToSqlBaseOperator):
     """Land a vendor's credit transactions into a table, incrementally, idempotently and crash-safely.
 
     Pages the vendor's ledger newest first and upserts one row per transaction, keyed on
@@ -59,18 +57,12 @@ class CreditTransactionsToSqlOperator(BaseOperator):
     :param batch_size: rows per upsert transaction
     """
 
-    template_fields = ("credit_conn_id", "sql_conn_id", "table", "schema", "account")
-    ui_color = "#e8f4fd"
+    default_table = "credit_transactions"
+    lineage_input = "transactions"
 
     def __init__(
         self,
         *,
-        credit_conn_id: str,
-        sql_conn_id: str,
-        table: str = "credit_transactions",
-        schema: str | None = None,
-        create_table: bool = True,
-        account: str | None = None,
         mode: str = "incremental",
         page_size: int = 100,
         overlap: timedelta = timedelta(hours=1),
@@ -85,19 +77,11 @@ class CreditTransactionsToSqlOperator(BaseOperator):
             raise ValueError(f"overlap must be a non-negative timedelta, got {overlap!r}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive whole number, got {batch_size!r}")
-        kwargs.setdefault("outlets", table_asset(sql_conn_id, schema, table))
         super().__init__(**kwargs)
-        self.credit_conn_id = credit_conn_id
-        self.sql_conn_id = sql_conn_id
-        self.table = table
-        self.schema = schema
-        self.create_table = create_table
-        self.account = account
         self.mode = mode
         self.page_size = page_size
         self.overlap = overlap
         self.batch_size = batch_size
-        self._lineage: dict[str, str] = {}
 
     def execute(self, context: Context) -> int:
         """Land the ledger; return the number of rows inserted or updated."""
@@ -184,12 +168,4 @@ class CreditTransactionsToSqlOperator(BaseOperator):
             to_naive_utc(tx.created_at),
             loaded_at,
             raw_json(tx.raw),
-        )
-
-    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
-        """OpenLineage: the vendor's ledger API -> the table (``None`` without the OpenLineage provider)."""
-        from airflow_credits_provider.landing import openlineage_facets
-
-        return openlineage_facets(
-            self._lineage, f"{self.credit_conn_id}/transactions", self.sql_conn_id, self.schema, self.table
         )
