@@ -8,6 +8,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from airflow_credits_provider.vendors.base import CreditVendor
 
 #: Extras every credit connection understands: name -> (type, default, minimum, maximum).
@@ -19,14 +21,20 @@ CONNECTION_EXTRAS: dict[str, tuple[type, float, float, float]] = {
 }
 
 
-def connection_form(vendor: type[CreditVendor] | CreditVendor) -> dict[str, Any]:
+def connection_form(
+    vendor: type[CreditVendor] | CreditVendor, describe_api: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """Return the ``connection-types`` entry for ``vendor``: the Airflow 3.2+ declarative form.
 
     The API key lives in the password field relabelled "API key" (masked); the host is optional and
     defaults to the vendor's base URL; the extras tune timeout and retries.
+
+    :param describe_api: extra form fields describing the API (the generic connection type), which
+        also keeps the raw extra field visible for the advanced settings
     """
-    return {
+    form: dict[str, Any] = {
         "conn-fields": {
+            **(describe_api or {}),
             "timeout": {
                 "label": "Timeout (seconds)",
                 "schema": {"type": ["number", "null"], "default": CONNECTION_EXTRAS["timeout"][1]},
@@ -54,4 +62,30 @@ def connection_form(vendor: type[CreditVendor] | CreditVendor) -> dict[str, Any]
                 "max_retry_wait": str(CONNECTION_EXTRAS["max_retry_wait"][1]),
             },
         },
+    }
+    if describe_api:
+        form["ui-field-behaviour"]["hidden-fields"].remove("extra")
+    return form
+
+
+def generic_api_fields(presets: list[str]) -> dict[str, Any]:
+    """Form fields of the generic ``credit_api`` connection type (the rest goes in the extra)."""
+
+    def text(label: str, description: str) -> dict[str, Any]:
+        return {"label": label, "schema": {"type": ["string", "null"]}, "description": description}
+
+    return {
+        "preset": {
+            "label": "Preset",
+            "schema": {"type": ["string", "null"], "enum": [None, *presets]},
+            "description": "A described vendor; the fields below override its settings.",
+        },
+        "path": text("Balance path", "Path of the balance request, e.g. /v2/getcredits."),
+        "auth": {
+            "label": "Key sent as",
+            "schema": {"type": ["string", "null"], "enum": [None, "header", "bearer", "query"]},
+        },
+        "auth_name": text("Key header / parameter name", "e.g. X-API-Key, or api_key for a query parameter."),
+        "available_path": text("Balance JSON path", "JSON path to the available balance, e.g. data.credits."),
+        "pool": text("Balance pool", "For split balances, e.g. Findymail verifier."),
     }

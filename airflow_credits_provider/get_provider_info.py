@@ -8,15 +8,17 @@ from typing import Any
 def get_provider_info() -> dict[str, Any]:
     """Return the provider description: hooks, connection types and their forms."""
     from airflow_credits_provider import __version__
-    from airflow_credits_provider.connection_form import connection_form
+    from airflow_credits_provider.connection_form import connection_form, generic_api_fields
+    from airflow_credits_provider.vendors.generic import GenericCreditVendor, preset_names
     from airflow_credits_provider.vendors.leadmagic import LeadMagicVendor
     from airflow_credits_provider.vendors.localleads import LocalLeadsVendor
     from airflow_credits_provider.vendors.truemail import TrueMailVendor
 
-    hooks = [
+    hooks: list[tuple[str, str, str, Any]] = [
         ("LeadMagic", "leadmagic", "LeadMagicHook", LeadMagicVendor),
         ("LocalLeads", "localleads", "LocalLeadsHook", LocalLeadsVendor),
         ("TrueMail", "truemail", "TrueMailHook", TrueMailVendor),
+        ("Credit API (generic)", "generic", "GenericCreditHook", GenericCreditVendor),
     ]
     return {
         "package-name": "airflow-credits-provider",
@@ -72,7 +74,9 @@ def get_provider_info() -> dict[str, Any]:
                 "connection-type": vendor.key,
                 "hook-class-name": f"airflow_credits_provider.hooks.{module}.{cls}",
                 "hook-name": name,
-                **connection_form(vendor),
+                **connection_form(
+                    vendor, generic_api_fields(preset_names()) if module == "generic" else None
+                ),
             }
             for name, module, cls, vendor in hooks
         ],

@@ -33,6 +33,33 @@ log = logging.getLogger(__name__)
 _NOT_JSON: Any = object()
 _EMPTY_DETAIL = VendorErrorDetail()
 
+
+class _RedactKeys(logging.Filter):
+    """Redact API keys from httpx's own log lines.
+
+    httpx logs every request URL at INFO, query string included, and a query-parameter key (ZeroBounce,
+    Hunter, ...) would land in task logs with it. Every key the transport uses is registered here.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.keys: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.keys:
+            message = record.getMessage()
+            redacted = message
+            for key in self.keys:
+                redacted = redacted.replace(key, "***")
+            if redacted != message:
+                record.msg, record.args = redacted, ()
+        return True
+
+
+_REDACT = _RedactKeys()
+for _name in ("httpx", "httpcore"):
+    logging.getLogger(_name).addFilter(_REDACT)
+
 USER_AGENT = "airflow-credits-provider"
 
 #: Status code -> (exception class, what happened, what to do).
@@ -154,6 +181,7 @@ class CreditApiClient:
         self.vendor = vendor
         self.settings = settings
         self._api_key = api_key
+        _REDACT.keys.add(api_key)
         self._auth = vendor.auth(api_key)
         self._on_response = on_response
         self._sync: httpx.Client | None = None

@@ -85,3 +85,14 @@ def test_sandbox_command_serves_and_prints_connections(tmp_path: Path) -> None:
         finally:
             proc.terminate()
             proc.wait(timeout=10)
+
+
+def test_balance_of_a_generic_connection(connections: SandboxServer) -> None:
+    conn = connections.connection("neverbounce")
+    env = subprocess_env(AIRFLOW_CONN_NB=json.dumps(conn))
+    result = subprocess.run(
+        [CLI, "balance", "nb", "--json"], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert (data["vendor"], data["available"], data["used"]) == ("neverbounce", "5000", "1200")

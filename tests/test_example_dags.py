@@ -258,3 +258,31 @@ def test_credit_history_lands_transactions_and_snapshots(
         "SELECT provider, COUNT(*) FROM credit_balance_snapshots GROUP BY provider ORDER BY provider"
     )
     assert [(p, int(n)) for p, n in snapshots] == [("leadmagic", 2), ("localleads", 2), ("truemail", 2)]
+
+
+def test_generic_connection_gates_a_dag_in_deferrable_mode(
+    connections: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from tests.conftest import FAST_EXTRA
+
+    state = connections.state
+    conn = connections.connection("zerobounce", **FAST_EXTRA)
+    monkeypatch.setenv("AIRFLOW_CONN_CREDIT_API_DEFAULT", json.dumps(conn))
+    state.generic_balances["zerobounce"] = Decimal(10)
+    original = state.record
+
+    def record_and_top_up(request: object) -> None:
+        original(request)  # type: ignore[arg-type]
+        if len(state.requests_for("zerobounce")) == 3:
+            state.generic_balances["zerobounce"] = Decimal(5000)
+
+    state.record = record_and_top_up  # type: ignore[method-assign]
+    run = load_dag("example_generic_credit_gate", "example_generic_credit_gate").test(
+        run_conf={"emails": 2000}
+    )
+    assert states(run) == {"credit_preflight": "success", "verify_emails": "success"}
+    decision = xcom(run, "credit_preflight")
+    assert (decision["vendor"], decision["available"], decision["required"]) == ("zerobounce", "5000", "2000")
+    assert len(state.requests_for("zerobounce")) == 3

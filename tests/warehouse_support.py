@@ -24,14 +24,16 @@ def sqlite_connection(monkeypatch: pytest.MonkeyPatch, conn_id: str, path: Path)
 def postgres_conn_json(uri: str) -> str:
     """An Airflow ``postgres`` connection (JSON form) for the server named by ``uri``."""
     parts = urlsplit(uri)
-    return json.dumps({
-        "conn_type": "postgres",
-        "host": parts.hostname,
-        "port": parts.port or 5432,
-        "login": parts.username or "postgres",
-        "password": parts.password,
-        "schema": parts.path.lstrip("/") or "postgres",
-    })
+    return json.dumps(
+        {
+            "conn_type": "postgres",
+            "host": parts.hostname,
+            "port": parts.port or 5432,
+            "login": parts.username or "postgres",
+            "password": parts.password,
+            "schema": parts.path.lstrip("/") or "postgres",
+        }
+    )
 
 
 def postgres_connection(monkeypatch: pytest.MonkeyPatch, conn_id: str, uri: str) -> None:

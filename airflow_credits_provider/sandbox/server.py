@@ -18,10 +18,10 @@ from urllib.parse import parse_qsl, urlsplit
 
 from airflow_credits_provider.sandbox.state import DEFAULT_KEYS, RecordedRequest, SandboxState
 from airflow_credits_provider.sandbox.vendors import (
-    HANDLERS,
     VENDORS,
     Reply,
     Request,
+    all_handlers,
     error_reply,
     wrong_types,
 )
@@ -57,9 +57,10 @@ class _Handler(BaseHTTPRequestHandler):
         if prefix == "_sandbox":
             self._send(self._control(self.command, rest, body))
             return
-        if prefix not in HANDLERS:
+        handlers = self.server.handlers
+        if prefix not in handlers:
             self._send(
-                Reply(404, {"error": f"no sandbox vendor {prefix!r}; use one of {', '.join(VENDORS)}"})
+                Reply(404, {"error": f"no sandbox vendor {prefix!r}; use one of {', '.join(handlers)}"})
             )
             return
         headers = {k.lower(): v for k, v in self.headers.items()}
@@ -85,7 +86,7 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None and kind == "html":
             self._send(Reply(fault.status if fault.status != 500 else 502, _HTML_PAGE, {}, "text/html"))
             return
-        reply = HANDLERS[prefix](request, state)
+        reply = handlers[prefix](request, state)
         if fault is not None and kind == "wrong_types" and reply.status == 200:
             reply.body = wrong_types(prefix, reply.body)
         if fault is not None and kind == "grow_ledger":
@@ -162,6 +163,7 @@ class _Server(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], state: SandboxState) -> None:
         super().__init__(address, _Handler)
         self.state = state
+        self.handlers = all_handlers()
 
 
 class SandboxServer:
@@ -194,9 +196,14 @@ class SandboxServer:
         return f"{self.url}/{vendor}"
 
     def connection(self, vendor: str, key: str | None = None, **extra: Any) -> dict[str, Any]:
-        """An Airflow connection (JSON form) for ``vendor`` pointing at this sandbox."""
+        """An Airflow connection (JSON form) for ``vendor`` pointing at this sandbox.
+
+        ``vendor`` is a named vendor or a generic preset (a ``credit_api`` connection with that preset).
+        """
+        if vendor not in VENDORS:
+            extra = {"preset": vendor, **extra}
         return {
-            "conn_type": vendor,
+            "conn_type": vendor if vendor in VENDORS else "credit_api",
             "host": self.base_url(vendor),
             "password": key or DEFAULT_KEYS[vendor],
             "extra": {

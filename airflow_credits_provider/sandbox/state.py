@@ -8,11 +8,28 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
+#: Generic-API presets the sandbox emulates (see sandbox/presets.py).
+PRESET_NAMES = (
+    "zerobounce",
+    "hunter",
+    "neverbounce",
+    "bouncer",
+    "dropcontact",
+    "clearout",
+    "emailable",
+    "debounce",
+    "millionverifier",
+    "findymail",
+    "prospeo",
+    "enrichlayer",
+)
+
 #: Keys the sandbox accepts unless told otherwise (never real keys).
 DEFAULT_KEYS = {
     "leadmagic": "lm_sandbox_0123456789abcdef",
     "localleads": "ll_" + "0123456789abcdef" * 4,
     "truemail": "tm_live_sandbox_0123456789",
+    **{name: f"{name}_sandbox_key_0123456789" for name in PRESET_NAMES},
 }
 
 FAULT_KINDS = (
@@ -215,6 +232,8 @@ class SandboxState:
         self.localleads = LocalLeadsAccount()
         self.truemail = TrueMailAccount()
         self.ledger = Ledger(ledger_size)
+        #: Available credits of each generic preset's account.
+        self.generic_balances: dict[str, Decimal] = {name: Decimal(5000) for name in PRESET_NAMES}
         self.faults: list[Fault] = []
         self.requests: list[RecordedRequest] = []
 

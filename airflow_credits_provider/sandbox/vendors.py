@@ -333,7 +333,21 @@ def wrong_types(vendor: str, body: Any) -> Any:
         return {**body, "data": [{**r, "amount": "NaN"} for r in body["data"]]}
     if vendor == "truemail" and isinstance(body.get("credits"), dict):
         return {**body, "credits": {"total": None, "locked": "x"}}
+    if vendor not in VENDORS:  # a generic preset: every number becomes a boolean
+        return _numbers_to_booleans(body)
     return body
+
+
+def _numbers_to_booleans(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _numbers_to_booleans(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_numbers_to_booleans(v) for v in node]
+    if isinstance(node, (int, float, Decimal)) and not isinstance(node, bool):
+        return True
+    if isinstance(node, str) and node.lstrip("-").replace(".", "", 1).isdigit():
+        return True
+    return node
 
 
 HANDLERS: dict[str, Callable[[Request, SandboxState], Reply]] = {
@@ -341,3 +355,10 @@ HANDLERS: dict[str, Callable[[Request, SandboxState], Reply]] = {
     "localleads": localleads,
     "truemail": truemail,
 }
+
+
+def all_handlers() -> dict[str, Callable[[Request, SandboxState], Reply]]:
+    """The named vendors' handlers plus one per generic preset, by URL prefix."""
+    from airflow_credits_provider.sandbox.presets import PRESET_APIS, preset_handler
+
+    return {**HANDLERS, **{name: preset_handler(name) for name in PRESET_APIS}}

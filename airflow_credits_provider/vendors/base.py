@@ -9,7 +9,7 @@ in sync hooks and async triggers alike.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -74,6 +74,19 @@ class HeaderKeyAuth(_SecretAuth):
         yield request
 
 
+class QueryKeyAuth(_SecretAuth):
+    """Send the key as a query parameter (e.g. ``?api_key=``); URLs are sanitised before any log line."""
+
+    def __init__(self, param: str, api_key: str) -> None:
+        super().__init__(api_key)
+        self.param = param
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        """Add the key to the query string."""
+        request.url = request.url.copy_merge_params({self.param: self._api_key})
+        yield request
+
+
 class BearerAuth(_SecretAuth):
     """Send the key as ``Authorization: Bearer <key>``."""
 
@@ -91,12 +104,13 @@ class CreditVendor:
     ``balance_request`` (the call that returns the balance) and ``key_hint`` (where to find the key).
     """
 
-    key: ClassVar[str]
-    display_name: ClassVar[str]
-    default_base_url: ClassVar[str]
-    balance_request: ClassVar[ApiRequest]
-    request_id_headers: ClassVar[tuple[str, ...]] = ("x-request-id", "request-id", "cf-ray")
-    key_hint: ClassVar[str] = ""
+    # Class attributes for the named vendors; the configurable generic vendor sets them per instance.
+    key: str
+    display_name: str
+    default_base_url: str
+    balance_request: ApiRequest
+    request_id_headers: tuple[str, ...] = ("x-request-id", "request-id", "cf-ray")
+    key_hint: str = ""
 
     def auth(self, api_key: str) -> httpx.Auth:
         """Return the ``httpx.Auth`` that attaches ``api_key`` to each request."""

@@ -68,3 +68,17 @@ def test_bad_schema_name_is_refused(connections: SandboxServer) -> None:
             task_id="snap", credit_conn_id="leadmagic_default", sql_conn_id=WAREHOUSE, schema="x y"
         ).execute({})
     assert connections.state.requests_for("leadmagic") == []
+
+
+def test_snapshot_of_a_generic_connection(
+    connections: SandboxServer, warehouse: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    monkeypatch.setenv("AIRFLOW_CONN_ZB", json.dumps(connections.connection("zerobounce")))
+    CreditBalanceToSqlOperator(
+        task_id="snap", credit_conn_id="zb", sql_conn_id=WAREHOUSE, table=warehouse
+    ).execute({})
+    rows = _snapshots(warehouse)
+    assert list(rows) == ["zerobounce"]
+    assert _dec(rows["zerobounce"][2]) == Decimal(5000)

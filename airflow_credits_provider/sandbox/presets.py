@@ -1,0 +1,190 @@
+"""The sandbox's emulation of the generic presets: each vendor's balance answer and its bad-key answer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from airflow_credits_provider.sandbox.vendors import Reply, _json_default
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from decimal import Decimal
+
+    from airflow_credits_provider.sandbox.state import SandboxState
+    from airflow_credits_provider.sandbox.vendors import Request
+
+
+def _num(value: Decimal) -> Any:
+    return _json_default(value)
+
+
+@dataclass(frozen=True)
+class PresetApi:
+    """One emulated API: its balance request, how it reads the key, and its two documented answers."""
+
+    method: str
+    path: str
+    auth: str  # header:<name>, bearer, query:<name>
+    ok: Callable[[Decimal], dict[str, Any]]
+    bad_key_status: int
+    bad_key: dict[str, Any]
+
+    def key_of(self, request: Request) -> str | None:
+        """The key the request carries, the way this vendor reads it."""
+        kind, _, name = self.auth.partition(":")
+        if kind == "bearer":
+            return request.bearer()
+        if kind == "query":
+            return request.query.get(name)
+        return request.headers.get(name.lower())
+
+
+PRESET_APIS: dict[str, PresetApi] = {
+    "zerobounce": PresetApi(
+        "GET", "/v2/getcredits", "query:api_key", lambda b: {"Credits": str(_num(b))}, 200, {"Credits": "-1"}
+    ),
+    "hunter": PresetApi(
+        "GET",
+        "/v2/account",
+        "query:api_key",
+        lambda b: {
+            "data": {
+                "email": "ops@example.com",
+                "plan_name": "Starter",
+                "reset_date": "2026-12-01",
+                "requests": {
+                    "searches": {"used": 10, "available": 500},
+                    "verifications": {"used": 5, "available": 1000},
+                    "credits": {"used": 12.5, "available": 1000, "remaining": _num(b)},
+                },
+            }
+        },
+        401,
+        {
+            "errors": [
+                {
+                    "id": "authentication_failed",
+                    "code": 401,
+                    "details": "No user found for the API key supplied",
+                }
+            ]
+        },
+    ),
+    "neverbounce": PresetApi(
+        "GET",
+        "/v4/account/info",
+        "query:key",
+        lambda b: {
+            "status": "success",
+            "billing_type": "default",
+            "credits_info": {
+                "paid_credits_used": 1200,
+                "free_credits_used": 0,
+                "paid_credits_remaining": _num(b - 100),
+                "free_credits_remaining": 100,
+            },
+            "job_counts": {"completed": 3, "under_review": 0, "queued": 0, "processing": 0},
+            "execution_time": 102,
+        },
+        200,
+        {
+            "status": "auth_failure",
+            "message": "We were unable to authenticate your request. The API key is invalid.",
+            "execution_time": 5,
+        },
+    ),
+    "bouncer": PresetApi(
+        "GET",
+        "/v1.1/credits",
+        "header:x-api-key",
+        lambda b: {"credits": _num(b)},
+        401,
+        {"statusCode": 401, "error": "Unauthorized", "message": "Invalid API key"},
+    ),
+    "dropcontact": PresetApi(
+        "GET",
+        "/v1/account/credits",
+        "header:X-Access-Token",
+        lambda b: {"credits": _num(b)},
+        401,
+        {"error": True, "reason": "Invalid access token"},
+    ),
+    "clearout": PresetApi(
+        "GET",
+        "/v2/email_verify/getcredits",
+        "bearer",
+        lambda b: {
+            "status": "success",
+            "data": {"available_credits": _num(b), "credits": {"available": _num(b)}},
+        },
+        401,
+        {"status": "failed", "error": {"code": 1000, "message": "Invalid API token"}},
+    ),
+    "emailable": PresetApi(
+        "GET",
+        "/v1/account",
+        "query:api_key",
+        lambda b: {"owner_email": "ops@example.com", "available_credits": _num(b)},
+        401,
+        {"message": "Invalid API key"},
+    ),
+    "debounce": PresetApi(
+        "GET",
+        "/v1/balance/",
+        "query:api",
+        lambda b: {"success": "1", "balance": str(_num(b))},
+        200,
+        {"success": "0", "debounce": {"error": "Wrong API key"}},
+    ),
+    "millionverifier": PresetApi(
+        "GET",
+        "/api/v3/credits",
+        "query:api",
+        lambda b: {"credits": _num(b), "bulk_credits": 0, "renewing_credits": 0, "plan": 0},
+        200,
+        {"result": "error", "error": "Apikey not found"},
+    ),
+    "findymail": PresetApi(
+        "GET",
+        "/api/credits",
+        "bearer",
+        lambda b: {"credits": _num(b), "verifier_credits": 300},
+        401,
+        {"message": "Unauthenticated."},
+    ),
+    "prospeo": PresetApi(
+        "POST",
+        "/account-information",
+        "header:X-KEY",
+        lambda b: {
+            "error": False,
+            "response": {"current_plan": "STARTER", "remaining_credits": _num(b), "used_credits": 25},
+        },
+        401,
+        {"error": True, "message": "INVALID_API_KEY"},
+    ),
+    "enrichlayer": PresetApi(
+        "GET",
+        "/api/v2/credit-balance",
+        "bearer",
+        lambda b: {"credit_balance": _num(b)},
+        401,
+        {"code": 401, "description": "Invalid API Key", "name": "Unauthorized"},
+    ),
+}
+
+
+def preset_handler(name: str) -> Callable[[Request, SandboxState], Reply]:
+    """The sandbox handler of preset ``name``."""
+    api = PRESET_APIS[name]
+
+    def handle(request: Request, state: SandboxState) -> Reply:
+        if (request.method, request.path) != (api.method, api.path):
+            return Reply(404, {"message": "Not found"})
+        if not state.key_is_valid(name, api.key_of(request)):
+            return Reply(api.bad_key_status, api.bad_key)
+        with state.lock:
+            return Reply(200, api.ok(state.generic_balances[name]))
+
+    return handle
