@@ -74,7 +74,8 @@ def _sandbox(args: argparse.Namespace) -> int:
         with open(args.env_file, "w") as handle:
             handle.write("\n".join(exports) + "\n")
     print(f"Credits sandbox serving on {server.url} (Ctrl-C to stop)")
-    print("Connections for the default connection ids (sandbox keys, not real ones):")
+    print("Connections for the default connection ids (sandbox keys, not real ones;")
+    print("credit_api_default is the generic connection with the zerobounce preset):")
     print("\n".join(exports), flush=True)
     try:
         server.serve_forever()

@@ -31,7 +31,7 @@ def sandbox_process(**extra: Any) -> Iterator[str]:
         )
         try:
             deadline = time.monotonic() + 60
-            while not (env_file.exists() and env_file.read_text().count("export") == 3):
+            while not (env_file.exists() and env_file.read_text().count("export") == 4):
                 if time.monotonic() > deadline or proc.poll() is not None:
                     raise RuntimeError("the sandbox did not start")
                 time.sleep(0.05)

@@ -27,7 +27,7 @@ source "$DEMO/sandbox.env"
 head -n 1 "$DEMO/sandbox.log"
 echo
 
-for conn in leadmagic_default localleads_default truemail_default; do
+for conn in leadmagic_default localleads_default truemail_default credit_api_default; do
   "$BIN/airflow-credits" balance "$conn"
   echo
 done

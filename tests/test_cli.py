@@ -69,9 +69,9 @@ def test_sandbox_command_serves_and_prints_connections(tmp_path: Path) -> None:
             first = proc.stdout.readline()
             assert first.startswith("Credits sandbox serving on http://127.0.0.1:")
             url = first.split()[4]
-            lines = [proc.stdout.readline() for _ in range(4)]
+            lines = [proc.stdout.readline() for _ in range(6)]
             exports = [line for line in lines if line.startswith("export AIRFLOW_CONN_")]
-            assert len(exports) == 3
+            assert len(exports) == 4
             assert env_file.read_text().splitlines() == [e.rstrip("\n") for e in exports]
             state = httpx.get(f"{url}/_sandbox/state", timeout=5).json()
             assert state["ledger_size"] == 7

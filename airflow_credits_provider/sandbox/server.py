@@ -215,12 +215,18 @@ class SandboxServer:
             },
         }
 
-    def airflow_env(self, prefix: str = "", suffix: str = "_default") -> dict[str, str]:
-        """``AIRFLOW_CONN_*`` variables for the three vendors' default connections."""
-        return {
-            f"AIRFLOW_CONN_{(prefix + vendor + suffix).upper()}": json.dumps(self.connection(vendor))
+    def airflow_env(self, generic_preset: str = "zerobounce") -> dict[str, str]:
+        """``AIRFLOW_CONN_*`` variables for the default connection ids.
+
+        ``leadmagic_default``, ``localleads_default``, ``truemail_default``, and ``credit_api_default``
+        (a generic connection using ``generic_preset``).
+        """
+        env = {
+            f"AIRFLOW_CONN_{vendor.upper()}_DEFAULT": json.dumps(self.connection(vendor))
             for vendor in VENDORS
         }
+        env["AIRFLOW_CONN_CREDIT_API_DEFAULT"] = json.dumps(self.connection(generic_preset))
+        return env
 
     def start(self) -> SandboxServer:
         """Serve in a daemon thread."""
