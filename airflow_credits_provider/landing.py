@@ -44,14 +44,12 @@ def sql_hook_for(sql_conn_id: str) -> Any:
     from airflow.providers.common.sql.hooks.sql import DbApiHook
     from airflow.sdk import BaseHook
 
+    from airflow_credits_provider.hooks.resolve import checked_hook
+
     conn = BaseHook.get_connection(sql_conn_id)
-    hook = conn.get_hook()  # type: ignore[no-untyped-call]
-    if not isinstance(hook, DbApiHook):
-        raise CreditConnectionConfigError(
-            f"Connection {sql_conn_id!r} (type {conn.conn_type!r}) is not a SQL database connection: "
-            "its hook is not a common-sql DbApiHook."
-        )
-    return hook
+    return checked_hook(
+        sql_conn_id, conn, DbApiHook, "not a SQL database connection (no common-sql DbApiHook)"
+    )
 
 
 def ledger_hook(credit_conn_id: str) -> LocalLeadsHook:

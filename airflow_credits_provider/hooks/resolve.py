@@ -1,4 +1,4 @@
-"""Resolve any credit connection id to its hook, the Airflow way (by connection type)."""
+"""Resolve a connection id to its hook, the Airflow way (by connection type), and check its kind."""
 
 from __future__ import annotations
 
@@ -9,15 +9,18 @@ from airflow_credits_provider.errors import CreditConnectionConfigError
 if TYPE_CHECKING:
     from airflow_credits_provider.hooks.base import CreditApiHook
 
+_NOT_CREDIT = "not a credit API connection type (leadmagic, localleads, truemail, credit_api)"
 
-def _credit_hook(conn_id: str, conn: Any) -> CreditApiHook:
-    from airflow_credits_provider.hooks.base import CreditApiHook
 
+def checked_hook(conn_id: str, conn: Any, expected: type, what: str) -> Any:
+    """Return ``conn``'s hook, or fail clearly when it is not an ``expected`` hook.
+
+    :param what: how to describe the mismatch, e.g. "not a SQL database connection type"
+    """
     hook = conn.get_hook()
-    if not isinstance(hook, CreditApiHook):
+    if not isinstance(hook, expected):
         raise CreditConnectionConfigError(
-            f"Connection {conn_id!r} has type {conn.conn_type!r}, which is not a credit API connection "
-            "type (leadmagic, localleads, truemail)."
+            f"Connection {conn_id!r} has type {conn.conn_type!r}, which is {what}."
         )
     return hook
 
@@ -29,11 +32,16 @@ def get_credit_hook(conn_id: str) -> CreditApiHook:
     """
     from airflow.sdk import BaseHook
 
-    return _credit_hook(conn_id, BaseHook.get_connection(conn_id))
+    from airflow_credits_provider.hooks.base import CreditApiHook
+
+    return checked_hook(conn_id, BaseHook.get_connection(conn_id), CreditApiHook, _NOT_CREDIT)  # type: ignore[no-any-return]
 
 
 async def aget_credit_hook(conn_id: str) -> CreditApiHook:
     """Async twin of :func:`get_credit_hook`, for triggers (does not block the event loop on I/O)."""
     from airflow.sdk import BaseHook
 
-    return _credit_hook(conn_id, await BaseHook.aget_connection(conn_id))
+    from airflow_credits_provider.hooks.base import CreditApiHook
+
+    conn = await BaseHook.aget_connection(conn_id)
+    return checked_hook(conn_id, conn, CreditApiHook, _NOT_CREDIT)  # type: ignore[no-any-return]
