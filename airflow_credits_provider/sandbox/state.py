@@ -296,9 +296,18 @@ class SandboxState:
     # -- control API helpers ------------------------------------------------------------------------
     def update(self, vendor: str, changes: dict[str, Any]) -> None:
         """Set account fields from JSON (numbers become ``Decimal``); unknown fields are an error."""
-        account = {"leadmagic": self.leadmagic, "localleads": self.localleads, "truemail": self.truemail}[
-            vendor
-        ]
+        if vendor in self.generic_balances:  # a generic preset: only its balance and key
+            with self.lock:
+                for name, value in changes.items():
+                    if name == "key":
+                        self.set_key(vendor, str(value))
+                    elif name == "credits":
+                        self.generic_balances[vendor] = Decimal(str(value))
+                    else:
+                        raise ValueError(f"{vendor} has no field {name!r} (use credits or key)")
+            return
+        accounts = {"leadmagic": self.leadmagic, "localleads": self.localleads, "truemail": self.truemail}
+        account = accounts[vendor]
         with self.lock:
             for name, value in changes.items():
                 if name == "key":
@@ -316,6 +325,7 @@ class SandboxState:
                 "leadmagic": _jsonable(asdict(self.leadmagic)),
                 "localleads": _jsonable(asdict(self.localleads)),
                 "truemail": _jsonable(asdict(self.truemail)),
+                "generic_balances": {name: str(value) for name, value in self.generic_balances.items()},
                 "ledger_size": len(self.ledger),
                 "faults": [asdict(f) for f in self.faults],
                 "requests": len(self.requests),
