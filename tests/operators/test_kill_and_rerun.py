@@ -9,7 +9,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
+import threading
 from typing import TYPE_CHECKING
 
 import pytest
@@ -21,6 +21,7 @@ from tests.warehouse_support import landed, ledger_rows
 
 if TYPE_CHECKING:
     from airflow_credits_provider.sandbox import SandboxServer
+    from airflow_credits_provider.sandbox.state import RecordedRequest
 
 RUN_LANDING = """
 import sys
@@ -35,8 +36,18 @@ print("COMPLETED")
 
 def _kill_after_pages(sandbox: SandboxServer, table: str, pages: int) -> None:
     """Start the landing in a child process and SIGKILL it while it waits for page ``pages``."""
-    before = len(sandbox.state.requests_for("localleads", TX_PATH))
-    sandbox.state.inject("slow", "localleads", path=TX_PATH, delay=0.3, times=-1)
+    state = sandbox.state
+    target = len(state.requests_for("localleads", TX_PATH)) + pages
+    reached = threading.Event()
+    record = state.record
+
+    def record_and_signal(request: RecordedRequest) -> None:
+        record(request)
+        if len(state.requests_for("localleads", TX_PATH)) >= target:
+            reached.set()
+
+    state.record = record_and_signal  # type: ignore[method-assign]
+    state.inject("slow", "localleads", path=TX_PATH, delay=0.3, times=-1)  # the child waits on this page
     with subprocess.Popen(
         [sys.executable, "-c", RUN_LANDING, WAREHOUSE, table],
         env=subprocess_env(),
@@ -44,16 +55,14 @@ def _kill_after_pages(sandbox: SandboxServer, table: str, pages: int) -> None:
         stderr=subprocess.DEVNULL,
         text=True,
     ) as child:
-        deadline = time.monotonic() + 120
-        while len(sandbox.state.requests_for("localleads", TX_PATH)) - before < pages:
-            assert child.poll() is None, "the landing finished before it could be killed"
-            assert time.monotonic() < deadline, "the landing never reached the kill point"
-            time.sleep(0.01)
+        assert reached.wait(timeout=120), "the landing never reached the kill point"
+        assert child.poll() is None, "the landing finished before it could be killed"
         child.send_signal(signal.SIGKILL)
         out, _ = child.communicate(timeout=30)
+    state.record = record  # type: ignore[method-assign]
     assert child.returncode == -signal.SIGKILL
     assert "COMPLETED" not in out
-    sandbox.state.clear_faults()
+    state.clear_faults()
 
 
 @pytest.mark.parametrize("kill_at_page", [1, 4, 9])
