@@ -73,7 +73,16 @@ class CreditPreflightSensor(PreflightArgs, BaseSensorOperator):
         if not self.deferrable:
             self._poke_deadline = self._deadline(context)
             return super().execute(context)
-        return self._check_then_defer(context)
+        from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+        try:
+            return self._check_then_defer(context)
+        except AirflowFailException as exc:  # as Airflow's sensor loop treats a failing poke
+            if self.soft_fail or self.never_fail:
+                raise AirflowSkipException(
+                    f"Skipping ({'soft_fail' if self.soft_fail else 'never_fail'}): {exc}"
+                ) from exc
+            raise
 
     def poke(self, context: Context) -> Any:
         """Check the balance once; ``False`` to keep waiting."""

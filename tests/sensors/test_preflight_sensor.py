@@ -144,6 +144,17 @@ def test_poke_mode_fails_at_once_on_a_bad_key(connections: SandboxServer) -> Non
         _sensor(mode="poke", poke_interval=0.05, timeout=5, soft_fail=True).execute(_context())
 
 
+def test_deferrable_soft_fail_skips_on_a_bad_key_or_estimate(connections: SandboxServer) -> None:
+    connections.state.set_key("leadmagic", "rotated")
+    with pytest.raises(AirflowSkipException, match="rejected the API key"):
+        _sensor(deferrable=True, soft_fail=True).execute(_context())
+    connections.state.set_key("leadmagic", "lm_sandbox_0123456789abcdef")
+    with pytest.raises(AirflowSkipException, match="must not be negative"):
+        _sensor(deferrable=True, soft_fail=True, estimated_cost=-1).execute(_context())
+    with pytest.raises(CreditPreflightFailed):
+        _sensor(deferrable=True, estimated_cost=-1).execute(_context())
+
+
 def test_poke_mode_times_out_like_airflows_sensors(connections: SandboxServer) -> None:
     connections.state.leadmagic.credits = Decimal(1)
     with pytest.raises(AirflowSensorTimeout, match="Sensor has timed out"):
