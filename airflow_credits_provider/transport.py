@@ -146,6 +146,13 @@ def _request_id(vendor: CreditVendor, response: httpx.Response, detail: VendorEr
     return None
 
 
+def _decode(response: httpx.Response) -> Any:
+    try:
+        return json.loads(response.content)
+    except ValueError:
+        return _NOT_JSON
+
+
 def _body_kind(response: httpx.Response) -> str:
     content_type = response.headers.get("content-type", "").split(";")[0].strip() or "no content type"
     head = response.content[:64].lstrip().lower()
@@ -232,6 +239,21 @@ class CreditApiClient:
     # -- public calls --------------------------------------------------------------------------
     def request(self, call: ApiRequest) -> httpx.Response:
         """Send ``call``, retrying per the policy; return the successful response or raise."""
+        return self._exchange(call)[0]
+
+    async def arequest(self, call: ApiRequest) -> httpx.Response:
+        """Async twin of :meth:`request`."""
+        return (await self._aexchange(call))[0]
+
+    def request_json(self, call: ApiRequest) -> Any:
+        """Send ``call`` and return its decoded JSON body."""
+        return self._json_or_raise(call, *self._exchange(call))
+
+    async def arequest_json(self, call: ApiRequest) -> Any:
+        """Async twin of :meth:`request_json`."""
+        return self._json_or_raise(call, *(await self._aexchange(call)))
+
+    def _exchange(self, call: ApiRequest) -> tuple[httpx.Response, Any]:
         import tenacity
 
         with self.session() as client:
@@ -240,8 +262,7 @@ class CreditApiClient:
                     return self._send_once(client, call)
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
-    async def arequest(self, call: ApiRequest) -> httpx.Response:
-        """Async twin of :meth:`request`."""
+    async def _aexchange(self, call: ApiRequest) -> tuple[httpx.Response, Any]:
         import tenacity
 
         async with self.asession() as client:
@@ -249,14 +270,6 @@ class CreditApiClient:
                 with attempt:
                     return await self._asend_once(client, call)
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
-
-    def request_json(self, call: ApiRequest) -> Any:
-        """Send ``call`` and return its decoded JSON body."""
-        return self.decode(call, self.request(call))
-
-    async def arequest_json(self, call: ApiRequest) -> Any:
-        """Async twin of :meth:`request_json`."""
-        return self.decode(call, await self.arequest(call))
 
     def parse(self, call: ApiRequest, parser: Callable[[Any], Any], payload: Any) -> Any:
         """Run a vendor parser, turning a shape error into :class:`BadResponseError`."""
@@ -273,44 +286,35 @@ class CreditApiClient:
             ) from None
 
     # -- one attempt -----------------------------------------------------------------------------
-    def _send_once(self, client: httpx.Client, call: ApiRequest) -> httpx.Response:
+    def _send_once(self, client: httpx.Client, call: ApiRequest) -> tuple[httpx.Response, Any]:
         try:
             response = client.request(call.method, call.path, params=call.params, json=call.json)
         except httpx.HTTPError as exc:
             raise self._transport_error(call, exc) from None
         return self._check(call, response)
 
-    async def _asend_once(self, client: httpx.AsyncClient, call: ApiRequest) -> httpx.Response:
+    async def _asend_once(self, client: httpx.AsyncClient, call: ApiRequest) -> tuple[httpx.Response, Any]:
         try:
             response = await client.request(call.method, call.path, params=call.params, json=call.json)
         except httpx.HTTPError as exc:
             raise self._transport_error(call, exc) from None
         return self._check(call, response)
 
-    def _check(self, call: ApiRequest, response: httpx.Response) -> httpx.Response:
+    def _check(self, call: ApiRequest, response: httpx.Response) -> tuple[httpx.Response, Any]:
+        """Raise for error answers; return the response and its decoded body (decoded once)."""
         if self._on_response is not None:
             self._on_response(response)
+        payload = _decode(response)
         if response.is_success:
-            payload = self._try_json(response)
             if payload is not _NOT_JSON and (found := self.vendor.error_in_success(payload)) is not None:
                 status, detail = found
                 raise self._status_error(call, response, status, detail)
-            return response
-        payload = self._try_json(response)
+            return response, payload
         error_detail = self.vendor.parse_error(payload) if payload is not _NOT_JSON else None
         raise self._status_error(call, response, response.status_code, error_detail)
 
-    # -- decoding ----------------------------------------------------------------------------------
-    @staticmethod
-    def _try_json(response: httpx.Response) -> Any:
-        try:
-            return json.loads(response.content)
-        except ValueError:
-            return _NOT_JSON
-
-    def decode(self, call: ApiRequest, response: httpx.Response) -> Any:
-        """Decode a successful response's JSON, or raise :class:`BadResponseError` saying what came."""
-        payload = self._try_json(response)
+    def _json_or_raise(self, call: ApiRequest, response: httpx.Response, payload: Any) -> Any:
+        """The decoded body of a successful answer, or :class:`BadResponseError` saying what came."""
         if payload is _NOT_JSON:
             raise self._error(
                 errors.BadResponseError,
@@ -354,6 +358,7 @@ class CreditApiClient:
         status: int,
         detail: VendorErrorDetail | None,
     ) -> errors.CreditApiError:
+        body_is_json = detail is not None
         detail = detail or _EMPTY_DETAIL
         if status in _STATUS_ERRORS:
             cls, happened, advice = _STATUS_ERRORS[status]
@@ -367,7 +372,7 @@ class CreditApiClient:
             cls, happened, advice = (errors.InvalidRequestError, "rejected the request", "")
         head = f"HTTP {status}" + (f", {detail.code}" if detail.code else "")
         said = f": {truncate(detail.message).rstrip('.')}" if detail.message else ""
-        if not detail.message and not response.is_success and self._try_json(response) is _NOT_JSON:
+        if not detail.message and not body_is_json:
             said = f" with {_body_kind(response)}"
         message = f"{self.vendor.display_name} {happened} ({head}){said}. {advice}".rstrip()
         context: dict[str, Any] = {
