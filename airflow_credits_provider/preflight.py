@@ -19,6 +19,7 @@ from airflow_credits_provider.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
+from airflow_credits_provider.vendors import display_name
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -174,7 +175,7 @@ def decide(
 def shortfall_message(decision: PreflightDecision, balance: CreditBalance) -> str:
     """Explain a failed check: what is needed, what is there, how short, and what locks and resets mean."""
     parts = [
-        f"Not enough {_display(balance.vendor)} credits on connection {decision.conn_id!r}: "
+        f"Not enough {display_name(balance.vendor)} credits on connection {decision.conn_id!r}: "
         f"need {_fmt(decision.required)} ({decision.basis}"
         + (f" + margin {_fmt(decision.margin)}" if decision.margin else "")
         + f"), available {_fmt(decision.available)}, short by {_fmt(decision.shortfall)}."
@@ -247,7 +248,7 @@ def check_thresholds(
         return None
     log.warning(
         "%s credits are %s: %s available, below the %s threshold of %s",
-        _display(balance.vendor),
+        display_name(balance.vendor),
         "critically low" if level == "critical" else "low",
         _fmt(balance.available),
         level,
@@ -256,10 +257,6 @@ def check_thresholds(
     if callback is not None:
         callback(level=level, balance=balance, context=context)
     return level
-
-
-def _display(vendor: str) -> str:
-    return {"leadmagic": "LeadMagic", "localleads": "LocalLeads", "truemail": "TrueMail"}.get(vendor, vendor)
 
 
 def _fmt(value: Decimal) -> str:
