@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -12,7 +13,6 @@ from airflow_credits_provider.errors import CreditConnectionConfigError, CreditP
 from airflow_credits_provider.transport import ClientSettings, CreditApiClient, RetryPolicy
 
 if TYPE_CHECKING:
-    import contextlib
     from collections.abc import Callable
 
     import httpx
@@ -53,7 +53,7 @@ class CreditApiHook(BaseHook):
         super().__init__(**kwargs)
         self.credit_conn_id = credit_conn_id or self.default_conn_name
         self._overrides = {"timeout": timeout, "max_retries": max_retries}
-        self._session: contextlib.AbstractContextManager[Any] | None = None
+        self._pool = contextlib.ExitStack()  # the pooled HTTP session inside ``with hook:``
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(credit_conn_id={self.credit_conn_id!r})"
@@ -168,14 +168,11 @@ class CreditApiHook(BaseHook):
 
     def __enter__(self) -> CreditApiHook:
         """Pool HTTP connections across the calls made inside the ``with`` block."""
-        self._session = self.client.session()
-        self._session.__enter__()
+        self._pool.enter_context(self.client.session())
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
-        session, self._session = self._session, None
-        if session is not None:
-            session.__exit__(*exc_info)
+        self._pool.close()
 
     def _on_response(self, response: httpx.Response) -> None:
         """Observe every HTTP response (override to read vendor headers)."""

@@ -9,6 +9,7 @@ poll interval, not N.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import TYPE_CHECKING
 
@@ -34,7 +35,7 @@ class SharedBalancePoller:
         self.requests_made = 0
         self._hook: CreditApiHook | None = None
         self._client: CreditApiClient | None = None
-        self._session: object | None = None
+        self._connections = contextlib.AsyncExitStack()  # the pooled HTTP session, once opened
         self._cached: CreditBalance | None = None
         self._cached_at = 0.0
         self._in_flight: asyncio.Future[CreditBalance] | None = None
@@ -55,9 +56,7 @@ class SharedBalancePoller:
         if self.users > 0:
             return
         self._registry.pop((id(asyncio.get_running_loop()), self.conn_id), None)
-        if self._session is not None:
-            session, self._session = self._session, None
-            await session.__aexit__(None, None, None)  # type: ignore[attr-defined]
+        await self._connections.aclose()
 
     async def get(self, max_age: float) -> CreditBalance:
         """A balance fetched less than ``max_age`` seconds ago, or a fresh one (shared)."""
@@ -79,9 +78,7 @@ class SharedBalancePoller:
 
             self._hook = await aget_credit_hook(self.conn_id)
             self._client = await self._hook.aget_client()
-            session = self._client.asession()
-            await session.__aenter__()
-            self._session = session
+            await self._connections.enter_async_context(self._client.asession())
         assert self._hook is not None
         self.requests_made += 1
         return await self._hook.aget_balance(self._client)
