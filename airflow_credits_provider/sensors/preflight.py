@@ -102,7 +102,7 @@ class CreditPreflightSensor(PreflightArgs, BaseSensorOperator):
         if decision.passed:
             return PokeReturnValue(is_done=True, xcom_value=decision.to_dict())
         self._log_short(decision, balance)
-        self._plan_reset_wait(context, decision, balance, self._poke_deadline)
+        self._plan_reset_wait(decision, balance, self._poke_deadline)
         return False
 
     def _deadline(self, context: Context) -> DateTime:
@@ -116,7 +116,7 @@ class CreditPreflightSensor(PreflightArgs, BaseSensorOperator):
         return start + timedelta(seconds=self.timeout)
 
     def _plan_reset_wait(
-        self, context: Context, decision: PreflightDecision, balance: CreditBalance, deadline: DateTime | None
+        self, decision: PreflightDecision, balance: CreditBalance, deadline: DateTime | None
     ) -> DateTime | None:
         """With ``wait_for_reset``, return when to check next, or fail when the renewal is too late."""
         if not self.wait_for_reset or balance.next_reset_at is None:
@@ -164,7 +164,7 @@ class CreditPreflightSensor(PreflightArgs, BaseSensorOperator):
         not_before = None
         if decision is not None and balance is not None:
             self._log_short(decision, balance)
-            not_before = self._plan_reset_wait(context, decision, balance, deadline)
+            not_before = self._plan_reset_wait(decision, balance, deadline)
         required = decision.required if decision is not None else self._required_without_balance(context)
         self.defer(
             trigger=CreditBalanceTrigger(
