@@ -56,9 +56,7 @@ def _balance(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     if args.json:
-        data = balance.to_dict()
-        if not args.raw:
-            data.pop("raw")
+        data = balance.to_dict(include_raw=args.raw)
         print(json.dumps({"conn_id": args.conn_id, **data}, indent=2))
     else:
         print(_format_balance(args.conn_id, balance))

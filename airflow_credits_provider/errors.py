@@ -4,12 +4,24 @@ Every exception carries its context in attributes, so callers decide by type, ne
 Messages quote the vendor's own error text (truncated) and say what to do; they never contain an API
 key and never dump a whole response body.
 
+Two words name a vendor everywhere (models, errors, table columns, XCom): ``vendor`` is its key
+(``"leadmagic"``, also the connection type) and ``vendor_name`` its display name (``"LeadMagic"``).
+
 The tree::
 
     CreditProviderError
     ├── CreditConnectionConfigError     the Airflow connection is incomplete or invalid
-    └── CreditApiError                  a call to a vendor failed (vendor, method, path, status_code,
-        │                               error_code, request_id)
+    │   └── LedgerNotAvailableError     the vendor has no transaction ledger to land
+    ├── InvalidCostEstimateError        a cost, unit count, unit price or margin is not a usable amount
+    ├── UnknownValidationTypeError      the vendor prices no such service (TrueMail validation type)
+    ├── RowRejectedError                a landing row cannot be stored exactly, or the database refused
+    │                                   it (row_key names it); the run fails, its cursor unmoved
+    ├── ResponseFormatError             a vendor payload lacks the documented shape (names the field);
+    │                                   the transport turns it into BadResponseError
+    ├── CreditPreflightFailed           the balance does not cover the job, or never can; also an
+    │                                   Airflow ``AirflowFailException``, so the task fails without retries
+    └── CreditApiError                  a call to a vendor failed (vendor, vendor_name, method, path,
+        │                               status_code, error_code, request_id)
         ├── AuthenticationError         401: the API key is missing, wrong or expired
         ├── PermissionDeniedError       403: plan gate, IP allow-list, disabled feature
         │   └── ValidationTypeUnavailableError   the plan cannot run that validation type at all
@@ -17,16 +29,21 @@ The tree::
         ├── NotFoundError               404
         ├── InvalidRequestError         400 / 422 and other 4xx
         ├── BadResponseError            2xx, but the body is not the documented JSON
+        │   └── InconsistentLedgerError a ledger page contradicts the vendor's own total
         └── RetryableApiError           worth retrying; raised once the retries are used up
             ├── RateLimitedError        429 (retry_after in seconds, when the vendor sent one)
             ├── VendorUnavailableError  5xx
             └── VendorUnreachableError  network error: refused, reset, dropped connection
                 └── VendorTimeoutError  connect / read / write / pool timeout
+
+:class:`CreditPreflightFailed` subclasses Airflow's ``AirflowFailException``. So that importing this
+module stays free of Airflow (it is used by the sandbox, the CLI and the parsers), that one class is
+created on first access (PEP 562 module ``__getattr__``); it is the same class object every time.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 MAX_VENDOR_MESSAGE = 200
 
@@ -47,11 +64,43 @@ class CreditConnectionConfigError(CreditProviderError, ValueError):
     """The Airflow connection for a credit API is missing something or holds an invalid value."""
 
 
+class LedgerNotAvailableError(CreditConnectionConfigError):
+    """The vendor exposes no transaction ledger; land balance snapshots instead."""
+
+
+class InvalidCostEstimateError(CreditProviderError, ValueError):
+    """A cost, unit count, unit cost or margin is negative, NaN, infinite, non-numeric or missing."""
+
+
+class UnknownValidationTypeError(CreditProviderError, ValueError):
+    """The vendor reports no price for the requested service (e.g. a TrueMail validation type)."""
+
+
+class RowRejectedError(CreditProviderError):
+    """A row cannot be landed exactly (or the database rejected it); nothing is rounded or dropped.
+
+    :param row_key: the row's primary key, e.g. ``"vendor=localleads, account=a, transaction_id=txn_1"``
+    """
+
+    def __init__(self, message: str, *, row_key: str = "") -> None:
+        super().__init__(message)
+        self.row_key = row_key
+
+
+class ResponseFormatError(CreditProviderError, ValueError):
+    """A vendor payload does not have the documented shape; the message names the field.
+
+    Raised by the pure parsers; the transport re-raises it as :class:`BadResponseError` with the
+    vendor, the request and the connection attached.
+    """
+
+
 class CreditApiError(CreditProviderError):
     """A call to a vendor's credit API failed.
 
     :param message: what happened and what to do about it (never contains the API key)
-    :param vendor: display name of the vendor, e.g. ``"LeadMagic"``
+    :param vendor: the vendor's key, e.g. ``"leadmagic"``
+    :param vendor_name: the vendor's display name, e.g. ``"LeadMagic"``
     :param method: HTTP method of the failed call
     :param path: URL path of the failed call (no query string, no key)
     :param status_code: HTTP status code, or ``None`` when no response arrived
@@ -66,6 +115,7 @@ class CreditApiError(CreditProviderError):
         message: str,
         *,
         vendor: str | None = None,
+        vendor_name: str | None = None,
         method: str | None = None,
         path: str | None = None,
         status_code: int | None = None,
@@ -75,6 +125,7 @@ class CreditApiError(CreditProviderError):
         super().__init__(message)
         self.message = message
         self.vendor = vendor
+        self.vendor_name = vendor_name
         self.method = method
         self.path = path
         self.status_code = status_code
@@ -127,6 +178,13 @@ class BadResponseError(CreditApiError):
     """The vendor answered, but not with the documented JSON (HTML page, truncated body, wrong types)."""
 
 
+class InconsistentLedgerError(BadResponseError):
+    """A ledger page contradicts the vendor's own total (e.g. an empty page before the total is reached).
+
+    Landing stops without moving its cursor, so nothing is skipped; rerun once the vendor is consistent.
+    """
+
+
 class RetryableApiError(CreditApiError):
     """An error that may go away on retry; raised only after the configured retries are used up."""
 
@@ -154,3 +212,33 @@ class VendorUnreachableError(RetryableApiError):
 
 class VendorTimeoutError(VendorUnreachableError):
     """The vendor did not answer within the connection's timeout."""
+
+
+if TYPE_CHECKING:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    class CreditPreflightFailed(AirflowFailException, CreditProviderError):
+        """The balance does not cover the job (or never can): fails the task at once, without retries."""
+
+else:
+    _LAZY: dict[str, type] = {}
+
+    def __getattr__(name: str) -> type:
+        # CreditPreflightFailed subclasses Airflow's AirflowFailException; build it on first use so that
+        # importing this module does not import Airflow.
+        if name != "CreditPreflightFailed":
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        if name not in _LAZY:
+            from airflow.sdk.exceptions import AirflowFailException
+
+            _LAZY[name] = type(
+                name,
+                (AirflowFailException, CreditProviderError),
+                {
+                    "__module__": __name__,
+                    "__qualname__": name,
+                    "__doc__": "The balance does not cover the job (or never can): fails the task at "
+                    "once, without retries.",
+                },
+            )
+        return _LAZY[name]

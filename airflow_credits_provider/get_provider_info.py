@@ -1,4 +1,9 @@
-"""Provider metadata read by Airflow's ProvidersManager (entry point ``apache_airflow_provider``)."""
+"""Provider metadata read by Airflow's ProvidersManager (entry point ``apache_airflow_provider``).
+
+Connection types, hooks and integrations come from the vendor registry
+(:func:`airflow_credits_provider.vendors.registered_vendors`): a new vendor module appears here without
+being listed.
+"""
 
 from __future__ import annotations
 
@@ -9,44 +14,39 @@ def get_provider_info() -> dict[str, Any]:
     """Return the provider description: hooks, connection types and their forms."""
     from airflow_credits_provider import __version__
     from airflow_credits_provider.connection_form import connection_form, generic_api_fields
-    from airflow_credits_provider.vendors.generic import GenericCreditVendor, preset_names
-    from airflow_credits_provider.vendors.leadmagic import LeadMagicVendor
-    from airflow_credits_provider.vendors.localleads import LocalLeadsVendor
-    from airflow_credits_provider.vendors.truemail import TrueMailVendor
+    from airflow_credits_provider.vendors import registered_vendors
+    from airflow_credits_provider.vendors.generic import preset_names
 
-    hooks: list[tuple[str, str, str, Any]] = [
-        ("LeadMagic", "leadmagic", "LeadMagicHook", LeadMagicVendor),
-        ("LocalLeads", "localleads", "LocalLeadsHook", LocalLeadsVendor),
-        ("TrueMail", "truemail", "TrueMailHook", TrueMailVendor),
-        ("Credit API (generic)", "generic", "GenericCreditHook", GenericCreditVendor),
-    ]
+    vendors = list(registered_vendors().values())
     return {
         "package-name": "airflow-credits-provider",
         "name": "Credits",
-        "description": "Check vendor credit balances before a DAG spends them (LeadMagic, LocalLeads, "
-        "TrueMail, ...).",
+        "description": "Check vendor credit balances before a DAG spends them ("
+        + ", ".join(v.display_name for v in vendors if not v.generic)
+        + ", ...).",
         "versions": [__version__],
         "integrations": [
             {"integration-name": "Credits", "tags": ["service"]},
             *(
-                {"integration-name": name, "external-doc-url": vendor.default_base_url, "tags": ["service"]}
-                for name, _, _, vendor in hooks
+                {
+                    "integration-name": vendor.hook_name(),
+                    "external-doc-url": vendor.default_base_url,
+                    "tags": ["service"],
+                }
+                for vendor in vendors
             ),
         ],
         "hooks": [
             {
-                "integration-name": name,
-                "python-modules": [f"airflow_credits_provider.hooks.{module}"],
+                "integration-name": vendor.hook_name(),
+                "python-modules": [vendor.hook_class_name.rsplit(".", 1)[0]],
             }
-            for name, module, _, _ in hooks
+            for vendor in vendors
         ],
         "operators": [
             {
                 "integration-name": "Credits",
-                "python-modules": [
-                    "airflow_credits_provider.operators.preflight",
-                    "airflow_credits_provider.operators.credit_balance_to_sql",
-                ],
+                "python-modules": ["airflow_credits_provider.operators.preflight"],
             }
         ],
         "sensors": [
@@ -63,21 +63,23 @@ def get_provider_info() -> dict[str, Any]:
         ],
         "transfers": [
             {
-                "source-integration-name": "LocalLeads",
+                "source-integration-name": "Credits",
                 "target-integration-name": "Common SQL",
-                "python-module": "airflow_credits_provider.operators.credit_transactions_to_sql",
+                "python-module": module,
                 "how-to-guide": "docs/landing.md",
             }
+            for module in (
+                "airflow_credits_provider.transfers.credit_transactions_to_sql",
+                "airflow_credits_provider.transfers.credit_balance_to_sql",
+            )
         ],
         "connection-types": [
             {
                 "connection-type": vendor.key,
-                "hook-class-name": f"airflow_credits_provider.hooks.{module}.{cls}",
-                "hook-name": name,
-                **connection_form(
-                    vendor, generic_api_fields(preset_names()) if module == "generic" else None
-                ),
+                "hook-class-name": vendor.hook_class_name,
+                "hook-name": vendor.hook_name(),
+                **connection_form(vendor, generic_api_fields(preset_names()) if vendor.generic else None),
             }
-            for name, module, cls, vendor in hooks
+            for vendor in vendors
         ],
     }

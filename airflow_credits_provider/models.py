@@ -37,6 +37,7 @@ class CreditBalance:
     reports them and are ``None`` otherwise. Amounts are exact ``Decimal``; times are timezone-aware.
 
     :param vendor: the vendor's key, e.g. ``"leadmagic"``
+    :param vendor_name: the vendor's display name, e.g. ``"LeadMagic"`` (default: looked up by key)
     :param available: credits that can be spent now
     :param total: the vendor's headline balance (LeadMagic ``credits``, LocalLeads monthly + bonus)
     :param monthly: plan credits granted per period
@@ -48,7 +49,8 @@ class CreditBalance:
     :param period_start: start of the current billing period
     :param period_end: end of the current billing period
     :param next_reset_at: when plan credits renew next
-    :param unit_prices: per-service prices the vendor reports (TrueMail validation types)
+    :param unit_prices: per-service prices the vendor reports (TrueMail validation types today; any
+        vendor description may fill them)
     :param fetched_at: when the balance was fetched (UTC)
     :param raw: the vendor's JSON payload as received
     """
@@ -67,16 +69,61 @@ class CreditBalance:
     period_end: DateTime | None = None
     next_reset_at: DateTime | None = None
     unit_prices: Mapping[str, UnitPrice] = field(default_factory=dict)
+    vendor_name: str = ""
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
-    def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-friendly dict (for XCom and trigger events).
+    def __post_init__(self) -> None:
+        if not self.vendor_name:
+            from airflow_credits_provider.vendors import display_name
+
+            object.__setattr__(self, "vendor_name", display_name(self.vendor))
+
+    def unit_price(self, service: str) -> UnitPrice:
+        """The price of one unit of ``service`` (e.g. TrueMail's ``"smtp"``), if the plan may run it.
+
+        :raises UnknownValidationTypeError: the vendor reports no price for ``service``
+        :raises ValidationTypeUnavailableError: the plan cannot run it (with the vendor's upgrade text)
+        """
+        from airflow_credits_provider.errors import (
+            UnknownValidationTypeError,
+            ValidationTypeUnavailableError,
+        )
+
+        if service not in self.unit_prices:
+            if not self.unit_prices:
+                raise UnknownValidationTypeError(
+                    f"{self.vendor_name} reports no per-unit prices, so the price of {service!r} is "
+                    "unknown: pass unit_cost instead."
+                )
+            known = ", ".join(sorted(self.unit_prices))
+            raise UnknownValidationTypeError(
+                f"{self.vendor_name} reports no price for {service!r} (known: {known})."
+            )
+        price = self.unit_prices[service]
+        if not price.available:
+            why = price.upgrade_required or "not available on this plan"
+            raise ValidationTypeUnavailableError(
+                f"{self.vendor_name} cannot run {service!r} on this plan ({self.plan or 'unknown plan'}): "
+                f"{why}. No balance would cover it; upgrade the plan or choose another service.",
+                vendor=self.vendor,
+                vendor_name=self.vendor_name,
+                error_code="upgrade_required",
+            )
+        return price
+
+    def to_dict(self, *, include_raw: bool = False) -> dict[str, Any]:
+        """Return a JSON-friendly dict (for XCom, trigger events and the CLI).
 
         Decimals become strings so that no precision is lost; times become ISO 8601 strings.
+
+        :param include_raw: include the vendor's payload as ``raw``. Off by default: it can be large,
+            and what is pushed to XCom or stored with a trigger event should be the normalised figures.
         """
         out: dict[str, Any] = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
+            if f.name == "raw" and not include_raw:
+                continue
             if f.name == "unit_prices":
                 value = {
                     name: {
@@ -149,3 +196,19 @@ class CreditTransaction:
     description: str | None
     created_at: DateTime
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class TransactionPage:
+    """One page of a vendor's credit ledger, newest first.
+
+    :param transactions: the page's transactions
+    :param total: the ledger's size as the vendor reported it with this page (``None``: not reported)
+    :param offset: the offset requested
+    :param limit: the page size requested
+    """
+
+    transactions: list[CreditTransaction]
+    total: int | None
+    offset: int
+    limit: int

@@ -4,23 +4,84 @@ Vendor payloads are untrusted: a number may arrive as a JSON number or a numeric
 NaN, infinity, a missing field or an object where a number belongs is an error, never a silent zero.
 These helpers raise :class:`ResponseFormatError` naming the offending field; the transport turns it into
 a :class:`~airflow_credits_provider.errors.BadResponseError` with the vendor and request attached.
+
+Amounts of credits are exact ``Decimal`` values within :data:`MAX_MAGNITUDE` and :data:`MAX_SCALE`
+(:func:`amount_problem`); arithmetic on them runs in :func:`exact_arithmetic`, which can neither round
+nor overflow for such operands, and :func:`format_amount` prints them compactly for messages.
 """
 
 from __future__ import annotations
 
+import decimal
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
+from airflow_credits_provider.errors import ResponseFormatError
+
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from contextlib import AbstractContextManager
 
     from pendulum import DateTime
 
 _MISSING = object()
 
+#: Largest power of ten an amount of credits may reach: amounts are below ``10**(MAX_MAGNITUDE + 1)``.
+#: Beyond it a number is not a balance or a cost but a mistake (an exponent, a unit mix-up).
+MAX_MAGNITUDE = 40
+#: Finest step of an amount: ``10**-MAX_SCALE`` credits.
+MAX_SCALE = 40
+#: Precision of :func:`exact_arithmetic`: sums and products of two bounded amounts (at most 81
+#: significant digits each) need at most 162 digits; the trap on ``Inexact`` proves nothing rounds.
+_EXACT = decimal.Context(
+    prec=400,
+    Emax=decimal.MAX_EMAX,
+    Emin=decimal.MIN_EMIN,
+    traps=[decimal.Inexact, decimal.InvalidOperation, decimal.Overflow, decimal.DivisionByZero],
+)
 
-class ResponseFormatError(ValueError):
-    """A vendor payload does not have the documented shape; the message names the field."""
+
+def exact_arithmetic() -> AbstractContextManager[decimal.Context]:
+    """A decimal context for arithmetic on bounded amounts: exact, or ``decimal.Inexact`` is raised.
+
+    Python's default context rounds to 28 significant digits, so ``82 + 1e-30`` silently becomes 82.
+    """
+    return decimal.localcontext(_EXACT)
+
+
+def amount_problem(value: Decimal) -> str | None:
+    """Why ``value`` cannot be an amount of credits (NaN, infinite, too large, too fine), or ``None``."""
+    if not value.is_finite():
+        return "not a finite number"
+    if value.is_zero():
+        return None
+    if value.adjusted() > MAX_MAGNITUDE:
+        return f"larger than any plausible number of credits (limit 1e{MAX_MAGNITUDE + 1})"
+    exponent = value.as_tuple().exponent
+    assert isinstance(exponent, int)
+    if exponent < -MAX_SCALE and value != value.quantize(Decimal(1).scaleb(-MAX_SCALE), context=_EXACT_ROUND):
+        return f"finer than 1e-{MAX_SCALE} credits"
+    return None
+
+
+#: Only to test whether trailing digits past MAX_SCALE are zeros (``1.50000...0`` with 50 zeros is fine).
+_EXACT_ROUND = decimal.Context(prec=400, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN, traps=[])
+
+
+def format_amount(value: Decimal) -> str:
+    """An amount for a message: plain digits when short, scientific notation (all digits kept) when long.
+
+    Bounded whatever the input: at most about 100 characters.
+    """
+    if not value.is_finite():
+        return str(value)
+    normal = value.normalize(_EXACT_ROUND)
+    plain = f"{normal:f}"
+    if len(plain) <= 48:
+        return plain
+    digits = len(normal.as_tuple().digits)
+    text = f"{normal:.{min(digits, 40) - 1}e}" if digits > 1 else f"{normal:e}"
+    return text if digits <= 40 else text.replace("e", "…e", 1)
 
 
 def describe(value: Any) -> str:
@@ -58,7 +119,10 @@ def get_path(payload: Any, path: str, default: Any = _MISSING) -> Any:
 
 
 def to_decimal(value: Any, field: str) -> Decimal:
-    """Parse a finite number given as a JSON number or numeric string into an exact ``Decimal``."""
+    """Parse an amount given as a JSON number or numeric string into an exact ``Decimal``.
+
+    NaN, infinities and numbers outside the bounds of :func:`amount_problem` are format errors.
+    """
     if isinstance(value, bool) or value is None:
         raise ResponseFormatError(f"field {field!r} should be a number but is {describe(value)}")
     if isinstance(value, int):
@@ -74,8 +138,10 @@ def to_decimal(value: Any, field: str) -> Decimal:
             ) from None
     else:
         raise ResponseFormatError(f"field {field!r} should be a number but is {describe(value)}")
-    if not result.is_finite():
-        raise ResponseFormatError(f"field {field!r} should be a finite number but is {value!r}")
+    problem = amount_problem(result)
+    if problem is not None:
+        shown = format_amount(result) if result.is_finite() else repr(value)[:40]
+        raise ResponseFormatError(f"field {field!r} should be an amount of credits but is {shown}: {problem}")
     return result
 
 

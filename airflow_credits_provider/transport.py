@@ -8,6 +8,7 @@ bounded exponential backoff and jitter, using tenacity. 400/401/402/403/404 fail
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import email.utils
 import json
@@ -19,12 +20,11 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from airflow_credits_provider import errors
-from airflow_credits_provider.errors import truncate
-from airflow_credits_provider.parsing import ResponseFormatError
+from airflow_credits_provider.errors import ResponseFormatError, truncate
 from airflow_credits_provider.vendors.base import VendorErrorDetail
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Iterator
+    from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
     from airflow_credits_provider.vendors.base import ApiRequest, CreditVendor
 
@@ -175,7 +175,13 @@ class CreditApiClient:
     :param settings: base URL, timeout, retry policy, connection id
     :param on_response: called with every HTTP response received, errors included (LeadMagic uses it
         to record ``X-Credits-Remaining``)
+
+    The waits between retries go through :attr:`sleep` and :attr:`asleep` (``time.sleep`` and
+    ``asyncio.sleep``); tests replace them to observe the waits without spending them.
     """
+
+    sleep: Callable[[float], None] = staticmethod(time.sleep)
+    asleep: Callable[[float], Awaitable[None]] = staticmethod(asyncio.sleep)
 
     def __init__(
         self,
@@ -257,7 +263,7 @@ class CreditApiClient:
         import tenacity
 
         with self.session() as client:
-            for attempt in tenacity.Retrying(**self._retry_kwargs(call)):
+            for attempt in tenacity.Retrying(sleep=self.sleep, **self._retry_kwargs(call)):
                 with attempt:
                     return self._send_once(client, call)
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
@@ -266,7 +272,7 @@ class CreditApiClient:
         import tenacity
 
         async with self.asession() as client:
-            async for attempt in tenacity.AsyncRetrying(**self._retry_kwargs(call)):
+            async for attempt in tenacity.AsyncRetrying(sleep=self.asleep, **self._retry_kwargs(call)):
                 with attempt:
                     return await self._asend_once(client, call)
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
@@ -345,7 +351,8 @@ class CreditApiClient:
         message = self._scrub(f"{message} {self._where(call, context.get('request_id'))}")
         return cls(
             message,
-            vendor=self.vendor.display_name,
+            vendor=self.vendor.key,
+            vendor_name=self.vendor.display_name,
             method=call.method,
             path=self._scrub(call.path),
             **context,

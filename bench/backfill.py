@@ -39,7 +39,7 @@ def set_warehouse(uri: str) -> None:
 
 
 def drop_tables() -> None:
-    from airflow_credits_provider.landing import sql_hook_for
+    from airflow_credits_provider.transfers.base import sql_hook_for
 
     hook = sql_hook_for("bench_warehouse")
     for table in (TABLE, f"{TABLE}_cursor", f"{TABLE}_naive"):
@@ -47,7 +47,7 @@ def drop_tables() -> None:
 
 
 def land(batch_size: int = 2000) -> int:
-    from airflow_credits_provider.operators.credit_transactions_to_sql import CreditTransactionsToSqlOperator
+    from airflow_credits_provider.transfers.credit_transactions_to_sql import CreditTransactionsToSqlOperator
 
     return CreditTransactionsToSqlOperator(
         task_id="bench",
@@ -70,9 +70,9 @@ def fetch_only() -> int:
 
 def naive(rows_wanted: int) -> tuple[int, float]:
     from airflow_credits_provider.hooks.localleads import LocalLeadsHook
-    from airflow_credits_provider.landing import LandingTarget, sql_hook_for
-    from airflow_credits_provider.operators.credit_transactions_to_sql import CreditTransactionsToSqlOperator
-    from airflow_credits_provider.warehouse import to_naive_utc
+    from airflow_credits_provider.transfers.base import LandingTarget, sql_hook_for
+    from airflow_credits_provider.transfers.credit_transactions_to_sql import CreditTransactionsToSqlOperator
+    from airflow_credits_provider.transfers.tables import to_naive_utc
 
     hook = sql_hook_for("bench_warehouse")
     target = LandingTarget.transactions(hook, f"{TABLE}_naive", None)

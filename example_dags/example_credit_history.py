@@ -12,8 +12,8 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import DAG
 
-from airflow_credits_provider.operators.credit_balance_to_sql import CreditBalanceToSqlOperator
-from airflow_credits_provider.operators.credit_transactions_to_sql import CreditTransactionsToSqlOperator
+from airflow_credits_provider.transfers.credit_balance_to_sql import CreditBalanceToSqlOperator
+from airflow_credits_provider.transfers.credit_transactions_to_sql import CreditTransactionsToSqlOperator
 
 WAREHOUSE = "credits_warehouse"
 

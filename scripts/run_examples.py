@@ -90,7 +90,7 @@ def main() -> int:
         {"emails": 5000},
     )
     # Credit history: land LocalLeads transactions and snapshots of every vendor into SQLite, twice.
-    from airflow_credits_provider.landing import sql_hook_for
+    from airflow_credits_provider.transfers.base import sql_hook_for
 
     httpx.post(f"{control}/ledger", json={"size": 2500}, timeout=10).raise_for_status()
     run(
@@ -114,10 +114,10 @@ def main() -> int:
     )
     total = warehouse.get_first("SELECT COUNT(*) FROM credit_transactions")[0]
     lines.append(f"   credit_transactions: {total} rows ({count} deductions, {spent:,.0f} credits spent)")
-    for provider, snapshots, available in warehouse.get_records(
-        "SELECT provider, COUNT(*), MAX(available) FROM credit_balance_snapshots GROUP BY 1 ORDER BY 1"
+    for vendor, snapshots, available in warehouse.get_records(
+        "SELECT vendor, COUNT(*), MAX(available) FROM credit_balance_snapshots GROUP BY 1 ORDER BY 1"
     ):
-        lines.append(f"   credit_balance_snapshots: {provider}: {snapshots} snapshots, available {available}")
+        lines.append(f"   credit_balance_snapshots: {vendor}: {snapshots} snapshots, available {available}")
     for day, day_spent in warehouse.get_records(
         "SELECT substr(created_at, 1, 10), -SUM(CAST(amount AS REAL)) FROM credit_transactions "
         "WHERE amount < 0 GROUP BY 1 ORDER BY 1 DESC LIMIT 3"

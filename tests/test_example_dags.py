@@ -138,7 +138,7 @@ def test_truemail_units_times_vendor_price(connections: SandboxServer) -> None:
     assert states(run)["validate"] == "success"
     decision = xcom(run, "credit_preflight")
     assert (decision["cost"], decision["required"]) == ("10000", "10100")
-    assert decision["basis"] == "1000 units x 10 credits (truemail price for 'smtp')"
+    assert decision["basis"] == "1000 units x 10 credits (TrueMail price for 'smtp')"
     run = dag.test(run_conf={"emails": 1001})
     assert states(run)["credit_preflight"] == "failed"
 
@@ -239,7 +239,7 @@ def history_warehouse(
 def test_credit_history_lands_transactions_and_snapshots(
     connections: SandboxServer, history_warehouse: str
 ) -> None:
-    from airflow_credits_provider.landing import sql_hook_for
+    from airflow_credits_provider.transfers.base import sql_hook_for
     from tests.warehouse_support import landed, ledger_rows
 
     state = connections.state
@@ -255,7 +255,7 @@ def test_credit_history_lands_transactions_and_snapshots(
     assert len(state.requests_for("localleads", "/api/v1/credits/transactions")) == 1
     assert landed("credits_warehouse", "credit_transactions") == ledger_rows(state.ledger.newest_first())
     snapshots = sql_hook_for("credits_warehouse").get_records(
-        "SELECT provider, COUNT(*) FROM credit_balance_snapshots GROUP BY provider ORDER BY provider"
+        "SELECT vendor, COUNT(*) FROM credit_balance_snapshots GROUP BY vendor ORDER BY vendor"
     )
     assert [(p, int(n)) for p, n in snapshots] == [("leadmagic", 2), ("localleads", 2), ("truemail", 2)]
 

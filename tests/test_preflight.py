@@ -8,9 +8,7 @@ from decimal import Decimal
 import pendulum
 import pytest
 
-from airflow_credits_provider.errors import ValidationTypeUnavailableError
-from airflow_credits_provider.models import CreditBalance, UnitPrice
-from airflow_credits_provider.preflight import (
+from airflow_credits_provider.decision import (
     InvalidCostEstimateError,
     balance_after_reset,
     check_thresholds,
@@ -20,6 +18,8 @@ from airflow_credits_provider.preflight import (
     shortfall_message,
     to_amount,
 )
+from airflow_credits_provider.errors import ValidationTypeUnavailableError
+from airflow_credits_provider.models import CreditBalance, UnitPrice
 
 NOW = pendulum.datetime(2026, 11, 21, tz="UTC")
 
@@ -33,9 +33,9 @@ def _balance(available: str = "100", **kwargs: object) -> CreditBalance:
     [
         (-1, "must not be negative, got -1"),
         ("-5", "must not be negative, got '-5'"),
-        (float("nan"), "must be a finite number, got nan"),
-        ("NaN", "must be a finite number"),
-        (float("inf"), "must be a finite number"),
+        (float("nan"), "is not a finite number, got nan"),
+        ("NaN", "is not a finite number"),
+        (float("inf"), "is not a finite number"),
         ("lots", "must be a number of credits, got 'lots'"),
         ("", "must be a number of credits"),
         (None, "must be a number of credits, got None"),
@@ -78,7 +78,7 @@ def test_estimate_from_the_vendors_price() -> None:
     )
     cost, basis = estimate_cost(task_id="t", units=40, validation_type="smtp", balance=balance)
     assert cost == Decimal(400)
-    assert "leadmagic price for 'smtp'" in basis
+    assert "LeadMagic price for 'smtp'" in basis
     with pytest.raises(ValidationTypeUnavailableError, match="Business plan only"):
         estimate_cost(task_id="t", units=1, validation_type="catchall", balance=balance)
     with pytest.raises(InvalidCostEstimateError, match="pass unit_cost or a validation_type"):

@@ -48,8 +48,8 @@ def unique_table(prefix: str = "tx") -> str:
 
 def landed(conn_id: str, table: str) -> list[tuple[Any, ...]]:
     """(transaction_id, type, amount, description, created_at ISO) rows, sorted, as the table holds them."""
-    from airflow_credits_provider.landing import sql_hook_for
-    from airflow_credits_provider.warehouse import parse_stored_time
+    from airflow_credits_provider.transfers.base import sql_hook_for
+    from airflow_credits_provider.transfers.tables import parse_stored_time
 
     hook = sql_hook_for(conn_id)
     rows = hook.get_records(f"SELECT transaction_id, type, amount, description, created_at FROM {table}")
@@ -77,7 +77,7 @@ def ledger_rows(records: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
 
 def drop(conn_id: str, *tables: str) -> None:
     """Drop test tables."""
-    from airflow_credits_provider.landing import sql_hook_for
+    from airflow_credits_provider.transfers.base import sql_hook_for
 
     hook = sql_hook_for(conn_id)
     for table in tables:

@@ -22,7 +22,10 @@ if TYPE_CHECKING:
 
 
 class CreditApiHook(BaseHook):
-    """Base hook for a vendor credit API; subclasses set ``vendor_class`` and the connection metadata.
+    """Base hook for a vendor credit API; a subclass sets ``vendor_class``, and the rest follows from it.
+
+    The connection type (``conn_type``), default connection id (``<key>_default``) and the name in
+    Airflow's UI (``hook_name``) come from the vendor description, so they are written once.
 
     The connection holds the API key in its password field; its host, when set, overrides the vendor's
     base URL (a full URL such as ``http://127.0.0.1:8765/leadmagic``, or a host name with the schema
@@ -60,6 +63,11 @@ class CreditApiHook(BaseHook):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        vendor = cls.__dict__.get("vendor_class")
+        if vendor is not None:
+            cls.conn_type = vendor.key
+            cls.default_conn_name = vendor.default_conn_name()
+            cls.hook_name = vendor.hook_name()
         # Airflow 3.0/3.1 read form behaviour only from a hook's *own* __dict__, so each vendor hook
         # gets the classmethod itself. Airflow 3.2+ reads the declarative form in the provider info.
         if "get_ui_field_behaviour" not in cls.__dict__:

@@ -14,9 +14,9 @@ if TYPE_CHECKING:
 class GenericCreditHook(CreditApiHook):
     """Read the balance of any credit API from a connection of type ``credit_api``.
 
-    The connection's extra names a ``preset`` (``zerobounce``, ``hunter``, ``neverbounce``, ``bouncer``,
-    ``dropcontact``, ``clearout``, ``emailable``, ``debounce``, ``millionverifier``, ``findymail``,
-    ``prospeo``, ``enrichlayer``) and/or describes the API: ``base_url``, ``path``, ``method``, ``auth``
+    The connection's extra names a ``preset`` (one of
+    :data:`~airflow_credits_provider.vendors.generic.PRESETS`) and/or describes the API: ``base_url``,
+    ``path``, ``method``, ``auth``
     (``header``, ``bearer`` or ``query``), ``auth_name``, ``available_path`` (a JSON path, or a list
     summed), ``pool``, the optional ``total_path``, ``used_path``, ``locked_path``, ``plan_path`` and
     ``reset_path``, ``success_path`` + ``success_values``, ``error_when`` and ``message_paths``. The key
@@ -29,9 +29,6 @@ class GenericCreditHook(CreditApiHook):
     :param credit_conn_id: the Airflow connection id (default ``credit_api_default``)
     """
 
-    conn_type = "credit_api"
-    default_conn_name = "credit_api_default"
-    hook_name = "Credit API (generic)"
     vendor_class = GenericCreditVendor
 
     def _vendor(self, extra: dict[str, Any]) -> CreditVendor:

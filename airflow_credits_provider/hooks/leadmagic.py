@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from airflow_credits_provider.errors import ResponseFormatError
 from airflow_credits_provider.hooks.base import CreditApiHook
-from airflow_credits_provider.parsing import ResponseFormatError, to_decimal
+from airflow_credits_provider.parsing import to_decimal
 from airflow_credits_provider.vendors.base import ApiRequest
 from airflow_credits_provider.vendors.leadmagic import LeadMagicVendor
 
@@ -28,9 +29,6 @@ class LeadMagicHook(CreditApiHook):
     :param credit_conn_id: the Airflow connection id (default ``leadmagic_default``)
     """
 
-    conn_type = "leadmagic"
-    default_conn_name = "leadmagic_default"
-    hook_name = "LeadMagic"
     vendor_class = LeadMagicVendor
 
     def __init__(self, credit_conn_id: str | None = None, **kwargs: Any) -> None:

@@ -9,8 +9,6 @@ from airflow_credits_provider.errors import CreditConnectionConfigError
 if TYPE_CHECKING:
     from airflow_credits_provider.hooks.base import CreditApiHook
 
-_NOT_CREDIT = "not a credit API connection type (leadmagic, localleads, truemail, credit_api)"
-
 
 def checked_hook(conn_id: str, conn: Any, expected: type, what: str) -> Any:
     """Return ``conn``'s hook, or fail clearly when it is not an ``expected`` hook.
@@ -25,6 +23,12 @@ def checked_hook(conn_id: str, conn: Any, expected: type, what: str) -> Any:
     return hook
 
 
+def _not_credit() -> str:
+    from airflow_credits_provider.vendors import registered_vendors
+
+    return f"not a credit API connection type ({', '.join(registered_vendors())})"
+
+
 def get_credit_hook(conn_id: str) -> CreditApiHook:
     """Return the credit hook for the connection ``conn_id``, whatever its vendor.
 
@@ -34,7 +38,7 @@ def get_credit_hook(conn_id: str) -> CreditApiHook:
 
     from airflow_credits_provider.hooks.base import CreditApiHook
 
-    return checked_hook(conn_id, BaseHook.get_connection(conn_id), CreditApiHook, _NOT_CREDIT)  # type: ignore[no-any-return]
+    return checked_hook(conn_id, BaseHook.get_connection(conn_id), CreditApiHook, _not_credit())  # type: ignore[no-any-return]
 
 
 async def aget_credit_hook(conn_id: str) -> CreditApiHook:
@@ -44,4 +48,4 @@ async def aget_credit_hook(conn_id: str) -> CreditApiHook:
     from airflow_credits_provider.hooks.base import CreditApiHook
 
     conn = await BaseHook.aget_connection(conn_id)
-    return checked_hook(conn_id, conn, CreditApiHook, _NOT_CREDIT)  # type: ignore[no-any-return]
+    return checked_hook(conn_id, conn, CreditApiHook, _not_credit())  # type: ignore[no-any-return]

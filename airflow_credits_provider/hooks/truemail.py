@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from airflow_credits_provider.hooks.base import CreditApiHook
-from airflow_credits_provider.vendors.truemail import TrueMailVendor, unit_price
+from airflow_credits_provider.vendors.truemail import TrueMailVendor
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -22,9 +22,6 @@ class TrueMailHook(CreditApiHook):
     :param credit_conn_id: the Airflow connection id (default ``truemail_default``)
     """
 
-    conn_type = "truemail"
-    default_conn_name = "truemail_default"
-    hook_name = "TrueMail"
     vendor_class = TrueMailVendor
 
     def get_validation_types(self) -> Mapping[str, UnitPrice]:
@@ -39,4 +36,4 @@ class TrueMailHook(CreditApiHook):
         :raises ValidationTypeUnavailableError: the plan cannot run it (with TrueMail's upgrade text)
         :raises UnknownValidationTypeError: TrueMail reports no such type
         """
-        return unit_price(balance or self.get_balance(), validation_type, self.credit_conn_id)
+        return (balance or self.get_balance()).unit_price(validation_type)

@@ -1,4 +1,8 @@
-"""CreditPreflightOperator: fail or skip a DAG before it spends credits it does not have."""
+"""CreditPreflightOperator: fail or skip a DAG before it spends credits it does not have.
+
+Also holds :class:`PreflightArgs`, the arguments and the single check that the operator and
+:class:`~airflow_credits_provider.sensors.preflight.CreditPreflightSensor` share.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +10,148 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_credits_provider.preflight_task import (
-    PREFLIGHT_TEMPLATE_FIELDS,
-    CreditPreflightFailed,
-    PreflightArgs,
-)
+from airflow_credits_provider.errors import CreditProviderError, ValidationTypeUnavailableError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from decimal import Decimal
+
     from airflow.sdk import Context
 
-__all__ = ["CreditPreflightFailed", "CreditPreflightOperator"]
+    from airflow_credits_provider.decision import PreflightDecision
+    from airflow_credits_provider.models import CreditBalance
+
+#: XCom key of the decision record (also returned, as ``return_value``, when the check passes).
+XCOM_KEY = "credit_preflight"
+
+PREFLIGHT_TEMPLATE_FIELDS = (
+    "credit_conn_id",
+    "estimated_cost",
+    "units",
+    "unit_cost",
+    "validation_type",
+    "margin",
+    "margin_percent",
+)
+
+
+class PreflightArgs:
+    """Mixin holding the preflight arguments shared by the operator and the sensor.
+
+    The arguments are documented on :class:`CreditPreflightOperator`.
+    """
+
+    credit_conn_id: str
+    task_id: str
+    log: Any
+
+    def __init__(
+        self,
+        *,
+        credit_conn_id: str,
+        estimated_cost: Any = None,
+        units: Any = None,
+        unit_cost: Any = None,
+        validation_type: str | None = None,
+        margin: Any = 0,
+        margin_percent: Any = 0,
+        warn_below: Any = None,
+        critical_below: Any = None,
+        on_low_balance: Callable[..., Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)  # the operator's or sensor's own base class
+        if (estimated_cost is None) == (units is None):
+            raise ValueError(f"Task {self.task_id!r}: pass exactly one of estimated_cost or units.")
+        if units is not None and unit_cost is None and validation_type is None:
+            raise ValueError(f"Task {self.task_id!r}: with units, pass unit_cost or validation_type.")
+        self.credit_conn_id = credit_conn_id
+        self.estimated_cost = estimated_cost
+        self.units = units
+        self.unit_cost = unit_cost
+        self.validation_type = validation_type
+        self.margin = margin
+        self.margin_percent = margin_percent
+        self.warn_below = warn_below
+        self.critical_below = critical_below
+        self.on_low_balance = on_low_balance
+
+    def _decide(self, context: Context, balance: CreditBalance) -> PreflightDecision:
+        """Estimate the cost from the rendered arguments, compare it with ``balance``, record the decision."""
+        from airflow_credits_provider.decision import check_thresholds
+
+        check_thresholds(
+            balance,
+            warn_below=self.warn_below,
+            critical_below=self.critical_below,
+            task_id=self.task_id,
+            log=self.log,
+            callback=self.on_low_balance,
+            context=context,
+        )
+        cost, margin, basis = self._estimate(context, balance)
+        return self._record(context, balance, cost, margin, basis)
+
+    def _record(
+        self, context: Context, balance: CreditBalance, cost: Decimal, margin: Decimal, basis: str
+    ) -> PreflightDecision:
+        """Compare ``balance`` with an estimate already made; log it and push it to XCom once."""
+        from airflow_credits_provider.decision import decide
+
+        decision = decide(self.credit_conn_id, balance, cost, margin, basis)
+        self.log.info(
+            "Credit preflight on %s: need %s (%s, margin %s), available %s -> %s",
+            self.credit_conn_id,
+            decision.required,
+            basis,
+            margin,
+            decision.available,
+            "enough" if decision.passed else f"short by {decision.shortfall}",
+        )
+        context["ti"].xcom_push(key=XCOM_KEY, value=decision.to_dict())
+        return decision
+
+    def _estimate(self, context: Context, balance: CreditBalance | None) -> tuple[Decimal, Decimal, str]:
+        """Return ``(cost, margin, basis)`` from the rendered arguments.
+
+        ``balance`` is needed only for a vendor-reported unit price. Impossible estimates and
+        validation types the plan cannot run raise :class:`CreditPreflightFailed` (no retries).
+        """
+        from airflow_credits_provider.decision import estimate_cost, margin_for
+        from airflow_credits_provider.errors import (
+            CreditPreflightFailed,
+            InvalidCostEstimateError,
+            UnknownValidationTypeError,
+        )
+
+        try:
+            cost, basis = estimate_cost(
+                task_id=self.task_id,
+                estimated_cost=self.estimated_cost,
+                units=self.units,
+                unit_cost=self.unit_cost,
+                validation_type=self.validation_type,
+                balance=balance,
+                context=context,
+            )
+            return cost, margin_for(cost, self.margin, self.margin_percent, self.task_id), basis
+        except (InvalidCostEstimateError, ValidationTypeUnavailableError) as exc:
+            raise CreditPreflightFailed(str(exc)) from None
+        except UnknownValidationTypeError as exc:
+            raise CreditPreflightFailed(f"Task {self.task_id!r}: {exc}") from None
+
+    def _fetch_balance(self) -> CreditBalance:
+        """Fetch the balance; errors that waiting cannot fix fail the task at once."""
+        from airflow_credits_provider.decision import is_fatal
+        from airflow_credits_provider.errors import CreditPreflightFailed
+        from airflow_credits_provider.hooks.resolve import get_credit_hook
+
+        try:
+            return get_credit_hook(self.credit_conn_id).get_balance()
+        except CreditProviderError as exc:
+            if is_fatal(exc):
+                raise CreditPreflightFailed(str(exc)) from None
+            raise
 
 
 class CreditPreflightOperator(PreflightArgs, BaseOperator):
@@ -23,10 +159,11 @@ class CreditPreflightOperator(PreflightArgs, BaseOperator):
 
     The balance is fetched once. When ``available >= cost + margin`` the task succeeds and returns the
     decision record. Otherwise, with ``on_insufficient="fail"`` (default) it raises
-    :class:`CreditPreflightFailed`, which fails the task without retries, with a message giving the
-    connection, vendor, credits needed and available, the shortfall, and what locked credits or the
-    next renewal mean; with ``"skip"`` it skips itself and, through the default trigger rules, its
-    downstream tasks. The decision is pushed to XCom under ``credit_preflight`` either way.
+    :class:`~airflow_credits_provider.errors.CreditPreflightFailed`, which fails the task without
+    retries, with a message giving the connection, vendor, credits needed and available, the shortfall,
+    and what locked credits or the next renewal mean; with ``"skip"`` it skips itself and, through the
+    default trigger rules, its downstream tasks. The decision is pushed to XCom under
+    ``credit_preflight`` either way.
 
     :param credit_conn_id: the credit connection to check (any vendor) (templated)
     :param estimated_cost: credits the job will spend: a number, a numeric string (e.g. rendered from
@@ -56,7 +193,8 @@ class CreditPreflightOperator(PreflightArgs, BaseOperator):
         """Fetch the balance once and decide."""
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from airflow_credits_provider.preflight import shortfall_message
+        from airflow_credits_provider.decision import shortfall_message
+        from airflow_credits_provider.errors import CreditPreflightFailed
 
         balance = self._fetch_balance()
         decision = self._decide(context, balance)

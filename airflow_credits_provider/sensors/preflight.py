@@ -7,16 +7,14 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, conf
 
-from airflow_credits_provider.preflight_task import PREFLIGHT_TEMPLATE_FIELDS, PreflightArgs
+from airflow_credits_provider.operators.preflight import PREFLIGHT_TEMPLATE_FIELDS, PreflightArgs
 
 if TYPE_CHECKING:
-    from decimal import Decimal
-
     from airflow.sdk import Context
     from pendulum import DateTime
 
+    from airflow_credits_provider.decision import PreflightDecision
     from airflow_credits_provider.models import CreditBalance
-    from airflow_credits_provider.preflight import PreflightDecision
 
 
 class CreditPreflightSensor(PreflightArgs, BaseSensorOperator):
@@ -89,12 +87,14 @@ class CreditPreflightSensor(PreflightArgs, BaseSensorOperator):
         import pendulum
         from airflow.sdk import PokeReturnValue
 
-        from airflow_credits_provider.errors import CreditProviderError
+        from airflow_credits_provider.errors import CreditPreflightFailed, CreditProviderError
 
         if self._quiet_until is not None and pendulum.now("UTC") < self._quiet_until:
             return False  # poke mode, waiting for a known renewal: no calls until then
         try:
             balance = self._fetch_balance()
+        except CreditPreflightFailed:  # waiting cannot help (a bad key, a denied plan)
+            raise
         except CreditProviderError as exc:  # retryable errors, already retried by the hook: keep waiting
             self.log.warning("Balance check failed, will check again: %s", exc)
             return False
@@ -123,8 +123,8 @@ class CreditPreflightSensor(PreflightArgs, BaseSensorOperator):
             return None
         from airflow.sdk.exceptions import AirflowRescheduleException, AirflowSkipException
 
-        from airflow_credits_provider.preflight import balance_after_reset, shortfall_message
-        from airflow_credits_provider.preflight_task import CreditPreflightFailed
+        from airflow_credits_provider.decision import balance_after_reset, shortfall_message
+        from airflow_credits_provider.errors import CreditPreflightFailed
 
         reset = balance.next_reset_at
         after = balance_after_reset(balance)
@@ -133,7 +133,8 @@ class CreditPreflightSensor(PreflightArgs, BaseSensorOperator):
         if deadline is not None and reset > deadline:
             message = (
                 f"Credits renew at {reset.isoformat()}, after this sensor's deadline "
-                f"{deadline.isoformat()}: waiting cannot succeed. {shortfall_message(decision, balance)}"
+                f"{deadline.isoformat()}: waiting cannot succeed. "
+                f"{shortfall_message(decision, balance, waiting=True)}"
             )
             if self.soft_fail:
                 raise AirflowSkipException(message)
@@ -147,14 +148,15 @@ class CreditPreflightSensor(PreflightArgs, BaseSensorOperator):
         return reset
 
     def _log_short(self, decision: PreflightDecision, balance: CreditBalance) -> None:
-        from airflow_credits_provider.preflight import shortfall_message
+        from airflow_credits_provider.decision import shortfall_message
 
-        self.log.info("%s Waiting.", shortfall_message(decision, balance))
+        self.log.info("%s Waiting.", shortfall_message(decision, balance, waiting=True))
 
     # -- deferrable ---------------------------------------------------------------------------------
     def _check_then_defer(self, context: Context) -> Any:
         import pendulum
 
+        from airflow_credits_provider.parsing import exact_arithmetic
         from airflow_credits_provider.triggers.balance import CreditBalanceTrigger
 
         deadline = pendulum.now("UTC") + timedelta(seconds=self.timeout)
@@ -165,7 +167,11 @@ class CreditPreflightSensor(PreflightArgs, BaseSensorOperator):
         if decision is not None and balance is not None:
             self._log_short(decision, balance)
             not_before = self._plan_reset_wait(decision, balance, deadline)
-        required = decision.required if decision is not None else self._required_without_balance(context)
+            cost, margin, basis = decision.cost, decision.margin, decision.basis
+        else:
+            cost, margin, basis = self._estimate(context, None)
+        with exact_arithmetic():
+            required = cost + margin
         self.defer(
             trigger=CreditBalanceTrigger(
                 credit_conn_id=self.credit_conn_id,
@@ -173,16 +179,20 @@ class CreditPreflightSensor(PreflightArgs, BaseSensorOperator):
                 poll_interval=self.poke_interval,
                 deadline=deadline.isoformat(),
                 not_before=not_before.isoformat() if not_before else None,
+                # Returned with the success event: resuming must not call a cost callable again.
+                estimate={"cost": str(cost), "margin": str(margin), "basis": basis},
             ),
             method_name="execute_complete",
             timeout=timedelta(seconds=self.timeout),
         )
 
     def _first_check(self, context: Context) -> tuple[PreflightDecision | None, CreditBalance | None]:
-        from airflow_credits_provider.errors import CreditProviderError
+        from airflow_credits_provider.errors import CreditPreflightFailed, CreditProviderError
 
         try:
             balance = self._fetch_balance()
+        except CreditPreflightFailed:
+            raise
         except CreditProviderError as exc:
             if self.units is not None and self.unit_cost is None:
                 raise  # the cost needs the vendor's price: let the task's retries handle it
@@ -190,22 +200,25 @@ class CreditPreflightSensor(PreflightArgs, BaseSensorOperator):
             return None, None
         return self._decide(context, balance), balance
 
-    def _required_without_balance(self, context: Context) -> Decimal:
-        """Cost + margin when the first check failed; needs no vendor price unless ``unit_cost`` is unset."""
-        cost, margin, _ = self._estimate(context, None)
-        return cost + margin
-
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
-        """Resume after the trigger: pass, time out, or fail with the vendor's message."""
+        """Resume after the trigger: pass, time out, or fail with the vendor's message.
+
+        The cost estimated before deferring comes back in the trigger's event and is reused (a cost
+        callable is not called again); the decision is recorded once.
+        """
+        from decimal import Decimal
+
         from airflow.sdk.exceptions import AirflowSensorTimeout
 
+        from airflow_credits_provider.errors import CreditPreflightFailed
         from airflow_credits_provider.models import CreditBalance
-        from airflow_credits_provider.preflight_task import CreditPreflightFailed
 
         status = event.get("status")
         if status == "success":
             balance = CreditBalance.from_dict(event["balance"])
-            decision = self._decide(context, balance)
+            estimate = event["estimate"]
+            cost, margin = Decimal(estimate["cost"]), Decimal(estimate["margin"])
+            decision = self._record(context, balance, cost, margin, estimate["basis"])
             if decision.passed:
                 return decision.to_dict()
             raise CreditPreflightFailed("The balance dropped again after the trigger saw enough credits.")

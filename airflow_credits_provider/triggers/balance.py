@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
@@ -17,6 +18,28 @@ if TYPE_CHECKING:
 MAX_ERROR_BACKOFF = 600.0
 
 
+class TriggerClock:
+    """The time and the waiting a trigger uses: the wall clock and ``asyncio.sleep``.
+
+    Tests replace :attr:`CreditBalanceTrigger.clock` with a virtual clock, so that no test depends on
+    how fast the machine is.
+    """
+
+    def now(self) -> DateTime:
+        """The current time (UTC)."""
+        import pendulum
+
+        return pendulum.now("UTC")
+
+    def monotonic(self) -> float:
+        """Seconds on a clock that never goes back (for cache ages)."""
+        return time.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait ``seconds``."""
+        await asyncio.sleep(seconds)
+
+
 class CreditBalanceTrigger(BaseTrigger):
     """Poll a credit connection until ``available >= required``, the deadline passes, or waiting cannot help.
 
@@ -25,15 +48,21 @@ class CreditBalanceTrigger(BaseTrigger):
     429 and 5xx answers back off exponentially and keep waiting; authentication, permission and
     configuration errors end the wait with an ``error`` event carrying the vendor's message.
 
-    Events: ``{"status": "success", "balance": {...}}``, ``{"status": "timeout", "message": ...}``,
-    ``{"status": "error", "message": ..., "error_type": ...}``.
+    Events: ``{"status": "success", "balance": {...}, "estimate": {...}}``,
+    ``{"status": "timeout", "message": ...}``, ``{"status": "error", "message": ..., "error_type": ...}``.
 
     :param credit_conn_id: the credit connection to watch
     :param required: credits needed (cost + margin), as a string or number
     :param poll_interval: seconds between balance checks
     :param deadline: ISO 8601 time after which the wait times out (``None``: no deadline)
     :param not_before: ISO 8601 time before which no check is made (a known credit renewal)
+    The trigger reads time and waits through :attr:`clock` (a :class:`TriggerClock`).
+
+    :param estimate: strings the deferring task needs back with the success event (the sensor's cost,
+        margin and basis, so that resuming does not estimate again)
     """
+
+    clock: ClassVar[TriggerClock] = TriggerClock()
 
     def __init__(
         self,
@@ -42,6 +71,7 @@ class CreditBalanceTrigger(BaseTrigger):
         poll_interval: float = 60.0,
         deadline: str | None = None,
         not_before: str | None = None,
+        estimate: dict[str, str] | None = None,
     ) -> None:
         super().__init__()
         self.credit_conn_id = credit_conn_id
@@ -49,6 +79,7 @@ class CreditBalanceTrigger(BaseTrigger):
         self.poll_interval = float(poll_interval)
         self.deadline = deadline
         self.not_before = not_before
+        self.estimate = estimate
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Class path and primitive kwargs, stored in the metadata database."""
@@ -60,25 +91,25 @@ class CreditBalanceTrigger(BaseTrigger):
                 "poll_interval": self.poll_interval,
                 "deadline": self.deadline,
                 "not_before": self.not_before,
+                "estimate": self.estimate,
             },
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Poll until a terminal event, then return."""
-        import pendulum
-
+        from airflow_credits_provider.decision import is_fatal
         from airflow_credits_provider.errors import CreditProviderError
-        from airflow_credits_provider.preflight import is_fatal
         from airflow_credits_provider.triggers.poller import SharedBalancePoller
 
         required = Decimal(self.required)
         deadline = _parse(self.deadline)
         not_before = _parse(self.not_before)
+        clock = self.clock
         poller = SharedBalancePoller.acquire(self.credit_conn_id)
         failures = 0
         try:
             while True:
-                now = pendulum.now("UTC")
+                now = clock.now()
                 if deadline is not None and now >= deadline:
                     yield TriggerEvent(
                         {
@@ -89,10 +120,10 @@ class CreditBalanceTrigger(BaseTrigger):
                     )
                     return
                 if not_before is not None and now < not_before:
-                    await _sleep_until(not_before, deadline)
+                    await self._sleep((not_before - now).total_seconds(), deadline)
                     continue
                 try:
-                    balance = await poller.get(max_age=self.poll_interval)
+                    balance = await poller.get(max_age=self.poll_interval, clock=clock)
                 except CreditProviderError as exc:
                     if is_fatal(exc):
                         yield TriggerEvent(
@@ -104,11 +135,13 @@ class CreditBalanceTrigger(BaseTrigger):
                     self.log.warning(
                         "Balance check failed (%s); waiting %.1fs before the next one", exc, delay
                     )
-                    await _sleep(delay, deadline)
+                    await self._sleep(delay, deadline)
                     continue
                 failures = 0
                 if balance.available >= required:
-                    yield TriggerEvent({"status": "success", "balance": _without_raw(balance.to_dict())})
+                    yield TriggerEvent(
+                        {"status": "success", "balance": balance.to_dict(), "estimate": self.estimate}
+                    )
                     return
                 self.log.info(
                     "%s: %s credits available, %s required; checking again in %ss",
@@ -117,9 +150,15 @@ class CreditBalanceTrigger(BaseTrigger):
                     self.required,
                     self.poll_interval,
                 )
-                await _sleep(self.poll_interval, deadline)
+                await self._sleep(self.poll_interval, deadline)
         finally:
             await poller.release()
+
+    async def _sleep(self, seconds: float, deadline: DateTime | None) -> None:
+        """Wait ``seconds``, but not past ``deadline``."""
+        if deadline is not None:
+            seconds = min(seconds, (deadline - self.clock.now()).total_seconds())
+        await self.clock.sleep(max(0.0, seconds))
 
 
 def _parse(value: str | None) -> DateTime | None:
@@ -130,22 +169,3 @@ def _parse(value: str | None) -> DateTime | None:
     parsed = pendulum.parse(value)
     assert isinstance(parsed, pendulum.DateTime)
     return parsed
-
-
-async def _sleep(seconds: float, deadline: DateTime | None) -> None:
-    if deadline is not None:
-        import pendulum
-
-        seconds = max(0.0, min(seconds, (deadline - pendulum.now("UTC")).total_seconds()))
-    await asyncio.sleep(seconds)
-
-
-async def _sleep_until(moment: DateTime, deadline: DateTime | None) -> None:
-    import pendulum
-
-    await _sleep((moment - pendulum.now("UTC")).total_seconds(), deadline)
-
-
-def _without_raw(data: dict[str, Any]) -> dict[str, Any]:
-    data.pop("raw", None)
-    return data

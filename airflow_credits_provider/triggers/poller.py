@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from airflow_credits_provider.hooks.base import CreditApiHook
     from airflow_credits_provider.models import CreditBalance
     from airflow_credits_provider.transport import CreditApiClient
+    from airflow_credits_provider.triggers.balance import TriggerClock
 
 
 class SharedBalancePoller:
@@ -58,19 +58,19 @@ class SharedBalancePoller:
         self._registry.pop((id(asyncio.get_running_loop()), self.conn_id), None)
         await self._connections.aclose()
 
-    async def get(self, max_age: float) -> CreditBalance:
-        """A balance fetched less than ``max_age`` seconds ago, or a fresh one (shared)."""
-        if self._cached is not None and time.monotonic() - self._cached_at < max_age:
+    async def get(self, max_age: float, clock: TriggerClock) -> CreditBalance:
+        """A balance fetched less than ``max_age`` seconds ago on ``clock``, or a fresh one (shared)."""
+        if self._cached is not None and clock.monotonic() - self._cached_at < max_age:
             return self._cached
         if self._in_flight is None:
             self._in_flight = asyncio.ensure_future(self._fetch())
-            self._in_flight.add_done_callback(self._done)
+            self._in_flight.add_done_callback(lambda future: self._done(future, clock))
         return await asyncio.shield(self._in_flight)
 
-    def _done(self, future: asyncio.Future[CreditBalance]) -> None:
+    def _done(self, future: asyncio.Future[CreditBalance], clock: TriggerClock) -> None:
         self._in_flight = None
         if not future.cancelled() and future.exception() is None:
-            self._cached, self._cached_at = future.result(), time.monotonic()
+            self._cached, self._cached_at = future.result(), clock.monotonic()
 
     async def _fetch(self) -> CreditBalance:
         if self._client is None:

@@ -1,21 +1,51 @@
-"""Vendor descriptions: base URL, auth, requests and pure parsers, one module per vendor."""
+"""Vendor descriptions, one module per vendor, and the registry every other part derives from.
+
+Each module in this package describes one credit API as a :class:`~.base.CreditVendor` subclass with a
+``key``. Defining the class registers it; :func:`registered_vendors` imports every module here once, so a
+new vendor module is found without being listed anywhere. Provider info (connection types, forms, hook
+class names), hook resolution, display names in messages and the CLI all read this registry.
+"""
 
 from __future__ import annotations
 
+import functools
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from airflow_credits_provider.vendors.base import CreditVendor
+
+
+@functools.cache
+def registered_vendors() -> dict[str, type[CreditVendor]]:
+    """Every described vendor by key (its connection type): the named vendors, then the generic one."""
+    import importlib
+    import pkgutil
+
+    from airflow_credits_provider.vendors.base import CreditVendor
+
+    for module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
+        if module != "base":
+            importlib.import_module(f"{__name__}.{module}")
+    return dict(sorted(CreditVendor.registry.items(), key=lambda item: (item[1].generic, item[0])))
+
+
+def vendor_class(key: str) -> type[CreditVendor]:
+    """The description of the vendor whose key (connection type) is ``key``.
+
+    :raises KeyError: no vendor has that key
+    """
+    return registered_vendors()[key]
+
 
 def display_name(key: str) -> str:
-    """The display name of the vendor behind ``CreditBalance.vendor``.
+    """The display name behind a vendor key (``CreditBalance.vendor``, a table's ``vendor`` column).
 
-    Covers the named vendors, the generic presets and their pools (``"findymail:verifier"``); any
-    other key (a described in-house API) is returned as it is.
+    Covers the described vendors, the generic presets and their pools (``"findymail:verifier"`` is
+    "Findymail (verifier)"); any other key (an in-house API described in a connection) is returned as is.
     """
-    from airflow_credits_provider.vendors.generic import PRESETS
-    from airflow_credits_provider.vendors.leadmagic import LeadMagicVendor
-    from airflow_credits_provider.vendors.localleads import LocalLeadsVendor
-    from airflow_credits_provider.vendors.truemail import TrueMailVendor
-
-    names = {v.key: v.display_name for v in (LeadMagicVendor, LocalLeadsVendor, TrueMailVendor)}
-    names.update({key: spec.name for key, spec in PRESETS.items()})
     base, _, pool = key.partition(":")
-    name = names.get(base, base)
-    return f"{name} ({pool})" if pool else name
+    for vendor in registered_vendors().values():
+        name = vendor.name_for(base)
+        if name is not None:
+            return f"{name} ({pool})" if pool else name
+    return key

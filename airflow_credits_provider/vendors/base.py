@@ -9,7 +9,7 @@ in sync hooks and async triggers alike.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
 
@@ -101,8 +101,13 @@ class CreditVendor:
 
     Class attributes: ``key`` (short identifier, also the Airflow connection type, ``"leadmagic"``),
     ``display_name`` (used in messages), ``default_base_url`` (the vendor's documented base URL),
-    ``balance_request`` (the call that returns the balance) and ``key_hint`` (where to find the key).
+    ``balance_request`` (the call that returns the balance), ``key_hint`` (where to find the key, shown
+    in the connection form) and ``hook_class_name`` (the hook serving its connection type). A subclass
+    that sets ``key`` registers itself (see :mod:`airflow_credits_provider.vendors`).
     """
+
+    #: Every described vendor by key, filled as subclasses are defined.
+    registry: ClassVar[dict[str, type[CreditVendor]]] = {}
 
     # Class attributes for the named vendors; the configurable generic vendor sets them per instance.
     key: str
@@ -111,6 +116,30 @@ class CreditVendor:
     balance_request: ApiRequest
     request_id_headers: tuple[str, ...] = ("x-request-id", "request-id", "cf-ray")
     key_hint: str = ""
+    #: Dotted path of the hook class for this connection type (named, not imported: no Airflow here).
+    hook_class_name: ClassVar[str]
+    #: Whether the API is described per connection (the generic type) rather than fixed here.
+    generic: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "key" in cls.__dict__:
+            CreditVendor.registry[cls.key] = cls
+
+    @classmethod
+    def hook_name(cls) -> str:
+        """The connection type's name in Airflow's UI."""
+        return cls.display_name
+
+    @classmethod
+    def default_conn_name(cls) -> str:
+        """The default connection id, ``<key>_default``."""
+        return f"{cls.key}_default"
+
+    @classmethod
+    def name_for(cls, key: str) -> str | None:
+        """The display name of ``key`` if this description knows it (the generic one knows its presets)."""
+        return cls.display_name if key == cls.key else None
 
     def auth(self, api_key: str) -> httpx.Auth:
         """Return the ``httpx.Auth`` that attaches ``api_key`` to each request."""

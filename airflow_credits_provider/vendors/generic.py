@@ -13,9 +13,9 @@ import functools
 from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
-from airflow_credits_provider.errors import CreditConnectionConfigError
+from airflow_credits_provider.errors import CreditConnectionConfigError, ResponseFormatError
 from airflow_credits_provider.models import CreditBalance
-from airflow_credits_provider.parsing import ResponseFormatError, describe, to_datetime, to_decimal
+from airflow_credits_provider.parsing import describe, to_datetime, to_decimal
 from airflow_credits_provider.vendors.base import (
     ApiRequest,
     BearerAuth,
@@ -163,7 +163,9 @@ class CreditApiSpec:
                 raise CreditConnectionConfigError(
                     f"{spec.name} has no balance pool {pool!r}; pools: {pools}."
                 )
-            spec = replace(spec, available=spec.pools[pool], key=f"{spec.key}:{pool}")
+            spec = replace(
+                spec, available=spec.pools[pool], key=f"{spec.key}:{pool}", name=f"{spec.name} ({pool})"
+            )
         return spec
 
 
@@ -207,6 +209,20 @@ class GenericCreditVendor(CreditVendor):
     default_base_url = "https://"
     balance_request = ApiRequest("GET", "/")
     key_hint = "The vendor's API key"
+    hook_class_name = "airflow_credits_provider.hooks.generic.GenericCreditHook"
+    generic = True
+
+    @classmethod
+    def hook_name(cls) -> str:
+        """The connection type's name in Airflow's UI."""
+        return "Credit API (generic)"
+
+    @classmethod
+    def name_for(cls, key: str) -> str | None:
+        """The generic type's own name, or a preset's display name."""
+        if key == cls.key:
+            return cls.display_name
+        return PRESETS[key].name if key in PRESETS else None
 
     def __init__(self, spec: CreditApiSpec) -> None:
         self.spec = spec
@@ -261,6 +277,7 @@ class GenericCreditVendor(CreditVendor):
         reset = _one(payload, spec.reset, required=False) if spec.reset else None
         return CreditBalance(
             vendor=spec.key,
+            vendor_name=spec.name,
             available=available,
             total=amount(spec.total),
             used=amount(spec.used),

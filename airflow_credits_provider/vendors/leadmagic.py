@@ -4,14 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from airflow_credits_provider.errors import ResponseFormatError
 from airflow_credits_provider.models import CreditBalance
-from airflow_credits_provider.parsing import (
-    ResponseFormatError,
-    bool_at,
-    decimal_at,
-    object_at,
-    text_at,
-)
+from airflow_credits_provider.parsing import bool_at, decimal_at, object_at, text_at
 from airflow_credits_provider.vendors.base import ApiRequest, CreditVendor, HeaderKeyAuth, VendorErrorDetail
 
 if TYPE_CHECKING:
@@ -34,6 +29,7 @@ class LeadMagicVendor(CreditVendor):
     refresh_request = ApiRequest("POST", "/v1/credits/refresh")
     health_request = ApiRequest("GET", "/v1/credits/health")
     key_hint = "LeadMagic dashboard > Settings > API"
+    hook_class_name = "airflow_credits_provider.hooks.leadmagic.LeadMagicHook"
 
     def auth(self, api_key: str) -> httpx.Auth:
         """Send the key in ``X-API-Key``."""
@@ -54,6 +50,7 @@ class LeadMagicVendor(CreditVendor):
             reason = "LeadMagic reports the balance as frozen"
         return CreditBalance(
             vendor=self.key,
+            vendor_name=self.display_name,
             available=liquid if liquid is not None else total,  # type: ignore[arg-type]
             total=total,
             locked=frozen,

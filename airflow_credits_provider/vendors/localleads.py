@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from airflow_credits_provider.models import CreditBalance, CreditTransaction
+from airflow_credits_provider.errors import ResponseFormatError
+from airflow_credits_provider.models import CreditBalance, CreditTransaction, TransactionPage
 from airflow_credits_provider.parsing import (
-    ResponseFormatError,
     datetime_at,
     decimal_at,
     describe,
@@ -38,22 +37,6 @@ def next_reset(last_reset_at: DateTime, reset_day: int) -> DateTime:
     )
 
 
-@dataclass(frozen=True)
-class TransactionPage:
-    """One page of the LocalLeads ledger (newest first).
-
-    :param transactions: the page's transactions
-    :param total: the ledger's size as the vendor reported it with this page
-    :param offset: the offset requested
-    :param limit: the page size requested
-    """
-
-    transactions: list[CreditTransaction]
-    total: int | None
-    offset: int
-    limit: int
-
-
 class LocalLeadsVendor(CreditVendor):
     """LocalLeads' credit API.
 
@@ -68,6 +51,8 @@ class LocalLeadsVendor(CreditVendor):
     balance_request = ApiRequest("GET", "/api/v1/credits/balance")
     transactions_path = "/api/v1/credits/transactions"
     key_hint = "ll_ followed by 64 hex characters"
+    hook_class_name = "airflow_credits_provider.hooks.localleads.LocalLeadsHook"
+    max_page_size = MAX_PAGE_SIZE
 
     def auth(self, api_key: str) -> httpx.Auth:
         """Send the key as a bearer token."""
@@ -107,6 +92,7 @@ class LocalLeadsVendor(CreditVendor):
         total = monthly + bonus if monthly is not None and bonus is not None else None
         return CreditBalance(
             vendor=self.key,
+            vendor_name=self.display_name,
             available=available,
             total=total,
             monthly=monthly,
@@ -117,6 +103,10 @@ class LocalLeadsVendor(CreditVendor):
             fetched_at=fetched_at,
             raw=payload,
         )
+
+    def transactions_request(self, offset: int, limit: int) -> ApiRequest:
+        """The request for one ledger page (offset/limit paging, newest first)."""
+        return ApiRequest("GET", self.transactions_path, params={"limit": limit, "offset": offset})
 
     def parse_transactions(self, payload: Any, offset: int, limit: int) -> TransactionPage:
         """Read one page: ``data`` and ``meta`` (``{total, limit, offset}`` or ``{total, page, limit}``)."""

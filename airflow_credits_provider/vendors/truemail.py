@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow_credits_provider.errors import CreditProviderError, ValidationTypeUnavailableError
+from airflow_credits_provider.errors import ResponseFormatError
 from airflow_credits_provider.models import CreditBalance, UnitPrice
 from airflow_credits_provider.parsing import (
-    ResponseFormatError,
     bool_at,
     datetime_at,
     decimal_at,
@@ -20,10 +19,6 @@ from airflow_credits_provider.vendors.base import ApiRequest, BearerAuth, Credit
 if TYPE_CHECKING:
     import httpx
     from pendulum import DateTime
-
-
-class UnknownValidationTypeError(CreditProviderError, ValueError):
-    """The vendor reports no such validation type."""
 
 
 class TrueMailVendor(CreditVendor):
@@ -39,6 +34,7 @@ class TrueMailVendor(CreditVendor):
     default_base_url = "https://api.truemail.app"
     balance_request = ApiRequest("GET", "/v1/usage")
     key_hint = "tm_live_..."
+    hook_class_name = "airflow_credits_provider.hooks.truemail.TrueMailHook"
 
     def auth(self, api_key: str) -> httpx.Auth:
         """Send the key as a bearer token."""
@@ -63,6 +59,7 @@ class TrueMailVendor(CreditVendor):
         period_end = datetime_at(payload, "period.end")
         return CreditBalance(
             vendor=self.key,
+            vendor_name=self.display_name,
             available=available,
             total=available + locked if locked is not None else available,
             locked=locked,
@@ -100,24 +97,3 @@ class TrueMailVendor(CreditVendor):
                 upgrade_required=text_at(spec, "upgrade_required"),
             )
         return prices
-
-
-def unit_price(balance: CreditBalance, validation_type: str, conn_id: str | None = None) -> UnitPrice:
-    """Pick ``validation_type`` from a TrueMail balance, failing clearly when unknown or unavailable."""
-    prices = balance.unit_prices
-    if validation_type not in prices:
-        known = ", ".join(sorted(prices)) or "none"
-        raise UnknownValidationTypeError(
-            f"TrueMail reports no validation type {validation_type!r} (known: {known})."
-        )
-    price = prices[validation_type]
-    if not price.available:
-        why = price.upgrade_required or "not available on this plan"
-        raise ValidationTypeUnavailableError(
-            f"TrueMail cannot run {validation_type!r} validation on this plan "
-            f"({balance.plan or 'unknown plan'}): {why}. No balance would cover it; upgrade the plan "
-            "or choose another validation type.",
-            vendor="TrueMail",
-            error_code="upgrade_required",
-        )
-    return price

@@ -102,7 +102,8 @@ def test_fault(connections: SandboxServer, vendor: str, case_id: str, mode: str)
         exc = info.value
         assert isinstance(exc, errors.CreditApiError)
         assert case.message in str(exc)
-        assert exc.vendor == hook.vendor_class.display_name
+        assert exc.vendor == hook.vendor_class.key
+        assert exc.vendor_name == hook.vendor_class.display_name
         assert (exc.method, exc.path) == ("GET", PATHS[vendor])
         assert f"connection '{vendor}_default'" in str(exc)
         if case.kind in ("status", "rate_limit"):

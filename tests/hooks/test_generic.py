@@ -58,7 +58,8 @@ def test_preset_bad_key_is_an_authentication_error(
     sandbox.state.set_key(preset, "the-right-key")
     with pytest.raises(errors.AuthenticationError) as info:
         GenericCreditHook(_connect(monkeypatch, sandbox, preset)).get_balance()
-    assert info.value.vendor == PRESETS[preset].name
+    assert info.value.vendor == preset
+    assert info.value.vendor_name == PRESETS[preset].name
     assert len(sandbox.state.requests_for(preset)) == 1  # never retried
     assert "_sandbox_key_" not in str(info.value)
 

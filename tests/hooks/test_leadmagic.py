@@ -85,7 +85,8 @@ def test_missing_key_header_is_reported(connections: SandboxServer) -> None:
     with pytest.raises(AuthenticationError, match="invalid_api_key") as info:
         LeadMagicHook().get_balance()
     assert info.value.status_code == 401
-    assert info.value.vendor == "LeadMagic"
+    assert info.value.vendor == "leadmagic"
+    assert info.value.vendor_name == "LeadMagic"
     assert info.value.path == "/v1/credits"
 
 

@@ -12,11 +12,19 @@ import pytest
 from airflow_credits_provider import errors
 from airflow_credits_provider.hooks.leadmagic import LeadMagicHook
 from airflow_credits_provider.hooks.truemail import TrueMailHook
-from airflow_credits_provider.transport import parse_retry_after
+from airflow_credits_provider.transport import CreditApiClient, parse_retry_after
 from tests.conftest import set_connection
 
 if TYPE_CHECKING:
     from airflow_credits_provider.sandbox import SandboxServer
+
+
+@pytest.fixture(autouse=True)
+def slept(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The waits between retries, recorded instead of spent."""
+    waits: list[float] = []
+    monkeypatch.setattr(CreditApiClient, "sleep", staticmethod(waits.append))
+    return waits
 
 
 def _waits(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -24,44 +32,52 @@ def _waits(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 
 def test_retry_after_is_honoured(
-    monkeypatch: pytest.MonkeyPatch, sandbox: SandboxServer, caplog: pytest.LogCaptureFixture
+    monkeypatch: pytest.MonkeyPatch,
+    sandbox: SandboxServer,
+    caplog: pytest.LogCaptureFixture,
+    slept: list[float],
 ) -> None:
-    set_connection(monkeypatch, "truemail_default", sandbox, "truemail", extra={"max_retry_wait": 5})
-    sandbox.state.inject("rate_limit", "truemail", retry_after="1")
+    set_connection(monkeypatch, "truemail_default", sandbox, "truemail", extra={"max_retry_wait": 600})
+    sandbox.state.inject("rate_limit", "truemail", retry_after="120")
     caplog.set_level(logging.WARNING, logger="airflow_credits_provider")
     assert TrueMailHook().get_balance().plan == "premium"
-    assert _waits(caplog) == ["1.00s"]
+    assert slept == [120.0]
+    assert _waits(caplog) == ["120.00s"]
     assert len(sandbox.state.requests_for("truemail")) == 2
 
 
 def test_retry_after_is_capped(
-    monkeypatch: pytest.MonkeyPatch, sandbox: SandboxServer, caplog: pytest.LogCaptureFixture
+    monkeypatch: pytest.MonkeyPatch,
+    sandbox: SandboxServer,
+    caplog: pytest.LogCaptureFixture,
+    slept: list[float],
 ) -> None:
     set_connection(monkeypatch, "truemail_default", sandbox, "truemail", extra={"max_retry_wait": 0.05})
     sandbox.state.inject("rate_limit", "truemail", retry_after="3600")
     caplog.set_level(logging.WARNING, logger="airflow_credits_provider")
     TrueMailHook().get_balance()
     assert _waits(caplog) == ["0.05s"]
+    assert slept == [0.05]
 
 
 def test_backoff_grows_and_stays_bounded(
-    monkeypatch: pytest.MonkeyPatch, sandbox: SandboxServer, caplog: pytest.LogCaptureFixture
+    monkeypatch: pytest.MonkeyPatch, sandbox: SandboxServer, slept: list[float]
 ) -> None:
     set_connection(
         monkeypatch,
         "truemail_default",
         sandbox,
         "truemail",
-        extra={"max_retries": 4, "retry_initial_wait": 0.01, "max_retry_wait": 0.03},
+        extra={"max_retries": 4, "retry_initial_wait": 1, "max_retry_wait": 6},
     )
     sandbox.state.inject("status", "truemail", status=503, times=-1)
-    caplog.set_level(logging.WARNING, logger="airflow_credits_provider")
     with pytest.raises(errors.VendorUnavailableError, match="Gave up after 5 attempts"):
         TrueMailHook().get_balance()
-    waits = [float(w.rstrip("s")) for w in _waits(caplog)]
-    assert len(waits) == 4
-    assert all(0.01 <= w <= 0.03 for w in waits)
-    assert waits[-1] == 0.03  # 0.01 * 2**3 + jitter is above the cap
+    # Exponential from 1 s (1, 2, 4, 8) plus up to 1 s of jitter, capped at 6 s.
+    assert len(slept) == 4
+    for wait, low in zip(slept, (1, 2, 4, 6), strict=True):
+        assert low <= wait <= min(low + 1, 6)
+    assert slept[-1] == 6
     assert len(sandbox.state.requests_for("truemail")) == 5
 
 

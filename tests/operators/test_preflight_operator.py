@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 import pytest
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from airflow_credits_provider.operators.preflight import CreditPreflightFailed, CreditPreflightOperator
-from airflow_credits_provider.preflight_task import XCOM_KEY
+from airflow_credits_provider.errors import CreditPreflightFailed
+from airflow_credits_provider.operators.preflight import XCOM_KEY, CreditPreflightOperator
 from tests.conftest import CANARY
 from tests.sensors.test_preflight_sensor import _context
 
@@ -36,7 +36,7 @@ def test_failure_is_final_and_skip_skips(connections: SandboxServer) -> None:
     with pytest.raises(CreditPreflightFailed) as info:
         failing.execute(_context())
     assert isinstance(info.value, AirflowFailException)  # fails without retries
-    assert "need 10 (1 units x 10 credits (truemail price for 'smtp')), available 5, short by 5." in str(
+    assert "need 10 (1 units x 10 credits (TrueMail price for 'smtp')), available 5, short by 5." in str(
         info.value
     )
     assert "Credits renew at" in str(info.value)

@@ -10,7 +10,8 @@ import pendulum
 import pytest
 from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException, TaskDeferred
 
-from airflow_credits_provider.preflight_task import XCOM_KEY, CreditPreflightFailed
+from airflow_credits_provider.errors import CreditPreflightFailed
+from airflow_credits_provider.operators.preflight import XCOM_KEY
 from airflow_credits_provider.sensors.preflight import CreditPreflightSensor
 from tests.conftest import CANARY
 
@@ -23,9 +24,11 @@ class _TaskInstance:
 
     def __init__(self) -> None:
         self.pushed: dict[str, Any] = {}
+        self.push_count = 0
 
     def xcom_push(self, key: str, value: Any) -> None:
         self.pushed[key] = value
+        self.push_count += 1
 
     def get_first_reschedule_date(self, context: Any) -> None:
         return None
@@ -116,23 +119,53 @@ def test_renewal_after_the_deadline_fails_or_soft_fails_at_once(
     assert len(connections.state.requests_for("localleads")) == 2
 
 
+ESTIMATE = {"cost": "100", "margin": "0", "basis": "estimated cost 100"}
+
+
 def test_execute_complete_events(connections: SandboxServer) -> None:
     sensor = _sensor(deferrable=True)
     balance = {"vendor": "leadmagic", "available": "150", "fetched_at": "2026-11-21T00:00:00+00:00"}
     context = _context()
-    assert sensor.execute_complete(context, {"status": "success", "balance": balance})["available"] == "150"
+    event = {"status": "success", "balance": balance, "estimate": ESTIMATE}
+    assert sensor.execute_complete(context, event)["available"] == "150"
     assert context["ti"].pushed[XCOM_KEY]["passed"] is True
+    assert context["ti"].pushed[XCOM_KEY]["vendor_name"] == "LeadMagic"
     with pytest.raises(AirflowSensorTimeout, match="deadline"):
         sensor.execute_complete(_context(), {"status": "timeout", "message": "Still short at the deadline"})
     with pytest.raises(CreditPreflightFailed, match="rejected the API key"):
         sensor.execute_complete(_context(), {"status": "error", "message": "LeadMagic rejected the API key"})
 
 
+def test_resuming_reuses_the_estimate_made_before_deferring(connections: SandboxServer) -> None:
+    connections.state.leadmagic.credits = Decimal(50)
+    calls: list[object] = []
+
+    def cost(context: object) -> int:
+        calls.append(context)
+        return 100
+
+    sensor = _sensor(deferrable=True, estimated_cost=cost, margin_percent=10)
+    with pytest.raises(TaskDeferred) as info:
+        sensor.execute(_context())
+    estimate = info.value.trigger.serialize()[1]["estimate"]
+    assert estimate == {"cost": "100", "margin": "10", "basis": "estimated cost 100"}
+    balance = {"vendor": "leadmagic", "available": "200", "fetched_at": "2026-11-21T00:00:00+00:00"}
+    event = {"status": "success", "balance": balance, "estimate": estimate}  # as the trigger sends it
+    context = _context()
+    decision = sensor.resume_execution("execute_complete", {"event": event}, context)
+    assert len(calls) == 1  # the cost callable ran once, before deferring
+    assert decision["required"] == "110"
+    assert context["ti"].pushed[XCOM_KEY] == decision
+    assert context["ti"].push_count == 1  # recorded once, as passed
+
+
 def test_soft_fail_applies_to_trigger_timeouts(connections: SandboxServer) -> None:
     sensor = _sensor(deferrable=True, soft_fail=True)
     with pytest.raises(AirflowSkipException):
         sensor.resume_execution(
-            "execute_complete", {"event": {"status": "timeout", "message": "late"}}, _context()
+            "execute_complete",
+            {"event": {"status": "timeout", "message": "late"}},
+            _context(),
         )
 
 

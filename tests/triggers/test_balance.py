@@ -1,4 +1,8 @@
-"""CreditBalanceTrigger: serialisation, every terminal event, backoff, and coalesced polling."""
+"""CreditBalanceTrigger: serialisation, every terminal event, backoff, and coalesced polling.
+
+Time is virtual (tests/virtual_clock.py): it moves only when every trigger is asleep, so the counts
+asserted here are exact whatever the machine's speed. HTTP to the sandbox is real.
+"""
 
 from __future__ import annotations
 
@@ -6,25 +10,44 @@ import asyncio
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-import pendulum
 import pytest
 
+from airflow_credits_provider.transport import CreditApiClient
 from airflow_credits_provider.triggers.balance import CreditBalanceTrigger
 from airflow_credits_provider.triggers.poller import SharedBalancePoller
+from tests.virtual_clock import VirtualClock
 
 if TYPE_CHECKING:
     from airflow_credits_provider.sandbox import SandboxServer
 
 
-def _first_event(trigger: CreditBalanceTrigger, timeout: float = 20) -> dict[str, Any]:
-    async def run() -> dict[str, Any]:
-        agen = trigger.run()
-        event = await asyncio.wait_for(agen.__anext__(), timeout)
-        with pytest.raises(StopAsyncIteration):  # returns after every terminal event
-            await agen.__anext__()
-        return event.payload  # type: ignore[no-any-return]
+@pytest.fixture(autouse=True)
+def clock(monkeypatch: pytest.MonkeyPatch) -> VirtualClock:
+    """Virtual time for the trigger, and no real waiting between the hook's own retries."""
+    virtual = VirtualClock()
+    monkeypatch.setattr(CreditBalanceTrigger, "clock", virtual)
 
-    return asyncio.run(run())
+    async def no_wait(seconds: float) -> None:
+        await asyncio.sleep(0)
+
+    monkeypatch.setattr(CreditApiClient, "asleep", staticmethod(no_wait))
+    return virtual
+
+
+async def _events_of(trigger: CreditBalanceTrigger) -> dict[str, Any]:
+    agen = trigger.run()
+    event = await agen.__anext__()
+    with pytest.raises(StopAsyncIteration):  # returns after every terminal event
+        await agen.__anext__()
+    return event.payload  # type: ignore[no-any-return]
+
+
+def _first_event(trigger: CreditBalanceTrigger) -> dict[str, Any]:
+    async def run() -> dict[str, Any]:
+        (event,) = await CreditBalanceTrigger.clock.run(_events_of(trigger))  # type: ignore[attr-defined]
+        return event  # type: ignore[no-any-return]
+
+    return asyncio.run(asyncio.wait_for(run(), 30))
 
 
 def test_serialize_round_trip_has_only_primitives() -> None:
@@ -39,41 +62,48 @@ def test_serialize_round_trip_has_only_primitives() -> None:
         "poll_interval": 30.0,
         "deadline": "2026-12-01T00:00:00+00:00",
         "not_before": None,
+        "estimate": None,
     }
     assert CreditBalanceTrigger(**kwargs).serialize() == (path, kwargs)
 
 
-def test_success_event_carries_the_balance(connections: SandboxServer) -> None:
-    event = _first_event(CreditBalanceTrigger("truemail_default", "45230", poll_interval=0.05))
+def test_success_event_carries_the_balance_and_the_estimate(connections: SandboxServer) -> None:
+    estimate = {"cost": "45000", "margin": "230", "basis": "estimated cost 45000"}
+    event = _first_event(
+        CreditBalanceTrigger("truemail_default", "45230", poll_interval=0.05, estimate=estimate)
+    )
     assert event["status"] == "success"
     assert event["balance"]["available"] == "45230"
+    assert event["estimate"] == estimate
     assert "raw" not in event["balance"]
 
 
-def test_waits_until_topped_up(connections: SandboxServer) -> None:
+def test_waits_until_topped_up(connections: SandboxServer, clock: VirtualClock) -> None:
     state = connections.state
     state.leadmagic.credits = Decimal(10)
     original = state.record
+    seen_at: list[float] = []
 
     def record(request: Any) -> None:
         original(request)
+        seen_at.append(clock.elapsed)
         if len(state.requests_for("leadmagic")) == 3:
             state.leadmagic.credits = Decimal(1000)
 
     state.record = record  # type: ignore[method-assign]
-    event = _first_event(CreditBalanceTrigger("leadmagic_default", 500, poll_interval=0.05))
+    event = _first_event(CreditBalanceTrigger("leadmagic_default", 500, poll_interval=60))
     assert event["status"] == "success"
-    assert len(state.requests_for("leadmagic")) == 3
+    assert seen_at == [0, 60, 120]  # one check per poll interval
 
 
-def test_timeout_event_at_the_deadline(connections: SandboxServer) -> None:
+def test_timeout_event_at_the_deadline(connections: SandboxServer, clock: VirtualClock) -> None:
     connections.state.leadmagic.credits = Decimal(1)
-    deadline = pendulum.now("UTC").add(seconds=0.3).isoformat()
-    event = _first_event(
-        CreditBalanceTrigger("leadmagic_default", 500, poll_interval=0.05, deadline=deadline)
-    )
+    deadline = clock.now().add(seconds=300).isoformat()
+    event = _first_event(CreditBalanceTrigger("leadmagic_default", 500, poll_interval=60, deadline=deadline))
     assert event["status"] == "timeout"
     assert "Still not 500 credits on connection 'leadmagic_default'" in event["message"]
+    assert len(connections.state.requests_for("leadmagic")) == 5  # at 0, 60, 120, 180 and 240 s
+    assert clock.elapsed == 300
 
 
 def test_error_event_on_authentication_failure(connections: SandboxServer) -> None:
@@ -85,42 +115,43 @@ def test_error_event_on_authentication_failure(connections: SandboxServer) -> No
     assert len(connections.state.requests_for("localleads")) == 1
 
 
-def test_keeps_waiting_through_5xx_and_drops(connections: SandboxServer) -> None:
+def test_keeps_waiting_through_5xx_and_drops(connections: SandboxServer, clock: VirtualClock) -> None:
     # max_retries=2 per check: 3 checks' worth of 503s, then drops, then an answer.
     connections.state.inject("status", "truemail", status=503, times=9)
     connections.state.inject("drop", "truemail", times=3)
-    event = _first_event(CreditBalanceTrigger("truemail_default", 10, poll_interval=0.01))
+    event = _first_event(CreditBalanceTrigger("truemail_default", 10, poll_interval=10))
     assert event["status"] == "success"
     assert len(connections.state.requests_for("truemail")) == 13
+    assert clock.elapsed == 10 + 20 + 40 + 80  # the pause doubles after each failed check
 
 
-def test_not_before_defers_the_first_check(connections: SandboxServer) -> None:
-    start = pendulum.now("UTC")
-    not_before = start.add(seconds=0.5)
+def test_not_before_defers_the_first_check(connections: SandboxServer, clock: VirtualClock) -> None:
+    state = connections.state
+    original = state.record
+    seen_at: list[float] = []
+
+    def record(request: Any) -> None:
+        original(request)
+        seen_at.append(clock.elapsed)
+
+    state.record = record  # type: ignore[method-assign]
+    not_before = clock.now().add(days=3)
     event = _first_event(
-        CreditBalanceTrigger("truemail_default", 1, poll_interval=0.05, not_before=not_before.isoformat())
+        CreditBalanceTrigger("truemail_default", 1, poll_interval=60, not_before=not_before.isoformat())
     )
     assert event["status"] == "success"
-    assert pendulum.parse(event["balance"]["fetched_at"]) >= not_before  # no call before the renewal
+    assert seen_at == [3 * 24 * 3600]  # no call before the renewal, one right at it
 
 
-def test_triggers_on_one_connection_share_requests(connections: SandboxServer) -> None:
+def test_triggers_on_one_connection_share_requests(connections: SandboxServer, clock: VirtualClock) -> None:
     connections.state.leadmagic.credits = Decimal(1)
-    deadline = pendulum.now("UTC").add(seconds=1).isoformat()
+    deadline = clock.now().add(seconds=60).isoformat()
+    triggers = [
+        CreditBalanceTrigger("leadmagic_default", 100, poll_interval=15, deadline=deadline) for _ in range(50)
+    ]
 
-    async def run_many() -> list[dict[str, Any]]:
-        async def one() -> dict[str, Any]:
-            async for event in CreditBalanceTrigger(
-                "leadmagic_default", 100, poll_interval=0.25, deadline=deadline
-            ).run():
-                return event.payload  # type: ignore[no-any-return]
-            raise AssertionError("no event")
-
-        return await asyncio.gather(*(one() for _ in range(50)))
-
-    events = asyncio.run(run_many())
+    events = asyncio.run(asyncio.wait_for(clock.run(*(_events_of(t) for t in triggers)), 30))
     assert {e["status"] for e in events} == {"timeout"}
-    calls = len(connections.state.requests_for("leadmagic"))
-    # ~1 s of waiting at a 0.25 s interval: about 4-5 shared requests, not 50 x 4.
-    assert 3 <= calls <= 8
+    # 60 s of waiting at a 15 s interval: checks at 0, 15, 30 and 45 s, each shared by all 50 triggers.
+    assert len(connections.state.requests_for("leadmagic")) == 4
     assert SharedBalancePoller._registry == {}  # released and closed when the last trigger ended

@@ -5,7 +5,7 @@ from decimal import Decimal
 import pendulum
 import pytest
 
-from airflow_credits_provider.parsing import ResponseFormatError
+from airflow_credits_provider.errors import ResponseFormatError
 from airflow_credits_provider.vendors.leadmagic import LeadMagicVendor
 
 NOW = pendulum.datetime(2026, 11, 21, tz="UTC")

@@ -5,9 +5,12 @@ from decimal import Decimal
 import pendulum
 import pytest
 
-from airflow_credits_provider.errors import ValidationTypeUnavailableError
-from airflow_credits_provider.parsing import ResponseFormatError
-from airflow_credits_provider.vendors.truemail import TrueMailVendor, UnknownValidationTypeError, unit_price
+from airflow_credits_provider.errors import (
+    ResponseFormatError,
+    UnknownValidationTypeError,
+    ValidationTypeUnavailableError,
+)
+from airflow_credits_provider.vendors.truemail import TrueMailVendor
 
 NOW = pendulum.datetime(2026, 11, 21, tz="UTC")
 VENDOR = TrueMailVendor()
@@ -35,15 +38,15 @@ def test_documented_usage() -> None:
     assert balance.total == Decimal(46730)
     assert balance.plan == "premium"
     assert balance.period_end == balance.next_reset_at == pendulum.datetime(2024, 2, 1, tz="UTC")
-    assert unit_price(balance, "smtp").credits == Decimal(10)
-    assert unit_price(balance, "mx").credits == Decimal(1)
+    assert balance.unit_price("smtp").credits == Decimal(10)
+    assert balance.unit_price("mx").credits == Decimal(1)
 
 
 def test_unavailable_type_carries_the_upgrade_text() -> None:
     balance = VENDOR.parse_balance(STARTER, NOW)
     assert balance.unit_prices["smtp"].available is False
     with pytest.raises(ValidationTypeUnavailableError, match="Premium subscription required") as info:
-        unit_price(balance, "smtp")
+        balance.unit_price("smtp")
     assert "starter" in str(info.value)
     assert info.value.error_code == "upgrade_required"
 
@@ -51,7 +54,7 @@ def test_unavailable_type_carries_the_upgrade_text() -> None:
 def test_unknown_type_lists_known_ones() -> None:
     balance = VENDOR.parse_balance(DOC, NOW)
     with pytest.raises(UnknownValidationTypeError, match=r"'catchall'.*mx, smtp"):
-        unit_price(balance, "catchall")
+        balance.unit_price("catchall")
 
 
 @pytest.mark.parametrize(

@@ -7,19 +7,19 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from airflow_credits_provider.landing import sql_hook_for
-from airflow_credits_provider.operators.credit_balance_to_sql import CreditBalanceToSqlOperator
+from airflow_credits_provider.transfers.base import sql_hook_for
+from airflow_credits_provider.transfers.credit_balance_to_sql import CreditBalanceToSqlOperator
 from tests.conftest import CANARY
-from tests.operators.conftest import WAREHOUSE
+from tests.transfers.conftest import WAREHOUSE
 
 if TYPE_CHECKING:
     from airflow_credits_provider.sandbox import SandboxServer
 
-COLUMNS = "provider, account, available, total, monthly, used, bonus, locked, plan, next_reset_at, raw"
+COLUMNS = "vendor, account, available, total, monthly, used, bonus, locked, plan, next_reset_at, raw"
 
 
 def _snapshots(table: str) -> dict[str, tuple[object, ...]]:
-    rows = sql_hook_for(WAREHOUSE).get_records(f"SELECT {COLUMNS} FROM {table} ORDER BY provider")
+    rows = sql_hook_for(WAREHOUSE).get_records(f"SELECT {COLUMNS} FROM {table} ORDER BY vendor")
     return {r[0]: r for r in rows}
 
 

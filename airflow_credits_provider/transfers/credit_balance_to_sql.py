@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow_credits_provider.landing import CreditToSqlBaseOperator, LandingTarget, check_names, sql_hook_for
+from airflow_credits_provider.transfers.base import (
+    CreditToSqlBaseOperator,
+    LandingTarget,
+    check_names,
+    sql_hook_for,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -15,7 +20,7 @@ class CreditBalanceToSqlOperator(CreditToSqlBaseOperator):
 
     LeadMagic and TrueMail expose a balance but no ledger; snapshots taken on a schedule give every
     vendor a history, from which a dashboard computes burn rate and runway. One row per run, keyed on
-    (provider, account, fetched_at): provider, account, fetched_at, available, total, monthly, used,
+    (vendor, account, fetched_at): vendor, account, fetched_at, available, total, monthly, used,
     bonus, locked, plan, period_end, next_reset_at, loaded_at and the vendor's raw payload.
 
     :param credit_conn_id: the credit connection (any vendor) (templated)
@@ -34,7 +39,7 @@ class CreditBalanceToSqlOperator(CreditToSqlBaseOperator):
         import pendulum
 
         from airflow_credits_provider.hooks.resolve import get_credit_hook
-        from airflow_credits_provider.warehouse import raw_json, to_naive_utc
+        from airflow_credits_provider.transfers.tables import raw_json, to_naive_utc
 
         check_names(self.table, self.schema)  # before any connection or request
         target = LandingTarget.snapshots(sql_hook_for(self.sql_conn_id), self.table, self.schema)
@@ -71,6 +76,4 @@ class CreditBalanceToSqlOperator(CreditToSqlBaseOperator):
         self.log.info(
             "Landed a %s balance snapshot of %s into %s", balance.vendor, account, target.data.qualified
         )
-        snapshot = balance.to_dict()
-        snapshot.pop("raw", None)
-        return {"account": account, **snapshot}
+        return {"account": account, **balance.to_dict()}

@@ -6,16 +6,18 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperator
 
-from airflow_credits_provider.errors import CreditConnectionConfigError
-from airflow_credits_provider.warehouse import (
+from airflow_credits_provider.errors import LedgerNotAvailableError
+from airflow_credits_provider.transfers.tables import (
     CURSOR_COLUMNS,
     CURSOR_KEY,
+    CURSOR_SUFFIX,
     SNAPSHOT_COLUMNS,
     SNAPSHOT_KEY,
     TRANSACTION_COLUMNS,
     TRANSACTION_KEY,
     WarehouseTable,
     check_identifier,
+    check_transactions_table,
     parse_stored_time,
     to_naive_utc,
 )
@@ -25,16 +27,19 @@ if TYPE_CHECKING:
 
     from pendulum import DateTime
 
-    from airflow_credits_provider.hooks.localleads import LocalLeadsHook
+    from airflow_credits_provider.hooks.base import CreditApiHook
+    from airflow_credits_provider.ledger import LedgerHook
 
 
-class LedgerNotAvailableError(CreditConnectionConfigError):
-    """The vendor exposes no transaction ledger; land balance snapshots instead."""
+def check_names(table: str, schema: str | None, *, with_cursor: bool = False) -> None:
+    """Validate the rendered table and schema names (injection attempts fail here, before any I/O).
 
-
-def check_names(table: str, schema: str | None) -> None:
-    """Validate the rendered table and schema names (injection attempts fail here, before any I/O)."""
-    check_identifier(table, "Table name")
+    :param with_cursor: the table gets a cursor table ``<table>_cursor``, whose name must fit too
+    """
+    if with_cursor:
+        check_transactions_table(table)
+    else:
+        check_identifier(table, "Table name")
     if schema:
         check_identifier(schema, "Schema name")
 
@@ -52,17 +57,17 @@ def sql_hook_for(sql_conn_id: str) -> Any:
     )
 
 
-def ledger_hook(credit_conn_id: str) -> LocalLeadsHook:
-    """The credit hook for ``credit_conn_id``, which must expose a transaction ledger."""
-    from airflow_credits_provider.hooks.resolve import get_credit_hook
+def require_ledger(hook: CreditApiHook) -> LedgerHook:
+    """``hook`` as a :class:`~airflow_credits_provider.ledger.LedgerHook`; a clear error without one."""
+    from airflow_credits_provider.ledger import LedgerHook
 
-    hook = get_credit_hook(credit_conn_id)
-    if not hasattr(hook, "get_transactions_page"):
+    if not isinstance(hook, LedgerHook):
         raise LedgerNotAvailableError(
-            f"{hook.vendor_class.display_name} (connection {credit_conn_id!r}) has no transaction ledger "
-            "API. Use CreditBalanceToSqlOperator on a schedule to build its history from balance snapshots."
+            f"{hook.vendor_class.display_name} (connection {hook.credit_conn_id!r}) has no transaction "
+            "ledger API. Use CreditBalanceToSqlOperator on a schedule to build its history from balance "
+            "snapshots."
         )
-    return hook  # type: ignore[return-value]
+    return hook
 
 
 class LandingTarget:
@@ -75,10 +80,10 @@ class LandingTarget:
     @classmethod
     def transactions(cls, hook: Any, table: str, schema: str | None) -> LandingTarget:
         """The transactions table and its cursor table."""
-        check_identifier(table, "Table name")
+        check_transactions_table(table)
         return cls(
             WarehouseTable(hook, table, schema, TRANSACTION_COLUMNS, TRANSACTION_KEY),
-            WarehouseTable(hook, f"{table}_cursor", schema, CURSOR_COLUMNS, CURSOR_KEY),
+            WarehouseTable(hook, f"{table}{CURSOR_SUFFIX}", schema, CURSOR_COLUMNS, CURSOR_KEY),
         )
 
     @classmethod
@@ -92,27 +97,27 @@ class LandingTarget:
         if self.cursor is not None:
             self.cursor.create()
 
-    def read_cursor(self, provider: str, account: str) -> DateTime | None:
+    def read_cursor(self, vendor: str, account: str) -> DateTime | None:
         """The newest ``created_at`` landed by the last completed run, or ``None``."""
         assert self.cursor is not None
         row = self.cursor.hook.get_first(
             f"SELECT cursor_at FROM {self.cursor.qualified} WHERE {self.cursor.where_key(CURSOR_KEY)}",
-            parameters=(provider, account),
+            parameters=(vendor, account),
         )
         return parse_stored_time(row[0]) if row else None
 
-    def write_cursor(self, provider: str, account: str, cursor_at: DateTime, now: DateTime) -> None:
+    def write_cursor(self, vendor: str, account: str, cursor_at: DateTime, now: DateTime) -> None:
         """Move the cursor (only after a completed run)."""
         assert self.cursor is not None
-        self.cursor.upsert([(provider, account, to_naive_utc(cursor_at), to_naive_utc(now))])
+        self.cursor.upsert([(vendor, account, to_naive_utc(cursor_at), to_naive_utc(now))])
 
-    def delete_stale(self, provider: str, account: str, run_started: DateTime) -> int:
+    def delete_stale(self, vendor: str, account: str, run_started: DateTime) -> int:
         """Delete this account's rows not re-landed since ``run_started`` (full refresh); return how many."""
         from contextlib import closing
 
         table = self.data
-        cells = table._adapt((provider, account, to_naive_utc(run_started)))
-        where = f"{table.where_key(('provider', 'account'))} AND loaded_at < {table.param()}"
+        cells = table._adapt((vendor, account, to_naive_utc(run_started)))
+        where = f"{table.where_key(('vendor', 'account'))} AND loaded_at < {table.param()}"
         sql = f"DELETE FROM {table.qualified} WHERE {where}"
         with closing(table.hook.get_conn()) as conn, closing(conn.cursor()) as cur:
             cur.execute(sql, cells)

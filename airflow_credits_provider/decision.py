@@ -1,8 +1,13 @@
-"""The preflight decision, shared by the operator, the sensor and the trigger.
+"""The preflight decision, shared by the operator, the sensor and the trigger. Vendor-neutral.
 
 Turns a cost estimate (a number, a rendered template, a callable, or units x a unit price) plus a
 margin into the credits a job needs, compares it with a :class:`CreditBalance`, and explains a
 shortfall in words a DAG author can act on. Pure functions: no I/O here.
+
+Every amount is exact: inputs are bounded (:func:`~airflow_credits_provider.parsing.amount_problem`)
+and arithmetic runs in :func:`~airflow_credits_provider.parsing.exact_arithmetic`, so a shortfall of
+``1e-30`` credits on a balance of ``1e30`` is still a shortfall. Messages print numbers compactly and
+are bounded in length whatever the input.
 """
 
 from __future__ import annotations
@@ -14,12 +19,13 @@ from typing import TYPE_CHECKING, Any
 from airflow_credits_provider.errors import (
     AuthenticationError,
     CreditConnectionConfigError,
-    CreditProviderError,
+    InvalidCostEstimateError,
     InvalidRequestError,
     NotFoundError,
     PermissionDeniedError,
+    truncate,
 )
-from airflow_credits_provider.vendors import display_name
+from airflow_credits_provider.parsing import amount_problem, exact_arithmetic, format_amount
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -29,32 +35,31 @@ if TYPE_CHECKING:
 #: What happens when the balance is too low.
 ON_INSUFFICIENT = ("fail", "skip")
 
-
-class InvalidCostEstimateError(CreditProviderError, ValueError):
-    """A cost, unit count, unit cost or margin is negative, NaN, infinite, non-numeric or missing."""
+#: Longest failure message; the vendor's own texts inside it are truncated further.
+MAX_MESSAGE = 1500
 
 
 def to_amount(value: Any, what: str, task_id: str | None = None) -> Decimal:
-    """Parse a non-negative, finite amount given as a number or numeric string.
+    """Parse a non-negative amount of credits given as a number or numeric string.
 
     :param what: the argument's name, for the message (``"estimated_cost"``)
-    :raises InvalidCostEstimateError: naming the task, the argument and the value
+    :raises InvalidCostEstimateError: naming the task, the argument and the value (shortened)
     """
     where = f"Task {task_id!r}: " if task_id else ""
+    shown = truncate(repr(value), 60)
     if value is None or isinstance(value, bool):
-        raise InvalidCostEstimateError(f"{where}{what} must be a number of credits, got {value!r}.")
+        raise InvalidCostEstimateError(f"{where}{what} must be a number of credits, got {shown}.")
     # repr() for floats: Decimal(0.1) would carry the float's binary error.
     text = repr(value) if isinstance(value, float) else value
     try:
         amount = Decimal(text.strip() if isinstance(text, str) else text)
     except (InvalidOperation, TypeError, ValueError):
-        raise InvalidCostEstimateError(
-            f"{where}{what} must be a number of credits, got {str(value)[:80]!r}."
-        ) from None
-    if not amount.is_finite():
-        raise InvalidCostEstimateError(f"{where}{what} must be a finite number, got {value!r}.")
+        raise InvalidCostEstimateError(f"{where}{what} must be a number of credits, got {shown}.") from None
+    problem = amount_problem(amount)
+    if problem is not None:
+        raise InvalidCostEstimateError(f"{where}{what} is {problem}, got {shown}.")
     if amount < 0:
-        raise InvalidCostEstimateError(f"{where}{what} must not be negative, got {value!r}.")
+        raise InvalidCostEstimateError(f"{where}{what} must not be negative, got {shown}.")
     return amount
 
 
@@ -85,15 +90,15 @@ def estimate_cost(
         price = to_amount(unit_cost, "unit_cost", task_id)
         source = "given"
     else:
-        from airflow_credits_provider.vendors.truemail import unit_price
-
         if balance is None or not validation_type:
             raise InvalidCostEstimateError(
                 f"Task {task_id!r}: with units, pass unit_cost or a validation_type the vendor prices."
             )
-        price = unit_price(balance, validation_type).credits
-        source = f"{balance.vendor} price for {validation_type!r}"
-    cost = count * price
+        price = balance.unit_price(validation_type).credits
+        source = f"{balance.vendor_name} price for {validation_type!r}"
+    with exact_arithmetic():
+        cost = count * price
+    _check_total(cost, "units x unit_cost", task_id)
     return cost, f"{_fmt(count)} units x {_fmt(price)} credits ({source})"
 
 
@@ -101,7 +106,17 @@ def margin_for(cost: Decimal, margin: Any, margin_percent: Any, task_id: str) ->
     """Credits kept in reserve on top of ``cost``: an absolute margin plus a percentage of the cost."""
     absolute = to_amount(margin if margin is not None else 0, "margin", task_id)
     percent = to_amount(margin_percent if margin_percent is not None else 0, "margin_percent", task_id)
-    return absolute + cost * percent / Decimal(100)
+    with exact_arithmetic():
+        total = absolute + cost * percent / Decimal(100)
+    _check_total(total, "the margin", task_id)
+    return total
+
+
+def _check_total(amount: Decimal, what: str, task_id: str) -> None:
+    """A product of bounded amounts can leave the bounds: say so instead of carrying it on."""
+    problem = amount_problem(amount)
+    if problem is not None:
+        raise InvalidCostEstimateError(f"Task {task_id!r}: {what} comes to {_fmt(amount)}, {problem}.")
 
 
 @dataclass(frozen=True)
@@ -110,6 +125,7 @@ class PreflightDecision:
 
     :param conn_id: the credit connection checked
     :param vendor: the vendor's key
+    :param vendor_name: the vendor's display name
     :param cost: the estimated cost of the job
     :param margin: credits kept in reserve on top of the cost
     :param required: ``cost + margin``
@@ -123,6 +139,7 @@ class PreflightDecision:
 
     conn_id: str
     vendor: str
+    vendor_name: str
     cost: Decimal
     margin: Decimal
     required: Decimal
@@ -134,15 +151,16 @@ class PreflightDecision:
     balance: dict[str, Any]
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-friendly dict (decimals as strings) for XCom."""
+        """A JSON-friendly dict for XCom: exact decimal strings; the balance without the vendor's payload."""
         return {
             "conn_id": self.conn_id,
             "vendor": self.vendor,
-            "cost": _fmt(self.cost),
-            "margin": _fmt(self.margin),
-            "required": _fmt(self.required),
-            "available": _fmt(self.available),
-            "shortfall": _fmt(self.shortfall),
+            "vendor_name": self.vendor_name,
+            "cost": _exact(self.cost),
+            "margin": _exact(self.margin),
+            "required": _exact(self.required),
+            "available": _exact(self.available),
+            "shortfall": _exact(self.shortfall),
             "passed": self.passed,
             "basis": self.basis,
             "checked_at": self.checked_at,
@@ -153,29 +171,33 @@ class PreflightDecision:
 def decide(
     conn_id: str, balance: CreditBalance, cost: Decimal, margin: Decimal, basis: str
 ) -> PreflightDecision:
-    """Compare the balance with ``cost + margin``; exactly enough passes (``>=``)."""
-    required = cost + margin
-    snapshot = balance.to_dict()
-    snapshot.pop("raw", None)
+    """Compare the balance with ``cost + margin``, exactly; exactly enough passes (``>=``)."""
+    with exact_arithmetic():
+        required = cost + margin
+        shortfall = max(Decimal(0), required - balance.available)
     return PreflightDecision(
         conn_id=conn_id,
         vendor=balance.vendor,
+        vendor_name=balance.vendor_name,
         cost=cost,
         margin=margin,
         required=required,
         available=balance.available,
-        shortfall=max(Decimal(0), required - balance.available),
+        shortfall=shortfall,
         passed=balance.available >= required,
         basis=basis,
         checked_at=balance.fetched_at.isoformat(),
-        balance=snapshot,
+        balance=balance.to_dict(),
     )
 
 
-def shortfall_message(decision: PreflightDecision, balance: CreditBalance) -> str:
-    """Explain a failed check: what is needed, what is there, how short, and what locks and resets mean."""
+def shortfall_message(decision: PreflightDecision, balance: CreditBalance, *, waiting: bool = False) -> str:
+    """Explain a failed check: what is needed, what is there, how short, and what locks and resets mean.
+
+    :param waiting: the message is for a sensor, which waits by itself (so it does not suggest one)
+    """
     parts = [
-        f"Not enough {display_name(balance.vendor)} credits on connection {decision.conn_id!r}: "
+        f"Not enough {balance.vendor_name} credits on connection {decision.conn_id!r}: "
         f"need {_fmt(decision.required)} ({decision.basis}"
         + (f" + margin {_fmt(decision.margin)}" if decision.margin else "")
         + f"), available {_fmt(decision.available)}, short by {_fmt(decision.shortfall)}."
@@ -192,8 +214,11 @@ def shortfall_message(decision: PreflightDecision, balance: CreditBalance) -> st
             covers = "enough" if after >= decision.required else "still not enough"
             renewal = f" to {_fmt(after)} credits, {covers} for this job"
         parts.append(f"Credits renew at {balance.next_reset_at.isoformat()}{renewal}.")
-    parts.append("Top up the account, lower the job's size, or wait with CreditPreflightSensor.")
-    return " ".join(parts)
+    if waiting:
+        parts.append("Top up the account or lower the job's size.")
+    else:
+        parts.append("Top up the account, lower the job's size, or wait with CreditPreflightSensor.")
+    return truncate(" ".join(parts), MAX_MESSAGE)
 
 
 def balance_after_reset(balance: CreditBalance) -> Decimal | None:
@@ -203,7 +228,8 @@ def balance_after_reset(balance: CreditBalance) -> Decimal | None:
     Other vendors do not report the renewal amount: ``None``.
     """
     if balance.monthly is not None and balance.bonus is not None:
-        return balance.monthly + balance.bonus
+        with exact_arithmetic():
+            return balance.monthly + balance.bonus
     return None
 
 
@@ -248,7 +274,7 @@ def check_thresholds(
         return None
     log.warning(
         "%s credits are %s: %s available, below the %s threshold of %s",
-        display_name(balance.vendor),
+        balance.vendor_name,
         "critically low" if level == "critical" else "low",
         _fmt(balance.available),
         level,
@@ -260,4 +286,11 @@ def check_thresholds(
 
 
 def _fmt(value: Decimal) -> str:
-    return f"{value.normalize():f}"
+    """For messages: compact (scientific notation when long)."""
+    return format_amount(value)
+
+
+def _exact(value: Decimal) -> str:
+    """For XCom: every digit, no exponent (amounts are bounded, so this is at most about 80 characters)."""
+    with exact_arithmetic():
+        return f"{value.normalize():f}"

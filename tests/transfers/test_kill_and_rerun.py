@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from airflow_credits_provider.operators.credit_transactions_to_sql import CreditTransactionsToSqlOperator
+from airflow_credits_provider.transfers.credit_transactions_to_sql import CreditTransactionsToSqlOperator
 from tests.conftest import subprocess_env
-from tests.operators.conftest import TX_PATH, WAREHOUSE
+from tests.transfers.conftest import TX_PATH, WAREHOUSE
 from tests.warehouse_support import landed, ledger_rows
 
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 RUN_LANDING = """
 import sys
-from airflow_credits_provider.operators.credit_transactions_to_sql import CreditTransactionsToSqlOperator
+from airflow_credits_provider.transfers.credit_transactions_to_sql import CreditTransactionsToSqlOperator
 CreditTransactionsToSqlOperator(
     task_id="land", credit_conn_id="localleads_default", sql_conn_id=sys.argv[1], table=sys.argv[2],
     batch_size=200,

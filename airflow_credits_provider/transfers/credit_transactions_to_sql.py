@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow_credits_provider.landing import (
+from airflow_credits_provider.transfers.base import (
     CreditToSqlBaseOperator,
     LandingTarget,
     check_names,
     sql_hook_for,
 )
-from airflow_credits_provider.warehouse import raw_json, to_naive_utc
+from airflow_credits_provider.transfers.tables import raw_json, to_naive_utc
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     from pendulum import DateTime
 
     from airflow_credits_provider.models import CreditTransaction
-    from airflow_credits_provider.vendors.localleads import TransactionPage
 
 MODES = ("incremental", "full_refresh")
 
@@ -30,7 +29,7 @@ class CreditTransactionsToSqlOperator(CreditToSqlBaseOperator):
     """Land a vendor's credit transactions into a table, incrementally, idempotently and crash-safely.
 
     Pages the vendor's ledger newest first and upserts one row per transaction, keyed on
-    (provider, account, transaction_id), through common-sql's ``insert_rows(replace=True)``, in batches:
+    (vendor, account, transaction_id), through common-sql's ``insert_rows(replace=True)``, in batches:
     memory stays flat whatever the history's size.
 
     Incremental runs start from a cursor stored beside the table (``<table>_cursor``): the newest
@@ -41,13 +40,19 @@ class CreditTransactionsToSqlOperator(CreditToSqlBaseOperator):
     are read twice and landed once; transactions that arrive after the first page are landed by the
     next run.
 
+    Paging ends only where the vendor says the ledger ends (see
+    :class:`~airflow_credits_provider.ledger.OffsetPaginator`): a short page in the middle of the ledger
+    does not end the run, and a page that contradicts the vendor's own total fails it with the cursor
+    unmoved. Amounts are stored exactly; a row that cannot be stored exactly fails the run naming its
+    transaction id (:class:`~airflow_credits_provider.errors.RowRejectedError`), never rounded.
+
     A full refresh re-lands the whole ledger and then deletes this account's rows that the ledger no
-    longer holds (only after a complete pass). Rows of other accounts or providers are never touched,
+    longer holds (only after a complete pass). Rows of other accounts or vendors are never touched,
     and no table is ever dropped.
 
     :param credit_conn_id: the credit connection whose ledger to land (LocalLeads) (templated)
     :param sql_conn_id: any common-sql connection (Postgres, SQLite, MySQL, ...) (templated)
-    :param table: target table (templated)
+    :param table: target table, at most 56 characters (its cursor table is ``<table>_cursor``) (templated)
     :param schema: target schema, or ``None`` for the connection's default (templated)
     :param create_table: create the table and its cursor table when missing
     :param account: label stored with each row (default: ``credit_conn_id``) (templated)
@@ -87,22 +92,24 @@ class CreditTransactionsToSqlOperator(CreditToSqlBaseOperator):
         """Land the ledger; return the number of rows inserted or updated."""
         import pendulum
 
-        from airflow_credits_provider.landing import ledger_hook
+        from airflow_credits_provider.hooks.resolve import get_credit_hook
+        from airflow_credits_provider.transfers.base import require_ledger
 
-        check_names(self.table, self.schema)  # before any connection or request
-        credit = ledger_hook(self.credit_conn_id)
-        provider = credit.vendor_class.key
+        check_names(self.table, self.schema, with_cursor=True)  # before any connection or request
+        credit = get_credit_hook(self.credit_conn_id)
+        ledger = require_ledger(credit)
+        vendor = credit.vendor_class.key
         account = self.account or self.credit_conn_id
         target = LandingTarget.transactions(sql_hook_for(self.sql_conn_id), self.table, self.schema)
         if self.create_table:
             target.create()
-        cursor = target.read_cursor(provider, account) if self.mode == "incremental" else None
+        cursor = target.read_cursor(vendor, account) if self.mode == "incremental" else None
         since = cursor - self.overlap if cursor is not None else None
         run_started = pendulum.now("UTC")
         loaded_at = to_naive_utc(run_started)
         self.log.info(
             "Landing %s transactions of %s into %s (%s, %s)",
-            provider,
+            vendor,
             account,
             target.data.qualified,
             self.mode,
@@ -111,55 +118,44 @@ class CreditTransactionsToSqlOperator(CreditToSqlBaseOperator):
         pages = 0
         newest: DateTime | None = None
 
-        def pages_of_ledger() -> Iterator[TransactionPage]:
-            """Page the ledger newest first until its end or past the incremental window."""
-            offset = 0
-            while True:
-                page = credit.get_transactions_page(offset, self.page_size)
-                yield page
-                offset += len(page.transactions)
-                past_window = (
-                    since is not None and page.transactions and page.transactions[-1].created_at < since
-                )
-                if (
-                    len(page.transactions) < self.page_size
-                    or (page.total is not None and offset >= page.total)
-                    or past_window
-                ):
-                    return
-
         def rows() -> Iterator[tuple[Any, ...]]:
-            """Rows to upsert, streamed: common-sql pulls and commits them a batch at a time."""
+            """Rows to upsert, streamed: common-sql pulls and commits them a batch at a time.
+
+            Paging stops where the vendor says the ledger ends, or once a page reaches past the
+            incremental window (older rows were landed by earlier runs).
+            """
             nonlocal pages, newest
-            for page in pages_of_ledger():
+            for page in ledger.iter_transaction_pages(self.page_size):
                 pages += 1
                 for tx in page.transactions:
                     newest = tx.created_at if newest is None or tx.created_at > newest else newest
-                    if since is None or tx.created_at >= since:  # older rows were landed by earlier runs
-                        yield self._row(provider, account, tx, loaded_at)
+                    if since is None or tx.created_at >= since:
+                        yield self._row(vendor, account, tx, loaded_at)
+                if since is not None and page.transactions and page.transactions[-1].created_at < since:
+                    return
 
         with credit:
             landed = target.data.upsert(rows(), self.batch_size)
         if self.mode == "full_refresh":
-            removed = target.delete_stale(provider, account, run_started)
+            removed = target.delete_stale(vendor, account, run_started)
             self.log.info("Full refresh removed %d rows the ledger no longer holds", removed)
         if newest is not None or cursor is not None:
             target.write_cursor(
-                provider, account, max(d for d in (newest, cursor) if d is not None), run_started
+                vendor, account, max(d for d in (newest, cursor) if d is not None), run_started
             )
         self._lineage = {
             "source": f"{credit.client.settings.base_url}",
-            "provider": provider,
+            "vendor": vendor,
             "account": account,
         }
         self.log.info("Landed %d rows from %d pages into %s", landed, pages, target.data.qualified)
         return landed
 
     @staticmethod
-    def _row(provider: str, account: str, tx: CreditTransaction, loaded_at: datetime) -> tuple[Any, ...]:
+    def _row(vendor: str, account: str, tx: CreditTransaction, loaded_at: datetime) -> tuple[Any, ...]:
         """One table row; ``loaded_at`` is the run's start as a naive UTC datetime."""
         return (
-            provider,
+            vendor,
             account,
             tx.id,
             tx.type,

@@ -8,10 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from airflow_credits_provider.errors import CreditConnectionConfigError
-from airflow_credits_provider.landing import LedgerNotAvailableError
-from airflow_credits_provider.operators.credit_transactions_to_sql import CreditTransactionsToSqlOperator
-from tests.operators.conftest import TX_PATH, WAREHOUSE
+from airflow_credits_provider.errors import CreditConnectionConfigError, LedgerNotAvailableError
+from airflow_credits_provider.transfers.credit_transactions_to_sql import CreditTransactionsToSqlOperator
+from tests.transfers.conftest import TX_PATH, WAREHOUSE
 from tests.warehouse_support import landed, ledger_rows
 
 if TYPE_CHECKING:
@@ -111,9 +110,7 @@ def test_full_refresh_removes_only_this_accounts_vanished_rows(
     assert landed(WAREHOUSE, warehouse) == sorted(kept + kept + vanished)
 
 
-@pytest.mark.parametrize(
-    "bad", ["credit_transactions; DROP TABLE x", "1starts_with_digit", 'quote"d', "a" * 64, ""]
-)
+@pytest.mark.parametrize("bad", ["credit_transactions; DROP TABLE x", "1starts_with_digit", 'quote"d', ""])
 def test_injection_in_table_names_is_refused_before_any_request(connections: SandboxServer, bad: str) -> None:
     with pytest.raises(CreditConnectionConfigError, match="not a plain SQL identifier"):
         CreditTransactionsToSqlOperator(
@@ -124,6 +121,28 @@ def test_injection_in_table_names_is_refused_before_any_request(connections: San
             outlets=[],
         ).execute({})
     assert _tx_requests(connections) == []
+
+
+@pytest.mark.parametrize("length", [57, 63, 64])
+def test_too_long_table_names_are_refused_in_the_users_terms(connections: SandboxServer, length: int) -> None:
+    with pytest.raises(CreditConnectionConfigError) as info:
+        _operator("t" * length, outlets=[]).execute({})
+    message = str(info.value)
+    assert f"has {length} characters; it can have at most 56 because its cursor table" in message
+    assert "_cursor'" not in message  # the user never typed that name
+    assert _tx_requests(connections) == []
+
+
+def test_longest_table_name_lands(connections: SandboxServer, warehouse: str) -> None:
+    table = (warehouse + "_" * 56)[:56]
+    connections.state.ledger.size = 5
+    try:
+        assert _operator(table).execute({}) == 5
+        assert len(landed(WAREHOUSE, table)) == 5
+    finally:
+        from tests.warehouse_support import drop
+
+        drop(WAREHOUSE, table, f"{table}_cursor")
 
 
 def test_vendor_without_a_ledger_points_to_snapshots(connections: SandboxServer, warehouse: str) -> None:

@@ -1,0 +1,1 @@
+"""Transfers: land credit history into any common-sql database."""

@@ -1,0 +1,347 @@
+"""The warehouse side of landing: table layouts, portable DDL, identifier checks, typed rows, cursors.
+
+Works with any common-sql ``DbApiHook``. Upserts go through common-sql's dialect machinery
+(``insert_rows(..., replace=True, replace_index=...)``); the only SQL written here is ``CREATE TABLE IF
+NOT EXISTS``, one ``SELECT`` of a cursor and one ``DELETE`` for full refreshes, all with validated,
+dialect-escaped identifiers and bound parameters.
+
+Values are stored exactly or not at all: amounts go into ``NUMERIC`` without a fixed scale on
+PostgreSQL, ``DECIMAL(65, 30)`` on MySQL/MariaDB (checked before writing: a value it cannot hold exactly
+fails the run naming the row) and exact decimal text on SQLite. Key columns compare exactly on every
+database (a binary collation on MySQL/MariaDB, whose default ignores case and trailing spaces). A row the
+database would reject (NUL in PostgreSQL text, a lone surrogate anywhere) fails the run naming its key.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from airflow_credits_provider.errors import (
+    CreditConnectionConfigError,
+    CreditProviderError,
+    RowRejectedError,
+    truncate,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator, Sequence
+    from datetime import datetime
+
+    from pendulum import DateTime
+
+#: Longest identifier every supported database accepts (PostgreSQL's 63; MySQL allows 64).
+MAX_IDENTIFIER = 63
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+#: Column types per SQL dialect: exact amounts, UTC timestamps, unbounded text, exactly compared keys.
+#: SQLite has no exact decimal type, so amounts are stored as exact decimal text there.
+_MYSQL_TEXT = "CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+_TYPES: dict[str, dict[str, str]] = {
+    "sqlite": {"key": "TEXT", "amount": "TEXT", "ts": "TEXT", "text": "TEXT"},
+    "postgresql": {"key": "VARCHAR(255)", "amount": "NUMERIC", "ts": "TIMESTAMP", "text": "TEXT"},
+    "mysql": {
+        "key": f"VARCHAR(255) {_MYSQL_TEXT}",
+        "amount": "DECIMAL(65, 30)",
+        "ts": "DATETIME(6)",
+        "text": f"LONGTEXT {_MYSQL_TEXT}",
+    },
+}
+_ANSI = _TYPES["postgresql"]
+#: Digits before and after the point that MySQL's DECIMAL(65, 30) holds.
+_MYSQL_DECIMAL = (35, 30)
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column of a landing table: name, kind (key, amount, ts, text) and nullability."""
+
+    name: str
+    kind: str
+    nullable: bool = True
+
+
+TRANSACTION_COLUMNS = (
+    Column("vendor", "key", False),
+    Column("account", "key", False),
+    Column("transaction_id", "key", False),
+    Column("type", "key", False),
+    Column("amount", "amount", False),
+    Column("description", "text"),
+    Column("created_at", "ts", False),
+    Column("loaded_at", "ts", False),
+    Column("raw", "text"),
+)
+TRANSACTION_KEY = ("vendor", "account", "transaction_id")
+
+SNAPSHOT_COLUMNS = (
+    Column("vendor", "key", False),
+    Column("account", "key", False),
+    Column("fetched_at", "ts", False),
+    Column("available", "amount", False),
+    Column("total", "amount"),
+    Column("monthly", "amount"),
+    Column("used", "amount"),
+    Column("bonus", "amount"),
+    Column("locked", "amount"),
+    Column("plan", "key"),
+    Column("period_end", "ts"),
+    Column("next_reset_at", "ts"),
+    Column("loaded_at", "ts", False),
+    Column("raw", "text"),
+)
+SNAPSHOT_KEY = ("vendor", "account", "fetched_at")
+
+CURSOR_COLUMNS = (
+    Column("vendor", "key", False),
+    Column("account", "key", False),
+    Column("cursor_at", "ts", False),
+    Column("updated_at", "ts", False),
+)
+CURSOR_KEY = ("vendor", "account")
+#: The cursor table of a transactions table ``t`` is ``t`` + this suffix.
+CURSOR_SUFFIX = "_cursor"
+
+
+def check_identifier(value: str, what: str, *, reserve: int = 0, why: str = "") -> str:
+    """Accept a plain SQL identifier (letters, digits, underscores) short enough for every database.
+
+    :param reserve: characters kept for a suffix the provider appends to make another name from it
+    :param why: the reason for ``reserve``, in the user's terms
+    """
+    if not isinstance(value, str) or not _IDENTIFIER.fullmatch(value):
+        raise CreditConnectionConfigError(
+            f"{what} {truncate(repr(value), 80)} is not a plain SQL identifier: use letters, digits and "
+            "underscores, starting with a letter or underscore."
+        )
+    limit = MAX_IDENTIFIER - reserve
+    if len(value) > limit:
+        because = why or f"PostgreSQL allows {MAX_IDENTIFIER}"
+        raise CreditConnectionConfigError(
+            f"{what} {value!r} has {len(value)} characters; it can have at most {limit} because {because}."
+        )
+    return value
+
+
+def check_transactions_table(table: str) -> str:
+    """Validate a transactions table name, leaving room for its cursor table's name."""
+    return check_identifier(
+        table,
+        "Table name",
+        reserve=len(CURSOR_SUFFIX),
+        why=f"its cursor table is named <table>{CURSOR_SUFFIX} and PostgreSQL allows {MAX_IDENTIFIER} "
+        "characters in a name",
+    )
+
+
+class WarehouseTable:
+    """One landing table in one database, reached through a common-sql hook.
+
+    :param hook: a ``DbApiHook`` (Postgres, SQLite, MySQL, ...)
+    :param table: table name (validated)
+    :param schema: schema name (validated), or ``None`` for the default
+    :param columns: the table's columns
+    :param key: the primary key's columns
+    """
+
+    def __init__(
+        self,
+        hook: Any,
+        table: str,
+        schema: str | None,
+        columns: Sequence[Column],
+        key: Sequence[str],
+    ) -> None:
+        self.hook = hook
+        self.columns = tuple(columns)
+        self.key = tuple(key)
+        self.dialect_name = str(getattr(hook, "dialect_name", "") or "")
+        self.types = _TYPES.get(self.dialect_name, _ANSI)
+        self._text_cells = [i for i, c in enumerate(columns) if c.kind in ("key", "text")]
+        self._amount_cells = [i for i, c in enumerate(columns) if c.kind == "amount"]
+        self._key_cells = [i for i, c in enumerate(columns) if c.name in key]
+        self.table = check_identifier(table, "Table name")
+        self.schema = check_identifier(schema, "Schema name") if schema else None
+        escape = hook.dialect.escape_word
+        self.qualified = ".".join(escape(p) for p in ((self.schema,) if self.schema else ()) + (self.table,))
+        self._escape = escape
+
+    @property
+    def column_names(self) -> list[str]:
+        """The columns in table order."""
+        return [c.name for c in self.columns]
+
+    def create(self) -> None:
+        """Create the table when it is missing (``CREATE TABLE IF NOT EXISTS``); never drops anything."""
+        lines = [
+            f"{self._escape(c.name)} {self.types[c.kind]}{'' if c.nullable else ' NOT NULL'}"
+            for c in self.columns
+        ]
+        lines.append(f"PRIMARY KEY ({', '.join(self._escape(k) for k in self.key)})")
+        self.hook.run(f"CREATE TABLE IF NOT EXISTS {self.qualified} (\n  " + ",\n  ".join(lines) + "\n)")
+
+    def upsert(self, rows: Iterable[tuple[Any, ...]], batch_size: int = 2000) -> int:
+        """Insert or replace ``rows`` (in table column order) on the primary key; return their number.
+
+        ``rows`` may be a generator: it is consumed in batches of ``batch_size``, each committed in its
+        own transaction over one connection, so memory holds one batch at a time.
+
+        :raises RowRejectedError: a row cannot be stored exactly (checked before it is sent) or the
+            database rejected it; the message names the row's key. Batches before it stay committed.
+        """
+        checked = _Checked(rows, self, batch_size)
+        try:
+            self.hook.insert_rows(
+                self.qualified,
+                map(self._adapt, checked) if self.dialect_name == "sqlite" else checked,
+                target_fields=self.column_names,
+                commit_every=batch_size,
+                replace=True,
+                replace_index=list(self.key),
+                executemany=True,
+            )
+        except CreditProviderError:  # from the rows' source (the vendor) or their checks: already clear
+            raise
+        except Exception as exc:  # each driver has its own error tree; name the batch it hit
+            raise RowRejectedError(
+                f"{self.qualified} rejected a row in the batch from {checked.batch_first} to "
+                f"{checked.last} ({type(exc).__name__}: {truncate(str(exc), 300)}). Batches before it "
+                "are committed; the cursor has not moved.",
+                row_key=checked.last,
+            ) from exc
+        return checked.count
+
+    def check_row(self, row: tuple[Any, ...]) -> None:
+        """Fail before writing when a cell cannot be stored exactly in this database."""
+        for i in self._text_cells:
+            text = row[i]
+            if text is None or text.isascii() and "\x00" not in text:
+                continue
+            column = self.columns[i].name
+            if "\x00" in text and self.dialect_name == "postgresql":
+                self._reject(row, f"its {column} contains a NUL character, which PostgreSQL text cannot hold")
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                self._reject(row, f"its {column} is not valid Unicode (a lone surrogate)")
+        if self.dialect_name == "mysql":
+            for i in self._amount_cells:
+                amount = row[i]
+                if amount is not None and not _fits_mysql_decimal(amount):
+                    self._reject(
+                        row,
+                        f"its {self.columns[i].name} {amount} does not fit DECIMAL(65, 30) exactly "
+                        f"(at most {_MYSQL_DECIMAL[0]} digits before the point, {_MYSQL_DECIMAL[1]} after)",
+                    )
+
+    def row_key(self, row: tuple[Any, ...]) -> str:
+        """The row's primary key, for messages."""
+        return ", ".join(f"{self.columns[i].name}={row[i]!s}" for i in self._key_cells)
+
+    def _reject(self, row: tuple[Any, ...], why: str) -> None:
+        key = self.row_key(row)
+        raise RowRejectedError(
+            f"Cannot land the row ({key}): {why}. Nothing past it was written.", row_key=key
+        )
+
+    def _adapt(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
+        """Driver-friendly cells: SQLite gets text for decimals and times (exact, sortable)."""
+        if self.dialect_name != "sqlite":
+            return row
+        return tuple(map(_sqlite_cell, row))
+
+    def param(self) -> str:
+        """The driver's bound-parameter placeholder."""
+        return str(self.hook.placeholder)
+
+    def where_key(self, columns: Sequence[str]) -> str:
+        """``a = ? AND b = ?`` for ``columns``."""
+        return " AND ".join(f"{self._escape(c)} = {self.param()}" for c in columns)
+
+
+class _Checked:
+    """Pass rows through, checking each and remembering the current batch's first key and the last row."""
+
+    def __init__(self, rows: Iterable[tuple[Any, ...]], table: WarehouseTable, batch_size: int) -> None:
+        self._rows = rows
+        self._table = table
+        self._batch_size = batch_size
+        self._last_row: tuple[Any, ...] | None = None
+        self.count = 0
+        self.batch_first = ""
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        table, batch_size = self._table, self._batch_size
+        for row in self._rows:
+            table.check_row(row)
+            if self.count % batch_size == 0:
+                self.batch_first = table.row_key(row)
+            self.count += 1
+            self._last_row = row
+            yield row
+
+    @property
+    def last(self) -> str:
+        """The key of the last row passed on (the failing batch's last)."""
+        return self._table.row_key(self._last_row) if self._last_row is not None else ""
+
+
+def _fits_mysql_decimal(amount: Any) -> bool:
+    from decimal import Decimal
+
+    if not isinstance(amount, Decimal):
+        return True
+    sign, digits, exponent = amount.as_tuple()
+    assert isinstance(exponent, int)
+    integer_digits = max(0, len(digits) + exponent)
+    fraction = -exponent if exponent < 0 else 0
+    # Trailing zeros past the 30th decimal are harmless: 1.5000...0 is stored exactly.
+    if fraction > _MYSQL_DECIMAL[1]:
+        stripped = amount.normalize()
+        fraction = max(0, -int(stripped.as_tuple().exponent))
+    return amount.is_zero() or (integer_digits <= _MYSQL_DECIMAL[0] and fraction <= _MYSQL_DECIMAL[1])
+
+
+def _sqlite_cell(cell: Any) -> Any:
+    from decimal import Decimal
+
+    if isinstance(cell, Decimal):
+        return f"{cell:f}"
+    if hasattr(cell, "isoformat") and hasattr(cell, "hour"):
+        return to_naive_utc(cell).isoformat(sep=" ", timespec="microseconds")
+    return cell
+
+
+def to_naive_utc(moment: datetime) -> datetime:
+    """A naive datetime in UTC (what TIMESTAMP / DATETIME columns hold by this provider's convention)."""
+    from datetime import datetime, timezone
+
+    offset = moment.utcoffset()
+    if offset:  # aware, not UTC (UTC, the common case, needs no conversion)
+        moment = moment.astimezone(timezone.utc)
+    # A plain datetime, not a pendulum one: drivers subtract epochs from it, and pendulum's
+    # arithmetic is several times slower (it dominated bulk upserts into PostgreSQL).
+    return datetime(
+        moment.year, moment.month, moment.day, moment.hour, moment.minute, moment.second, moment.microsecond
+    )
+
+
+def parse_stored_time(value: Any) -> DateTime | None:
+    """Read a timestamp back from any driver (datetime or text) as a UTC pendulum ``DateTime``."""
+    import pendulum
+
+    if value is None:
+        return None
+    if isinstance(value, str):
+        parsed = pendulum.parse(value, tz="UTC")
+        assert isinstance(parsed, pendulum.DateTime)
+        return parsed
+    moment = pendulum.instance(value, tz="UTC") if value.tzinfo is None else pendulum.instance(value)
+    return moment.in_timezone("UTC")  # type: ignore[no-any-return]
+
+
+def raw_json(record: Any) -> str:
+    """The vendor's record as compact JSON text (exactly as received, Unicode kept)."""
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str)
