@@ -8,6 +8,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 UV     := $(BIN)/uv
 STAMP  := $(VENV)/.installed
+# The MySQL provider's mysqlclient compiles against libmariadb: installed when its headers are here
+# (Debian: apt-get install libmariadb-dev pkg-config); without them its tests skip and say why.
+EXTRAS := dev$(shell pkg-config --exists libmariadb 2>/dev/null && echo ,mysql)
 
 # Byte-compile as a deployment does: the suite starts many Airflow processes, and recompiling
 # Airflow at each start costs about 1.5 s (PYTHONDONTWRITEBYTECODE may be set by the machine).
@@ -20,10 +23,11 @@ $(UV):
 	$(BIN)/pip install --quiet --disable-pip-version-check uv
 
 $(STAMP): pyproject.toml requirements.lock | $(UV)
-	$(UV) pip install --quiet --python $(BIN)/python -c requirements.lock -e '.[dev]'
-	@touch $@
+	$(UV) pip install --quiet --python $(BIN)/python -c requirements.lock -e '.[$(EXTRAS)]'
+	@echo "$(EXTRAS)" > $@
 
 install: $(STAMP)
+	@grep -qx '$(EXTRAS)' $(STAMP) || { rm -f $(STAMP); $(MAKE) --no-print-directory $(STAMP); }
 
 demo: install
 	bash scripts/demo.sh
@@ -48,7 +52,8 @@ bench: install
 	$(BIN)/python bench/trigger_fanout.py
 
 lock: | $(UV)
-	$(UV) pip compile --quiet --python-version 3.10 --universal pyproject.toml --extra dev -o requirements.lock
+	$(UV) pip compile --quiet --python-version 3.10 --universal pyproject.toml --extra dev --extra mysql \
+		-o requirements.lock
 
 clean:
 	rm -rf $(VENV) .demo

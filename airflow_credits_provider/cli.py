@@ -73,7 +73,7 @@ def _sandbox(args: argparse.Namespace) -> int:
             handle.write("\n".join(exports) + "\n")
     print(f"Credits sandbox serving on {server.url} (Ctrl-C to stop)")
     print("Connections for the default connection ids (sandbox keys, not real ones;")
-    print("credit_api_default is the generic connection with the zerobounce preset):")
+    print("credit_api_default is the generic connection with the ZeroBounce preset):")
     print("\n".join(exports), flush=True)
     try:
         server.serve_forever()
@@ -89,7 +89,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="airflow-credits", description=__doc__.split("\n\n")[0].strip())
     commands = parser.add_subparsers(dest="command", required=True)
 
-    balance = commands.add_parser("balance", help="print the normalised balance of a credit connection")
+    from airflow_credits_provider.vendors import registered_vendors
+
+    types = ", ".join(registered_vendors())
+    balance = commands.add_parser(
+        "balance",
+        help="print the normalised balance of a credit connection",
+        description=f"Print the normalised balance of a credit connection (types: {types}). Exit codes: "
+        "0 ok, 1 the vendor call failed, 2 the connection is missing or misconfigured.",
+    )
     balance.add_argument("conn_id", help="Airflow connection id, e.g. leadmagic_default")
     balance.add_argument("--json", action="store_true", help="print JSON instead of text")
     balance.add_argument("--raw", action="store_true", help="with --json, include the vendor's payload")

@@ -126,8 +126,10 @@ def to_decimal(value: Any, field: str) -> Decimal:
     if isinstance(value, bool) or value is None:
         raise ResponseFormatError(f"field {field!r} should be a number but is {describe(value)}")
     if isinstance(value, int):
-        return Decimal(value)
-    if isinstance(value, float):
+        result = Decimal(value)
+    elif isinstance(value, Decimal):  # how the transport decodes JSON numbers with a fraction
+        result = value
+    elif isinstance(value, float):
         result = Decimal(repr(value))
     elif isinstance(value, str):
         try:

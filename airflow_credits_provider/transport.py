@@ -15,6 +15,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -147,8 +148,9 @@ def _request_id(vendor: CreditVendor, response: httpx.Response, detail: VendorEr
 
 
 def _decode(response: httpx.Response) -> Any:
+    # Numbers with a fraction become Decimal: a float would round any amount past 17 digits.
     try:
-        return json.loads(response.content)
+        return json.loads(response.content, parse_float=Decimal)
     except ValueError:
         return _NOT_JSON
 

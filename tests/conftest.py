@@ -24,7 +24,7 @@ os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "INFO")
 import pytest  # noqa: E402
 
 from airflow_credits_provider.sandbox import SandboxServer, SandboxState  # noqa: E402
-from airflow_credits_provider.sandbox.vendors import VENDORS  # noqa: E402
+from airflow_credits_provider.sandbox.state import NAMED_VENDORS  # noqa: E402
 from tests.postgres import postgres_uri  # noqa: E402
 
 if TYPE_CHECKING:
@@ -66,7 +66,7 @@ def set_connection(
 @pytest.fixture
 def connections(monkeypatch: pytest.MonkeyPatch, sandbox: SandboxServer) -> SandboxServer:
     """``leadmagic_default``, ``localleads_default`` and ``truemail_default`` on the sandbox."""
-    for vendor in VENDORS:
+    for vendor in NAMED_VENDORS:
         set_connection(monkeypatch, f"{vendor}_default", sandbox, vendor)
     return sandbox
 
@@ -74,7 +74,7 @@ def connections(monkeypatch: pytest.MonkeyPatch, sandbox: SandboxServer) -> Sand
 @pytest.fixture
 def canary_connections(monkeypatch: pytest.MonkeyPatch, sandbox: SandboxServer) -> SandboxServer:
     """Default connections whose key is :data:`CANARY`, which the sandbox accepts."""
-    for vendor in VENDORS:
+    for vendor in NAMED_VENDORS:
         sandbox.state.set_key(vendor, CANARY)
         set_connection(monkeypatch, f"{vendor}_default", sandbox, vendor, password=CANARY)
     return sandbox

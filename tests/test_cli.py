@@ -44,8 +44,11 @@ def test_balance_errors_exit_non_zero_with_the_reason(connections: SandboxServer
     assert result.returncode == 1
     assert "error: LeadMagic rejected the API key" in result.stderr
     missing = _run("balance", "no_such_connection")
-    assert missing.returncode != 0
-    assert "no_such_connection" in missing.stderr
+    assert missing.returncode == 2
+    assert missing.stderr.splitlines() == [
+        "error: Connection 'no_such_connection' is not defined. Create it in the UI, with `airflow "
+        "connections add`, or as the environment variable AIRFLOW_CONN_NO_SUCH_CONNECTION."
+    ]
 
 
 def test_balance_rejects_a_non_credit_connection() -> None:

@@ -270,13 +270,13 @@ def test_generic_connection_gates_a_dag_in_deferrable_mode(
     state = connections.state
     conn = connections.connection("zerobounce", **FAST_EXTRA)
     monkeypatch.setenv("AIRFLOW_CONN_CREDIT_API_DEFAULT", json.dumps(conn))
-    state.generic_balances["zerobounce"] = Decimal(10)
+    state.account("zerobounce").credits = Decimal(10)
     original = state.record
 
     def record_and_top_up(request: object) -> None:
         original(request)  # type: ignore[arg-type]
         if len(state.requests_for("zerobounce")) == 3:
-            state.generic_balances["zerobounce"] = Decimal(5000)
+            state.account("zerobounce").credits = Decimal(5000)
 
     state.record = record_and_top_up  # type: ignore[method-assign]
     run = load_dag("example_generic_credit_gate", "example_generic_credit_gate").test(

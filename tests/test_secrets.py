@@ -110,3 +110,29 @@ def test_cli_output_is_clean(canary_connections: SandboxServer) -> None:
         )
         assert result.stdout or result.stderr
         _assert_clean(result.stdout, result.stderr)
+
+
+@pytest.mark.parametrize("vendor", ["leadmagic", "truemail", "zerobounce"])  # header, bearer, query key
+@pytest.mark.parametrize("bad", ["\ntail", "\r\nX-Injected: 1", " tail", "\x00", "é"])
+def test_unsendable_key_is_a_config_error_before_any_request(
+    monkeypatch: pytest.MonkeyPatch,
+    sandbox: SandboxServer,
+    caplog: pytest.LogCaptureFixture,
+    vendor: str,
+    bad: str,
+) -> None:
+    from urllib.parse import quote
+
+    from airflow_credits_provider.hooks.resolve import get_credit_hook
+    from tests.conftest import set_connection
+
+    key = CANARY + bad + CANARY
+    set_connection(monkeypatch, "bad_key", sandbox, vendor, password=key)
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(errors.CreditConnectionConfigError, match="cannot be sent in an HTTP header") as info:
+        get_credit_hook("bad_key").get_balance()
+    assert sandbox.state.requests == []  # never sent, so never retried
+    shown = [str(info.value), repr(info.value), caplog.text]
+    for form in (key, key.encode(), repr(key), quote(key), CANARY):
+        for text in shown:
+            assert str(form) not in text

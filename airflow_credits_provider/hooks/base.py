@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -19,6 +20,10 @@ if TYPE_CHECKING:
 
     from airflow_credits_provider.models import CreditBalance
     from airflow_credits_provider.vendors.base import ApiRequest, CreditVendor
+
+
+#: What an API key may hold: visible ASCII (RFC 9110 field values, and safe once URL-encoded).
+_SENDABLE_KEY = re.compile(r"[\x21-\x7e]+")
 
 
 class CreditApiHook(BaseHook):
@@ -91,6 +96,13 @@ class CreditApiHook(BaseHook):
             raise CreditConnectionConfigError(
                 f"Connection {self.credit_conn_id!r} has no API key: put the {vendor.display_name} API "
                 "key in the connection's password field (labelled 'API key')."
+            )
+        if not _SENDABLE_KEY.fullmatch(api_key):
+            # httpx would refuse it with an error quoting the key's bytes; say what is wrong, not the key.
+            raise CreditConnectionConfigError(
+                f"Connection {self.credit_conn_id!r}: the {vendor.display_name} API key contains a "
+                "character that cannot be sent in an HTTP header or URL (a line break, another control "
+                "character, a space or a non-ASCII character). Paste the key again without it."
             )
         settings = ClientSettings(
             base_url=self._base_url(conn, vendor),

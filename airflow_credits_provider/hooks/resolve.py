@@ -4,10 +4,38 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow_credits_provider.errors import CreditConnectionConfigError
+from airflow_credits_provider.errors import CreditConnectionConfigError, CreditProviderError
 
 if TYPE_CHECKING:
     from airflow_credits_provider.hooks.base import CreditApiHook
+
+#: Provider packages whose name is not ``apache-airflow-providers-<connection type>``.
+_PACKAGES = {
+    "mssql": "apache-airflow-providers-microsoft-mssql",
+    "google_cloud_platform": "apache-airflow-providers-google",
+    "gcpbigquery": "apache-airflow-providers-google",
+    "aws": "apache-airflow-providers-amazon",
+    "redshift": "apache-airflow-providers-amazon",
+    "databricks": "apache-airflow-providers-databricks",
+    "mariadb": "apache-airflow-providers-mysql",
+}
+
+
+def get_connection(conn_id: str) -> Any:
+    """Look a connection up as Airflow does (environment, secrets backends, metadata database).
+
+    :raises CreditConnectionConfigError: no such connection (instead of Airflow's bare not-found error)
+    """
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        return BaseHook.get_connection(conn_id)
+    except AirflowNotFoundException:
+        raise CreditConnectionConfigError(
+            f"Connection {conn_id!r} is not defined. Create it in the UI, with `airflow connections add`, "
+            f"or as the environment variable AIRFLOW_CONN_{conn_id.upper()}."
+        ) from None
 
 
 def checked_hook(conn_id: str, conn: Any, expected: type, what: str) -> Any:
@@ -15,7 +43,16 @@ def checked_hook(conn_id: str, conn: Any, expected: type, what: str) -> Any:
 
     :param what: how to describe the mismatch, e.g. "not a SQL database connection type"
     """
-    hook = conn.get_hook()
+    try:
+        hook = conn.get_hook()
+    except CreditProviderError:
+        raise
+    except Exception as exc:  # Airflow raises a bare AirflowException or ImportError here
+        package = _PACKAGES.get(conn.conn_type, f"apache-airflow-providers-{conn.conn_type}")
+        raise CreditConnectionConfigError(
+            f"Connection {conn_id!r} has type {conn.conn_type!r}, whose hook Airflow cannot load "
+            f"({type(exc).__name__}): install the provider package for it, e.g. `pip install {package}`."
+        ) from None
     if not isinstance(hook, expected):
         raise CreditConnectionConfigError(
             f"Connection {conn_id!r} has type {conn.conn_type!r}, which is {what}."
@@ -34,18 +71,20 @@ def get_credit_hook(conn_id: str) -> CreditApiHook:
 
     :raises CreditConnectionConfigError: the connection's type is not a credit connection type
     """
-    from airflow.sdk import BaseHook
-
     from airflow_credits_provider.hooks.base import CreditApiHook
 
-    return checked_hook(conn_id, BaseHook.get_connection(conn_id), CreditApiHook, _not_credit())  # type: ignore[no-any-return]
+    return checked_hook(conn_id, get_connection(conn_id), CreditApiHook, _not_credit())  # type: ignore[no-any-return]
 
 
 async def aget_credit_hook(conn_id: str) -> CreditApiHook:
     """Async twin of :func:`get_credit_hook`, for triggers (does not block the event loop on I/O)."""
     from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
 
     from airflow_credits_provider.hooks.base import CreditApiHook
 
-    conn = await BaseHook.aget_connection(conn_id)
+    try:
+        conn = await BaseHook.aget_connection(conn_id)
+    except AirflowNotFoundException:
+        raise CreditConnectionConfigError(f"Connection {conn_id!r} is not defined.") from None
     return checked_hook(conn_id, conn, CreditApiHook, _not_credit())  # type: ignore[no-any-return]

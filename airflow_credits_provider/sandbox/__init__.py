@@ -1,4 +1,4 @@
-"""An offline sandbox of the LeadMagic, LocalLeads and TrueMail credit APIs.
+"""An offline sandbox of the vendors' credit APIs: LeadMagic, LocalLeads, TrueMail and the generic presets.
 
 It is a real HTTP server on 127.0.0.1 (stdlib only) that serves each vendor's documented endpoints,
 bodies, headers, error shapes and pagination, with controllable state (balances, keys, a ledger of any
@@ -12,7 +12,8 @@ truncated JSON, HTML pages, wrong types). Use it in tests of your own DAGs::
         sandbox.state.leadmagic.credits = Decimal(10)
         sandbox.state.inject("rate_limit", "leadmagic", retry_after="1")
 
-or run it in the foreground with ``airflow-credits sandbox --port 8765`` and drive it over HTTP
+Each vendor's emulation is one module in :mod:`airflow_credits_provider.sandbox.emulators`. Or run it
+in the foreground with ``airflow-credits sandbox --port 8765`` and drive it over HTTP
 (``/_sandbox/state``, ``/_sandbox/faults``, ``/_sandbox/ledger``, ``/_sandbox/requests``).
 """
 

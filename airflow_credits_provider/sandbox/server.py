@@ -16,15 +16,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from airflow_credits_provider.sandbox.state import DEFAULT_KEYS, RecordedRequest, SandboxState
-from airflow_credits_provider.sandbox.vendors import (
-    VENDORS,
-    Reply,
-    Request,
-    all_handlers,
-    error_reply,
-    wrong_types,
-)
+from airflow_credits_provider.sandbox.emulators.base import Reply, Request, registered_emulators
+from airflow_credits_provider.sandbox.state import DEFAULT_KEYS, NAMED_VENDORS, RecordedRequest, SandboxState
 
 _HTML_PAGE = (
     b"<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head>"
@@ -57,12 +50,13 @@ class _Handler(BaseHTTPRequestHandler):
         if prefix == "_sandbox":
             self._send(self._control(self.command, rest, body))
             return
-        handlers = self.server.handlers
-        if prefix not in handlers:
+        emulators = self.server.emulators
+        if prefix not in emulators:
             self._send(
-                Reply(404, {"error": f"no sandbox vendor {prefix!r}; use one of {', '.join(handlers)}"})
+                Reply(404, {"error": f"no sandbox vendor {prefix!r}; use one of {', '.join(emulators)}"})
             )
             return
+        emulator = emulators[prefix]
         headers = {k.lower(): v for k, v in self.headers.items()}
         state = self.server.state
         state.record(RecordedRequest(prefix, self.command, rest, query, headers, self.client_address[1]))
@@ -75,10 +69,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         if fault is not None and kind == "status":
-            self._send(error_reply(prefix, fault.status, state, style=fault.error_style))
+            self._send(emulator.error(fault.status, state, style=fault.error_style))
             return
         if fault is not None and kind == "rate_limit":
-            reply = error_reply(prefix, 429, state, style=fault.error_style)
+            reply = emulator.error(429, state, style=fault.error_style)
             if fault.retry_after is not None:
                 reply.headers["Retry-After"] = fault.retry_after
             self._send(reply)
@@ -86,9 +80,13 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None and kind == "html":
             self._send(Reply(fault.status if fault.status != 500 else 502, _HTML_PAGE, {}, "text/html"))
             return
-        reply = handlers[prefix](request, state)
+        reply = emulator.handle(request, state)
         if fault is not None and kind == "wrong_types" and reply.status == 200:
-            reply.body = wrong_types(prefix, reply.body)
+            reply.body = emulator.corrupt(reply.body)
+        if fault is not None and kind == "short_page" and isinstance(reply.body, dict):
+            rows = reply.body.get("data")
+            if isinstance(rows, list):
+                reply.body = {**reply.body, "data": rows[: fault.count]}
         if fault is not None and kind == "grow_ledger":
             with state.lock:
                 state.ledger.grow(fault.count)
@@ -163,7 +161,7 @@ class _Server(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], state: SandboxState) -> None:
         super().__init__(address, _Handler)
         self.state = state
-        self.handlers = all_handlers()
+        self.emulators = registered_emulators()
 
 
 class SandboxServer:
@@ -200,10 +198,10 @@ class SandboxServer:
 
         ``vendor`` is a named vendor or a generic preset (a ``credit_api`` connection with that preset).
         """
-        if vendor not in VENDORS:
+        if vendor not in NAMED_VENDORS:
             extra = {"preset": vendor, **extra}
         return {
-            "conn_type": vendor if vendor in VENDORS else "credit_api",
+            "conn_type": vendor if vendor in NAMED_VENDORS else "credit_api",
             "host": self.base_url(vendor),
             "password": key or DEFAULT_KEYS[vendor],
             "extra": {
@@ -223,7 +221,7 @@ class SandboxServer:
         """
         env = {
             f"AIRFLOW_CONN_{vendor.upper()}_DEFAULT": json.dumps(self.connection(vendor))
-            for vendor in VENDORS
+            for vendor in NAMED_VENDORS
         }
         env["AIRFLOW_CONN_CREDIT_API_DEFAULT"] = json.dumps(self.connection(generic_preset))
         return env

@@ -3,34 +3,23 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
-#: Generic-API presets the sandbox emulates (see sandbox/presets.py).
-PRESET_NAMES = (
-    "zerobounce",
-    "hunter",
-    "neverbounce",
-    "bouncer",
-    "dropcontact",
-    "clearout",
-    "emailable",
-    "debounce",
-    "millionverifier",
-    "findymail",
-    "prospeo",
-    "enrichlayer",
-)
+from airflow_credits_provider.sandbox.emulators.base import registered_emulators
+
+_EMULATORS = registered_emulators()
+
+#: Generic-API presets the sandbox emulates (see sandbox/emulators/presets.py).
+PRESET_NAMES = tuple(key for key, emulator in _EMULATORS.items() if emulator.preset)
+
+#: Named vendors the sandbox emulates, each served under its key.
+NAMED_VENDORS = tuple(key for key, emulator in _EMULATORS.items() if not emulator.preset)
 
 #: Keys the sandbox accepts unless told otherwise (never real keys).
-DEFAULT_KEYS = {
-    "leadmagic": "lm_sandbox_0123456789abcdef",
-    "localleads": "ll_" + "0123456789abcdef" * 4,
-    "truemail": "tm_live_sandbox_0123456789",
-    **{name: f"{name}_sandbox_key_0123456789" for name in PRESET_NAMES},
-}
+DEFAULT_KEYS = {key: emulator.default_key for key, emulator in _EMULATORS.items()}
 
 FAULT_KINDS = (
     "status",  # answer with `status` and the vendor's documented error body
@@ -42,6 +31,7 @@ FAULT_KINDS = (
     "html",  # `status` (default 502) with an HTML error page
     "wrong_types",  # 200 whose numbers are booleans, objects or non-numeric strings
     "grow_ledger",  # answer normally, then add `count` newer transactions to the ledger
+    "short_page",  # a ledger page with only `count` of its rows; its metadata (total) unchanged
 )
 
 HOSTILE_DESCRIPTIONS = (
@@ -64,7 +54,8 @@ class Fault:
     :param status: HTTP status for ``status`` and ``html``
     :param retry_after: ``Retry-After`` value for ``rate_limit``
     :param delay: seconds for ``slow``
-    :param count: new transactions for ``grow_ledger``
+    :param count: new transactions for ``grow_ledger``; rows kept for ``short_page``
+    :param after: matching requests to let through untouched before the fault applies
     :param error_style: for LeadMagic ``"envelope"`` or ``"rfc9457"``; for LocalLeads ``"simple"`` or
         ``"nest"`` (the ``{"statusCode", "error", "message"}`` shape)
     """
@@ -78,6 +69,7 @@ class Fault:
     delay: float = 0.0
     count: int = 0
     error_style: str | None = None
+    after: int = 0
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
@@ -100,12 +92,14 @@ class RecordedRequest:
     client_port: int = 0
 
 
-def _start_of_month() -> datetime:
+def start_of_month() -> datetime:
+    """The start of the current month (UTC)."""
     now = datetime.now(timezone.utc)
     return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
-def _iso(moment: datetime) -> str:
+def iso(moment: datetime) -> str:
+    """``moment`` as the vendors print times (milliseconds, ``Z``)."""
     return (
         moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
     )
@@ -132,6 +126,8 @@ class Ledger:
         hostile_every: int = 97,
     ) -> None:
         self.size = size
+        #: Fields that replace generated ones, by record index (exact amounts, hostile ids, ...).
+        self.overrides: dict[int, dict[str, Any]] = {}
         self.start = start or datetime(2026, 1, 1, tzinfo=timezone.utc)
         self.step_seconds = step_seconds
         self.hostile_every = hostile_every
@@ -153,13 +149,16 @@ class Ledger:
             text = f"Lead search: Dentists in Austin, TX ({i % 100} results)"
         if self.hostile_every and i % self.hostile_every == 1:
             text = HOSTILE_DESCRIPTIONS[(i // self.hostile_every) % len(HOSTILE_DESCRIPTIONS)]
-        return {
+        record: dict[str, Any] = {
             "id": f"txn_{i:09d}",
             "type": tx_type,
             "amount": amount,
             "description": text,
-            "createdAt": _iso(created),
+            "createdAt": iso(created),
         }
+        if i in self.overrides:
+            record.update(self.overrides[i])
+        return record
 
     def page(self, offset: int, limit: int) -> list[dict[str, Any]]:
         """Return ``limit`` records from ``offset``, newest first."""
@@ -175,67 +174,32 @@ class Ledger:
         self.size += count
 
 
-@dataclass
-class LeadMagicAccount:
-    """LeadMagic's account state (``credits_liquid`` = ``credits`` - ``credits_frozen``)."""
-
-    credits: Decimal = Decimal("15432.5")
-    credits_frozen: Decimal = Decimal(0)
-    freeze_message: str | None = None
-    error_style: str = "envelope"
-    #: whether GET /v1/credits returns the rich body (credits_liquid etc.) or only {"credits": n}
-    rich_body: bool = True
-
-
-@dataclass
-class LocalLeadsAccount:
-    """LocalLeads' account state."""
-
-    monthly: Decimal = Decimal(100)
-    bonus: Decimal = Decimal(25)
-    used: Decimal = Decimal(43)
-    reset_day: int = 1
-    last_reset_at: str = field(default_factory=lambda: _iso(_start_of_month()))
-    meta_style: str = "offset"  # or "page"
-    error_style: str = "simple"  # 401 shape: "simple" or "nest"
-
-
-@dataclass
-class TrueMailAccount:
-    """TrueMail's account state."""
-
-    plan: str = "premium"
-    total: Decimal = Decimal(45230)
-    locked: Decimal = Decimal(1500)
-    period_start: str = "2026-11-01T00:00:00Z"
-    period_end: str = "2026-12-01T00:00:00Z"
-    rate_limit: int = 300
-    validation_types: dict[str, dict[str, Any]] = field(
-        default_factory=lambda: {
-            "mx": {"credits": 1, "available": True},
-            "smtp": {"credits": 10, "available": True},
-        }
-    )
-
-
 class SandboxState:
     """Everything the sandbox serves, safe to change from tests while the server runs.
 
-    Change it directly (``state.leadmagic.credits = Decimal(5)``) under ``with state.lock:`` when a
-    request may be in flight, or through the server's ``/_sandbox`` control API.
+    Each emulated vendor has an account (:meth:`account`, or the vendor's key as an attribute:
+    ``state.leadmagic.credits = Decimal(5)``); change it under ``with state.lock:`` when a request may be
+    in flight, or through the server's ``/_sandbox`` control API.
     """
 
     def __init__(self, ledger_size: int = 28) -> None:
         self.lock = threading.RLock()
         self.keys: dict[str, set[str]] = {vendor: {key} for vendor, key in DEFAULT_KEYS.items()}
-        self.leadmagic = LeadMagicAccount()
-        self.localleads = LocalLeadsAccount()
-        self.truemail = TrueMailAccount()
+        self.accounts: dict[str, Any] = {key: e.new_account() for key, e in _EMULATORS.items()}
         self.ledger = Ledger(ledger_size)
-        #: Available credits of each generic preset's account.
-        self.generic_balances: dict[str, Decimal] = {name: Decimal(5000) for name in PRESET_NAMES}
         self.faults: list[Fault] = []
         self.requests: list[RecordedRequest] = []
+
+    def account(self, vendor: str) -> Any:
+        """The account state of ``vendor`` (a dataclass of its emulator's)."""
+        return self.accounts[vendor]
+
+    def __getattr__(self, name: str) -> Any:
+        # state.leadmagic is state.account("leadmagic"); only called for names not found otherwise.
+        accounts = self.__dict__.get("accounts", {})
+        if name in accounts:
+            return accounts[name]
+        raise AttributeError(f"{type(self).__name__!r} has no attribute or vendor account {name!r}")
 
     # -- keys -------------------------------------------------------------------------------------
     def set_key(self, vendor: str, key: str) -> None:
@@ -261,6 +225,9 @@ class SandboxState:
         with self.lock:
             for fault in self.faults:
                 if fault.matches(vendor, path):
+                    if fault.after > 0:
+                        fault.after -= 1
+                        continue
                     if fault.times > 0:
                         fault.times -= 1
                         if fault.times == 0:
@@ -295,19 +262,10 @@ class SandboxState:
 
     # -- control API helpers ------------------------------------------------------------------------
     def update(self, vendor: str, changes: dict[str, Any]) -> None:
-        """Set account fields from JSON (numbers become ``Decimal``); unknown fields are an error."""
-        if vendor in self.generic_balances:  # a generic preset: only its balance and key
-            with self.lock:
-                for name, value in changes.items():
-                    if name == "key":
-                        self.set_key(vendor, str(value))
-                    elif name == "credits":
-                        self.generic_balances[vendor] = Decimal(str(value))
-                    else:
-                        raise ValueError(f"{vendor} has no field {name!r} (use credits or key)")
-            return
-        accounts = {"leadmagic": self.leadmagic, "localleads": self.localleads, "truemail": self.truemail}
-        account = accounts[vendor]
+        """Set account fields (or ``key``) from JSON (numbers become ``Decimal``); unknown fields fail."""
+        if vendor not in self.accounts:
+            raise ValueError(f"no sandbox vendor {vendor!r}; use one of {', '.join(self.accounts)}")
+        account = self.accounts[vendor]
         with self.lock:
             for name, value in changes.items():
                 if name == "key":
@@ -322,10 +280,7 @@ class SandboxState:
         """A JSON-friendly view of the accounts, faults and ledger size (keys excluded)."""
         with self.lock:
             return {
-                "leadmagic": _jsonable(asdict(self.leadmagic)),
-                "localleads": _jsonable(asdict(self.localleads)),
-                "truemail": _jsonable(asdict(self.truemail)),
-                "generic_balances": {name: str(value) for name, value in self.generic_balances.items()},
+                **{vendor: _jsonable(asdict(account)) for vendor, account in self.accounts.items()},
                 "ledger_size": len(self.ledger),
                 "faults": [asdict(f) for f in self.faults],
                 "requests": len(self.requests),

@@ -47,11 +47,10 @@ def check_names(table: str, schema: str | None, *, with_cursor: bool = False) ->
 def sql_hook_for(sql_conn_id: str) -> Any:
     """Resolve ``sql_conn_id`` to its hook and check it is a common-sql ``DbApiHook``."""
     from airflow.providers.common.sql.hooks.sql import DbApiHook
-    from airflow.sdk import BaseHook
 
-    from airflow_credits_provider.hooks.resolve import checked_hook
+    from airflow_credits_provider.hooks.resolve import checked_hook, get_connection
 
-    conn = BaseHook.get_connection(sql_conn_id)
+    conn = get_connection(sql_conn_id)
     return checked_hook(
         sql_conn_id, conn, DbApiHook, "not a SQL database connection (no common-sql DbApiHook)"
     )

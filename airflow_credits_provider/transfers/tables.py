@@ -37,8 +37,11 @@ MAX_IDENTIFIER = 63
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 #: Column types per SQL dialect: exact amounts, UTC timestamps, unbounded text, exactly compared keys.
-#: SQLite has no exact decimal type, so amounts are stored as exact decimal text there.
-_MYSQL_TEXT = "CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+#: SQLite has no exact decimal type, so amounts are stored as exact decimal text there. MySQL and MariaDB
+#: compare VARCHARs ignoring case and trailing spaces by default, and even ``utf8mb4_bin`` pads: keys get
+#: a binary collation without padding, named differently by each ({collation} is filled at creation).
+_MYSQL_TEXT = "CHARACTER SET utf8mb4 COLLATE {collation}"
+_MYSQL_NO_PAD = {"mariadb": "utf8mb4_nopad_bin", "mysql": "utf8mb4_0900_bin"}
 _TYPES: dict[str, dict[str, str]] = {
     "sqlite": {"key": "TEXT", "amount": "TEXT", "ts": "TEXT", "text": "TEXT"},
     "postgresql": {"key": "VARCHAR(255)", "amount": "NUMERIC", "ts": "TIMESTAMP", "text": "TEXT"},
@@ -175,9 +178,13 @@ class WarehouseTable:
 
     def create(self) -> None:
         """Create the table when it is missing (``CREATE TABLE IF NOT EXISTS``); never drops anything."""
+        types = self.types
+        if self.dialect_name == "mysql":
+            version = str(self.hook.get_first("SELECT VERSION()")[0])
+            collation = _MYSQL_NO_PAD["mariadb" if "mariadb" in version.lower() else "mysql"]
+            types = {kind: sql.format(collation=collation) for kind, sql in types.items()}
         lines = [
-            f"{self._escape(c.name)} {self.types[c.kind]}{'' if c.nullable else ' NOT NULL'}"
-            for c in self.columns
+            f"{self._escape(c.name)} {types[c.kind]}{'' if c.nullable else ' NOT NULL'}" for c in self.columns
         ]
         lines.append(f"PRIMARY KEY ({', '.join(self._escape(k) for k in self.key)})")
         self.hook.run(f"CREATE TABLE IF NOT EXISTS {self.qualified} (\n  " + ",\n  ".join(lines) + "\n)")

@@ -36,7 +36,7 @@ def test_every_preset_is_emulated() -> None:
 
 @pytest.mark.parametrize("preset", sorted(PRESETS))
 def test_preset_balance(monkeypatch: pytest.MonkeyPatch, sandbox: SandboxServer, preset: str) -> None:
-    sandbox.state.generic_balances[preset] = Decimal("4321")
+    sandbox.state.account(preset).credits = Decimal("4321")
     balance = GenericCreditHook(_connect(monkeypatch, sandbox, preset)).get_balance()
     assert balance.available == Decimal(4321)
     assert balance.vendor == preset
@@ -87,7 +87,7 @@ def test_split_balances_by_pool(monkeypatch: pytest.MonkeyPatch, sandbox: Sandbo
 
 
 def test_neverbounce_sums_paid_and_free(monkeypatch: pytest.MonkeyPatch, sandbox: SandboxServer) -> None:
-    sandbox.state.generic_balances["neverbounce"] = Decimal(1000)
+    sandbox.state.account("neverbounce").credits = Decimal(1000)
     balance = GenericCreditHook(_connect(monkeypatch, sandbox, "neverbounce")).get_balance()
     assert balance.available == Decimal(1000)  # 900 paid + 100 free
     assert balance.used == Decimal(1200)

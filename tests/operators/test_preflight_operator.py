@@ -67,3 +67,66 @@ def test_templated_fields() -> None:
         "units",
         "margin",
     }
+
+
+@pytest.mark.parametrize(
+    ("conn_id", "balance", "cost", "short_by"),
+    [
+        (
+            "localleads_default",
+            None,
+            Decimal("82.000000000000000000000000000001"),
+            "0.000000000000000000000000000001",
+        ),
+        ("leadmagic_default", Decimal(10**30), Decimal(10**30 + 1), "1"),
+        ("leadmagic_default", Decimal(10**30), str(10**30) + ".5", "0.5"),
+    ],
+)
+def test_a_shortfall_of_any_size_fails(
+    connections: SandboxServer, conn_id: str, balance: Decimal | None, cost: object, short_by: str
+) -> None:
+    if balance is not None:
+        connections.state.leadmagic.credits = balance
+    context = _context()
+    with pytest.raises(CreditPreflightFailed, match=f"short by {short_by}\\."):
+        CreditPreflightOperator(task_id="gate", credit_conn_id=conn_id, estimated_cost=cost).execute(context)
+    record = context["ti"].pushed[XCOM_KEY]
+    assert record["passed"] is False
+    assert record["shortfall"] == short_by  # exact in XCom too
+    assert Decimal(record["required"]) - Decimal(record["available"]) == Decimal(short_by)
+
+
+def test_exactly_enough_still_passes_at_any_precision(connections: SandboxServer) -> None:
+    record = CreditPreflightOperator(
+        task_id="gate",
+        credit_conn_id="localleads_default",
+        estimated_cost=Decimal("81.999999999999999999999999999999"),
+        margin=Decimal("0.000000000000000000000000000001"),
+    ).execute(_context())
+    assert record["passed"] is True
+    assert record["required"] == "82"
+
+
+@pytest.mark.parametrize(
+    "cost",
+    ["1e1000000", Decimal("1e999999"), "NaN", float("inf"), "-Infinity", "1e-50", "9" * 5000],
+)
+def test_absurd_estimates_fail_at_once_with_a_short_message(connections: SandboxServer, cost: object) -> None:
+    with pytest.raises(CreditPreflightFailed) as info:
+        CreditPreflightOperator(
+            task_id="gate", credit_conn_id="leadmagic_default", estimated_cost=cost
+        ).execute(_context())
+    message = str(info.value)
+    assert message.startswith("Task 'gate': estimated_cost ")
+    assert len(message) < 300
+    assert isinstance(info.value, AirflowFailException)  # no retries
+
+
+def test_a_huge_product_of_units_and_price_fails_clearly(connections: SandboxServer) -> None:
+    with pytest.raises(
+        CreditPreflightFailed, match="units x unit_cost comes to 1e\\+60, larger than"
+    ) as info:
+        CreditPreflightOperator(
+            task_id="gate", credit_conn_id="leadmagic_default", units="1e30", unit_cost="1e30"
+        ).execute(_context())
+    assert len(str(info.value)) < 300

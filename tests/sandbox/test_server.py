@@ -57,7 +57,7 @@ def test_control_api(sandbox: SandboxServer) -> None:
     httpx.delete(f"{control}/requests").raise_for_status()
     assert sandbox.state.requests == []
     httpx.post(f"{control}/state/hunter", json={"credits": 77}).raise_for_status()
-    assert httpx.get(f"{control}/state").json()["generic_balances"]["hunter"] == "77"
+    assert httpx.get(f"{control}/state").json()["hunter"]["credits"] == "77"
     assert httpx.post(f"{control}/state/hunter", json={"plan": "x"}).status_code == 400
     httpx.post(f"{control}/state/truemail", json={"key": "tm_live_new"}).raise_for_status()
     assert sandbox.state.key_is_valid("truemail", "tm_live_new")

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from tests.mariadb import conn_json, mysql_uri
 from tests.warehouse_support import drop, postgres_connection, sqlite_connection, unique_table
 
 if TYPE_CHECKING:
@@ -16,15 +17,23 @@ WAREHOUSE = "credits_warehouse"
 TX_PATH = "/api/v1/credits/transactions"
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("mariadb", marks=pytest.mark.mariadb),
+    ]
+)
 def warehouse(
     request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> Iterator[str]:
-    """A fresh table name in SQLite or PostgreSQL behind the ``credits_warehouse`` connection."""
+    """A fresh table name in SQLite, PostgreSQL or MariaDB behind the ``credits_warehouse`` connection."""
     if request.param == "sqlite":
         sqlite_connection(monkeypatch, WAREHOUSE, tmp_path / "warehouse.db")
-    else:
+    elif request.param == "postgres":
         postgres_connection(monkeypatch, WAREHOUSE, request.getfixturevalue("postgres_conn_uri"))
+    else:
+        monkeypatch.setenv(f"AIRFLOW_CONN_{WAREHOUSE.upper()}", conn_json(mysql_uri()))
     table = unique_table()
     yield table
     drop(WAREHOUSE, table, f"{table}_cursor")

@@ -199,3 +199,20 @@ def test_bad_page_mid_run_fails_and_keeps_the_cursor(connections: SandboxServer,
     # The failed run moved no cursor: the retry re-reads from the old one and lands the gap.
     assert _operator(warehouse).execute({}) >= 450
     assert landed(WAREHOUSE, warehouse) == ledger_rows(state.ledger.newest_first())
+
+
+def test_sql_connection_without_its_provider_names_the_package(
+    connections: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_SNOW", '{"conn_type": "snowflake", "host": "example"}')
+    with pytest.raises(CreditConnectionConfigError, match="pip install apache-airflow-providers-snowflake"):
+        CreditTransactionsToSqlOperator(
+            task_id="land", credit_conn_id="localleads_default", sql_conn_id="snow", outlets=[]
+        ).execute({})
+
+
+def test_missing_sql_connection_is_named(connections: SandboxServer) -> None:
+    with pytest.raises(CreditConnectionConfigError, match="Connection 'nowhere' is not defined"):
+        CreditTransactionsToSqlOperator(
+            task_id="land", credit_conn_id="localleads_default", sql_conn_id="nowhere", outlets=[]
+        ).execute({})

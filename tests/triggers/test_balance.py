@@ -155,3 +155,12 @@ def test_triggers_on_one_connection_share_requests(connections: SandboxServer, c
     # 60 s of waiting at a 15 s interval: checks at 0, 15, 30 and 45 s, each shared by all 50 triggers.
     assert len(connections.state.requests_for("leadmagic")) == 4
     assert SharedBalancePoller._registry == {}  # released and closed when the last trigger ended
+
+
+def test_a_tiny_shortfall_keeps_the_trigger_waiting(connections: SandboxServer, clock: VirtualClock) -> None:
+    deadline = clock.now().add(seconds=120).isoformat()
+    required = "82.000000000000000000000000000001"  # LocalLeads has exactly 82
+    event = _first_event(
+        CreditBalanceTrigger("localleads_default", required, poll_interval=60, deadline=deadline)
+    )
+    assert event["status"] == "timeout"

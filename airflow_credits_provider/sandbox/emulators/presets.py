@@ -5,18 +5,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from airflow_credits_provider.sandbox.vendors import Reply, _json_default
+from airflow_credits_provider.sandbox.emulators.base import Emulator, Reply
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from decimal import Decimal
 
+    from airflow_credits_provider.sandbox.emulators.base import Request
     from airflow_credits_provider.sandbox.state import SandboxState
-    from airflow_credits_provider.sandbox.vendors import Request
 
 
 def _num(value: Decimal) -> Any:
-    return _json_default(value)
+    """An amount as a JSON number (``Reply`` writes decimals exactly)."""
+    return value
+
+
+def _text(value: Decimal) -> str:
+    """An amount as a numeric string, as some vendors send it."""
+    return f"{value.normalize():f}"
 
 
 @dataclass(frozen=True)
@@ -42,7 +48,7 @@ class PresetApi:
 
 PRESET_APIS: dict[str, PresetApi] = {
     "zerobounce": PresetApi(
-        "GET", "/v2/getcredits", "query:api_key", lambda b: {"Credits": str(_num(b))}, 200, {"Credits": "-1"}
+        "GET", "/v2/getcredits", "query:api_key", lambda b: {"Credits": _text(b)}, 200, {"Credits": "-1"}
     ),
     "hunter": PresetApi(
         "GET",
@@ -133,7 +139,7 @@ PRESET_APIS: dict[str, PresetApi] = {
         "GET",
         "/v1/balance/",
         "query:api",
-        lambda b: {"success": "1", "balance": str(_num(b))},
+        lambda b: {"success": "1", "balance": _text(b)},
         200,
         {"success": "0", "debounce": {"error": "Wrong API key"}},
     ),
@@ -175,16 +181,26 @@ PRESET_APIS: dict[str, PresetApi] = {
 }
 
 
-def preset_handler(name: str) -> Callable[[Request, SandboxState], Reply]:
-    """The sandbox handler of preset ``name``."""
-    api = PRESET_APIS[name]
+class PresetEmulator(Emulator):
+    """One generic preset's API: its balance (``state.account(name).credits``) and bad-key answers."""
 
-    def handle(request: Request, state: SandboxState) -> Reply:
+    preset = True
+
+    def __init__(self, name: str, api: PresetApi) -> None:
+        self.key = name
+        self.default_key = f"{name}_sandbox_key_0123456789"
+        self.api = api
+        super().__init__()
+
+    def handle(self, request: Request, state: SandboxState) -> Reply:
+        """The documented balance answer, or the documented bad-key answer."""
+        api = self.api
         if (request.method, request.path) != (api.method, api.path):
             return Reply(404, {"message": "Not found"})
-        if not state.key_is_valid(name, api.key_of(request)):
+        if not state.key_is_valid(self.key, api.key_of(request)):
             return Reply(api.bad_key_status, api.bad_key)
         with state.lock:
-            return Reply(200, api.ok(state.generic_balances[name]))
+            return Reply(200, api.ok(state.account(self.key).credits))
 
-    return handle
+
+EMULATORS = [PresetEmulator(name, api) for name, api in PRESET_APIS.items()]

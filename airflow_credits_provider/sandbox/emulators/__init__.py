@@ -1,0 +1,1 @@
+"""One emulation per vendor (see :mod:`.base`); every module here is found and registered."""

@@ -1,0 +1,88 @@
+"""
+Find the MariaDB/MySQL server the landing tests use.
+
+- ``CREDITS_TEST_MYSQL_URI`` set (``mysql://user[:password]@host:port/database``): use it; unreachable,
+  or the MySQL provider not installed, is a failure.
+- Unset under CI (``CI=true``): a failure; CI must run the MariaDB tests, never skip them.
+- Unset elsewhere: try ``mysql://root@127.0.0.1:3306/test``; skip with the reason when the MySQL
+  provider is not installed (its ``mysqlclient`` needs Debian's ``libmariadb-dev`` and ``pkg-config`` to
+  build; ``make install`` adds it once they are there) or no server answers.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from urllib.parse import urlsplit
+
+import pytest
+
+ENV_VAR = "CREDITS_TEST_MYSQL_URI"
+LOCAL_DEFAULT = "mysql://root@127.0.0.1:3306/test"
+NO_PROVIDER = (
+    "the MySQL provider is not installed (mysqlclient builds from source: `apt-get install "
+    "libmariadb-dev pkg-config`, then `make install`)"
+)
+
+
+def conn_json(uri: str) -> str:
+    """An Airflow ``mysql`` connection (JSON form) for the server named by ``uri``."""
+    parts = urlsplit(uri)
+    return json.dumps(
+        {
+            "conn_type": "mysql",
+            "host": parts.hostname,
+            "port": parts.port or 3306,
+            "login": parts.username or "root",
+            "password": parts.password,
+            "schema": parts.path.lstrip("/") or "test",
+        }
+    )
+
+
+def _reachable(uri: str) -> str | None:
+    """None when a query succeeds, else the reason."""
+    try:
+        import MySQLdb
+    except ImportError:
+        return NO_PROVIDER
+    parts = urlsplit(uri)
+    try:
+        conn = MySQLdb.connect(
+            host=parts.hostname or "127.0.0.1",
+            port=parts.port or 3306,
+            user=parts.username or "root",
+            password=parts.password or "",
+            database=parts.path.lstrip("/") or "test",
+            connect_timeout=5,
+        )
+        conn.close()
+    except MySQLdb.Error as exc:
+        return str(exc)
+    return None
+
+
+@functools.lru_cache(maxsize=1)
+def _find() -> tuple[str | None, str]:
+    uri = os.environ.get(ENV_VAR)
+    if uri:
+        reason = _reachable(uri)
+        return (uri, "") if reason is None else (None, f"fail:{ENV_VAR}={uri} is unusable: {reason}")
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        return None, f"fail:{ENV_VAR} is not set; CI must run the MariaDB tests (see .ci/run)"
+    reason = _reachable(LOCAL_DEFAULT)
+    if reason is None:
+        return LOCAL_DEFAULT, ""
+    return None, f"skip:{reason} (tried {LOCAL_DEFAULT}; set {ENV_VAR})"
+
+
+def mysql_uri() -> str:
+    """The URI to use, or fail/skip the calling test as the rules above say."""
+    uri, why = _find()
+    if uri is not None:
+        return uri
+    kind, _, message = why.partition(":")
+    if kind == "fail":
+        pytest.fail(message, pytrace=False)
+    pytest.skip(f"MariaDB tests skipped: {message}")
