@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from airflow_credits_provider.sandbox.emulators.base import Reply, Request, registered_emulators
-from airflow_credits_provider.sandbox.state import DEFAULT_KEYS, NAMED_VENDORS, RecordedRequest, SandboxState
+from airflow_credits_provider.sandbox.state import RecordedRequest, SandboxState
 
 _HTML_PAGE = (
     b"<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head>"
@@ -198,12 +198,13 @@ class SandboxServer:
 
         ``vendor`` is a named vendor or a generic preset (a ``credit_api`` connection with that preset).
         """
-        if vendor not in NAMED_VENDORS:
+        preset = registered_emulators()[vendor].preset
+        if preset:
             extra = {"preset": vendor, **extra}
         return {
-            "conn_type": vendor if vendor in NAMED_VENDORS else "credit_api",
+            "conn_type": "credit_api" if preset else vendor,
             "host": self.base_url(vendor),
-            "password": key or DEFAULT_KEYS[vendor],
+            "password": key or registered_emulators()[vendor].default_key,
             "extra": {
                 "timeout": 10,
                 "max_retries": 2,
@@ -221,7 +222,8 @@ class SandboxServer:
         """
         env = {
             f"AIRFLOW_CONN_{vendor.upper()}_DEFAULT": json.dumps(self.connection(vendor))
-            for vendor in NAMED_VENDORS
+            for vendor, emulator in registered_emulators().items()
+            if not emulator.preset
         }
         env["AIRFLOW_CONN_CREDIT_API_DEFAULT"] = json.dumps(self.connection(generic_preset))
         return env

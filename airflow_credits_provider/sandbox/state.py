@@ -18,7 +18,8 @@ PRESET_NAMES = tuple(key for key, emulator in _EMULATORS.items() if emulator.pre
 #: Named vendors the sandbox emulates, each served under its key.
 NAMED_VENDORS = tuple(key for key, emulator in _EMULATORS.items() if not emulator.preset)
 
-#: Keys the sandbox accepts unless told otherwise (never real keys).
+#: Keys the sandbox accepts unless told otherwise (never real keys). A state built later also takes
+#: the emulations registered after this module was imported.
 DEFAULT_KEYS = {key: emulator.default_key for key, emulator in _EMULATORS.items()}
 
 FAULT_KINDS = (
@@ -184,8 +185,9 @@ class SandboxState:
 
     def __init__(self, ledger_size: int = 28) -> None:
         self.lock = threading.RLock()
-        self.keys: dict[str, set[str]] = {vendor: {key} for vendor, key in DEFAULT_KEYS.items()}
-        self.accounts: dict[str, Any] = {key: e.new_account() for key, e in _EMULATORS.items()}
+        emulators = registered_emulators()
+        self.keys: dict[str, set[str]] = {key: {e.default_key} for key, e in emulators.items()}
+        self.accounts: dict[str, Any] = {key: e.new_account() for key, e in emulators.items()}
         self.ledger = Ledger(ledger_size)
         self.faults: list[Fault] = []
         self.requests: list[RecordedRequest] = []
