@@ -16,7 +16,7 @@ import json
 import os
 from urllib.parse import urlsplit
 
-import pytest
+from tests.postgres import use_or_explain
 
 ENV_VAR = "CREDITS_TEST_MYSQL_URI"
 LOCAL_DEFAULT = "mysql://root@127.0.0.1:3306/test"
@@ -79,10 +79,4 @@ def _find() -> tuple[str | None, str]:
 
 def mysql_uri() -> str:
     """The URI to use, or fail/skip the calling test as the rules above say."""
-    uri, why = _find()
-    if uri is not None:
-        return uri
-    kind, _, message = why.partition(":")
-    if kind == "fail":
-        pytest.fail(message, pytrace=False)
-    pytest.skip(f"MariaDB tests skipped: {message}")
+    return use_or_explain(_find(), "MariaDB")

@@ -97,12 +97,17 @@ def _find() -> tuple[str | None, str]:
     return started, ""
 
 
-def postgres_uri() -> str:
-    """The URI to use, or fail/skip the calling test as the rules above say."""
-    uri, why = _find()
+def use_or_explain(found: tuple[str | None, str], service: str) -> str:
+    """The URI from a ``_find()`` result, or fail/skip the calling test with its reason."""
+    uri, why = found
     if uri is not None:
         return uri
     kind, _, message = why.partition(":")
     if kind == "fail":
         pytest.fail(message, pytrace=False)
-    pytest.skip(f"PostgreSQL tests skipped: {message}")
+    pytest.skip(f"{service} tests skipped: {message}")
+
+
+def postgres_uri() -> str:
+    """The URI to use, or fail/skip the calling test as the rules above say."""
+    return use_or_explain(_find(), "PostgreSQL")

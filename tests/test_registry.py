@@ -100,9 +100,7 @@ class AcmeAccount:
 class AcmeEmulator(Emulator):
     key = "acme"
     default_key = "acme_sandbox_key"
-
-    def new_account(self) -> AcmeAccount:
-        return AcmeAccount()
+    account_type = AcmeAccount
 
     def handle(self, request: Request, state: State) -> Reply:
         if not state.key_is_valid("acme", request.headers.get("x-acme-key")):

@@ -112,6 +112,8 @@ class Emulator:
 
     key: str
     default_key: str
+    #: The account state: a dataclass whose fields the control API sets by name.
+    account_type: type = BalanceAccount
     #: Whether the vendor is a generic preset (a ``credit_api`` connection) rather than a named vendor.
     preset: bool = False
 
@@ -119,23 +121,19 @@ class Emulator:
         Emulator.registry[self.key] = self
 
     def new_account(self) -> Any:
-        """A fresh account state (a dataclass; the control API sets its fields by name)."""
-        return BalanceAccount()
+        """A fresh account state."""
+        return self.account_type()
 
     def handle(self, request: Request, state: SandboxState) -> Reply:
         """Answer a request (faults are applied by the server around this)."""
         raise NotImplementedError
 
-    def error(
-        self,
-        status: int,
-        state: SandboxState,
-        message: str | None = None,
-        *,
-        code: str | None = None,
-        style: str | None = None,
-    ) -> Reply:
-        """The vendor's documented error body for ``status`` (used by faults and by :meth:`handle`)."""
+    def error(self, status: int, state: SandboxState, message: str | None = None, **options: Any) -> Reply:
+        """The vendor's documented error body for ``status`` (used by faults and by :meth:`handle`).
+
+        :param options: ``code`` (a machine-readable error code) and ``style`` (a vendor's alternative
+            error shape), for vendors that have them
+        """
         return Reply(status, {"error": message or REASONS.get(status, ("error", "Unexpected error."))[1]})
 
     def corrupt(self, body: Any) -> Any:

@@ -32,29 +32,14 @@ class LeadMagicEmulator(Emulator):
 
     key = "leadmagic"
     default_key = "lm_sandbox_0123456789abcdef"
+    account_type = LeadMagicAccount
 
-    def new_account(self) -> LeadMagicAccount:
-        """The account's defaults."""
-        return LeadMagicAccount()
-
-    def handle(self, request: Request, state: SandboxState) -> Reply:
-        """Answer a LeadMagic request."""
-        return handle(request, state)
-
-    def error(
-        self,
-        status: int,
-        state: SandboxState,
-        message: str | None = None,
-        *,
-        code: str | None = None,
-        style: str | None = None,
-    ) -> Reply:
+    def error(self, status: int, state: SandboxState, message: str | None = None, **options: Any) -> Reply:
         """The envelope (or, with ``style="rfc9457"``, a problem document), with ``X-Request-Id``."""
         default_code, default_message = REASONS.get(status, ("error", "Unexpected error."))
-        code = code or default_code
+        code = options.get("code") or default_code
         message = message or default_message
-        style = style or state.account("leadmagic").error_style
+        style = options.get("style") or state.account("leadmagic").error_style
         request_id = str(uuid.uuid4())
         headers = {"X-Request-Id": request_id, **_leadmagic_headers(state)}
         if style == "rfc9457":
@@ -94,6 +79,33 @@ class LeadMagicEmulator(Emulator):
             return {**body, "credits": True, "credits_liquid": "plenty"}
         return body
 
+    def handle(self, request: Request, state: SandboxState) -> Reply:
+        """LeadMagic: credits, refresh, health and two credit-charging data endpoints."""
+        key = request.headers.get("x-api-key")
+        if not key:
+            return self.error(
+                401,
+                state,
+                "Authentication required. Provide a valid API key in the X-API-Key header "
+                "(case-insensitive).",
+                code="missing_authentication",
+            )
+        if not state.key_is_valid("leadmagic", key):
+            return self.error(401, state)
+        route = (request.method, request.path)
+        with state.lock:
+            if route in (("GET", "/v1/credits"), ("POST", "/v1/credits/refresh")):
+                return Reply(200, _leadmagic_balance_body(state), _leadmagic_headers(state))
+            if route == ("GET", "/v1/credits/health"):
+                return Reply(
+                    200,
+                    {"success": True, "status": "healthy", "authenticated": True},
+                    _leadmagic_headers(state),
+                )
+            if route in (("POST", "/v1/people/email-finder"), ("POST", "/v1/people/email-validation")):
+                return _leadmagic_charge(request, state)
+        return self.error(404, state)
+
 
 def _leadmagic_liquid(state: SandboxState) -> Decimal:
     account: LeadMagicAccount = state.account("leadmagic")
@@ -126,31 +138,6 @@ def _leadmagic_balance_body(state: SandboxState) -> dict[str, Any]:
         "credit_freeze_message": account.freeze_message if frozen else None,
         "credit_freeze_plan_hint": "Upgrade to unfreeze credits" if frozen else None,
     }
-
-
-def handle(request: Request, state: SandboxState) -> Reply:
-    """LeadMagic: credits, refresh, health and two credit-charging data endpoints."""
-    key = request.headers.get("x-api-key")
-    if not key:
-        return EMULATOR.error(
-            401,
-            state,
-            "Authentication required. Provide a valid API key in the X-API-Key header (case-insensitive).",
-            code="missing_authentication",
-        )
-    if not state.key_is_valid("leadmagic", key):
-        return EMULATOR.error(401, state)
-    route = (request.method, request.path)
-    with state.lock:
-        if route in (("GET", "/v1/credits"), ("POST", "/v1/credits/refresh")):
-            return Reply(200, _leadmagic_balance_body(state), _leadmagic_headers(state))
-        if route == ("GET", "/v1/credits/health"):
-            return Reply(
-                200, {"success": True, "status": "healthy", "authenticated": True}, _leadmagic_headers(state)
-            )
-        if route in (("POST", "/v1/people/email-finder"), ("POST", "/v1/people/email-validation")):
-            return _leadmagic_charge(request, state)
-    return EMULATOR.error(404, state)
 
 
 def _leadmagic_charge(request: Request, state: SandboxState) -> Reply:

@@ -37,26 +37,11 @@ class LocalLeadsEmulator(Emulator):
 
     key = "localleads"
     default_key = "ll_" + "0123456789abcdef" * 4
+    account_type = LocalLeadsAccount
 
-    def new_account(self) -> LocalLeadsAccount:
-        """The account's defaults."""
-        return LocalLeadsAccount()
-
-    def handle(self, request: Request, state: SandboxState) -> Reply:
-        """Answer a LocalLeads request."""
-        return handle(request, state)
-
-    def error(
-        self,
-        status: int,
-        state: SandboxState,
-        message: str | None = None,
-        *,
-        code: str | None = None,
-        style: str | None = None,
-    ) -> Reply:
+    def error(self, status: int, state: SandboxState, message: str | None = None, **options: Any) -> Reply:
         """``{"success": false, "error": ...}``, or the NestJS shape for 401 with ``style="nest"``."""
-        style = style or state.account("localleads").error_style
+        style = options.get("style") or state.account("localleads").error_style
         if status == 401 and style == "nest":
             return Reply(
                 401, {"statusCode": 401, "error": "Unauthorized", "message": "Invalid or expired token"}
@@ -72,34 +57,33 @@ class LocalLeadsEmulator(Emulator):
             return {**body, "data": [{**r, "amount": "NaN"} for r in body["data"]]}
         return body
 
-
-def handle(request: Request, state: SandboxState) -> Reply:
-    """LocalLeads: balance and the paginated transaction ledger."""
-    if not state.key_is_valid("localleads", request.bearer()):
-        return EMULATOR.error(401, state, "Invalid API key")
-    if request.method != "GET":
-        return EMULATOR.error(404, state, "Route not found")
-    with state.lock:
-        if request.path == "/api/v1/credits/balance":
-            _apply_due_reset(state)
-            a = state.account("localleads")
-            return Reply(
-                200,
-                {
-                    "success": True,
-                    "data": {
-                        "monthlyCredits": a.monthly,
-                        "bonusCredits": a.bonus,
-                        "usedCredits": a.used,
-                        "availableCredits": a.monthly + a.bonus - a.used,
-                        "resetDay": a.reset_day,
-                        "lastResetAt": a.last_reset_at,
+    def handle(self, request: Request, state: SandboxState) -> Reply:
+        """LocalLeads: balance and the paginated transaction ledger."""
+        if not state.key_is_valid("localleads", request.bearer()):
+            return self.error(401, state, "Invalid API key")
+        if request.method != "GET":
+            return self.error(404, state, "Route not found")
+        with state.lock:
+            if request.path == "/api/v1/credits/balance":
+                _apply_due_reset(state)
+                a = state.account("localleads")
+                return Reply(
+                    200,
+                    {
+                        "success": True,
+                        "data": {
+                            "monthlyCredits": a.monthly,
+                            "bonusCredits": a.bonus,
+                            "usedCredits": a.used,
+                            "availableCredits": a.monthly + a.bonus - a.used,
+                            "resetDay": a.reset_day,
+                            "lastResetAt": a.last_reset_at,
+                        },
                     },
-                },
-            )
-        if request.path == "/api/v1/credits/transactions":
-            return _localleads_transactions(request, state)
-    return EMULATOR.error(404, state, "Route not found")
+                )
+            if request.path == "/api/v1/credits/transactions":
+                return _localleads_transactions(request, state)
+        return self.error(404, state, "Route not found")
 
 
 def _apply_due_reset(state: SandboxState) -> None:

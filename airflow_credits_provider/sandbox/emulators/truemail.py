@@ -47,24 +47,9 @@ class TrueMailEmulator(Emulator):
 
     key = "truemail"
     default_key = "tm_live_sandbox_0123456789"
+    account_type = TrueMailAccount
 
-    def new_account(self) -> TrueMailAccount:
-        """The account's defaults."""
-        return TrueMailAccount()
-
-    def handle(self, request: Request, state: SandboxState) -> Reply:
-        """Answer a TrueMail request."""
-        return handle(request, state)
-
-    def error(
-        self,
-        status: int,
-        state: SandboxState,
-        message: str | None = None,
-        *,
-        code: str | None = None,
-        style: str | None = None,
-    ) -> Reply:
+    def error(self, status: int, state: SandboxState, message: str | None = None, **options: Any) -> Reply:
         """``{"error": ...}``, with the plan on 402."""
         default = REASONS.get(status, ("error", "Unexpected error."))[1]
         body: dict[str, Any] = {"error": message or _MESSAGES.get(status, default)}
@@ -78,25 +63,24 @@ class TrueMailEmulator(Emulator):
             return {**body, "credits": {"total": None, "locked": "x"}}
         return body
 
-
-def handle(request: Request, state: SandboxState) -> Reply:
-    """TrueMail: the usage endpoint."""
-    if not state.key_is_valid("truemail", request.bearer()):
-        return EMULATOR.error(401, state)
-    if (request.method, request.path) != ("GET", "/v1/usage"):
-        return EMULATOR.error(404, state)
-    with state.lock:
-        a = state.account("truemail")
-        return Reply(
-            200,
-            {
-                "plan": a.plan,
-                "period": {"start": a.period_start, "end": a.period_end},
-                "credits": {"total": a.total, "locked": a.locked},
-                "rate_limit": {"limit": a.rate_limit},
-                "validation_types": json.loads(json.dumps(a.validation_types)),
-            },
-        )
+    def handle(self, request: Request, state: SandboxState) -> Reply:
+        """TrueMail: the usage endpoint."""
+        if not state.key_is_valid("truemail", request.bearer()):
+            return self.error(401, state)
+        if (request.method, request.path) != ("GET", "/v1/usage"):
+            return self.error(404, state)
+        with state.lock:
+            a = state.account("truemail")
+            return Reply(
+                200,
+                {
+                    "plan": a.plan,
+                    "period": {"start": a.period_start, "end": a.period_end},
+                    "credits": {"total": a.total, "locked": a.locked},
+                    "rate_limit": {"limit": a.rate_limit},
+                    "validation_types": json.loads(json.dumps(a.validation_types)),
+                },
+            )
 
 
 EMULATOR = TrueMailEmulator()
