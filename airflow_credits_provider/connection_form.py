@@ -21,6 +21,21 @@ CONNECTION_EXTRAS: dict[str, tuple[type, float, float, float]] = {
 }
 
 
+def read_extra(extra: Any, conn_type: str) -> dict[str, Any]:
+    """A connection's extra as the hooks read it: form prefixes removed, unset fields dropped.
+
+    Airflow's declarative form (3.2+) saves every empty field as ``null``, older forms as ``""``, and
+    older forms prefix field names (``extra__credit_api__preset``). Null and empty mean unset, for
+    every credit connection type and every field.
+    """
+    if not isinstance(extra, dict):
+        return {}
+    prefix = f"extra__{conn_type}__"
+    return {
+        key.removeprefix(prefix): value for key, value in extra.items() if value is not None and value != ""
+    }
+
+
 def connection_form(
     vendor: type[CreditVendor] | CreditVendor, describe_api: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:

@@ -160,7 +160,9 @@ def test_test_button_path(connections: SandboxServer, conn_type: str) -> None:
     )
     assert ok is True, message
     assert message.endswith("credits available")
+    assert "transient_test_conn" not in message  # Airflow's temporary id means nothing to the user
     ok, message = _test_like_the_api_server(conn_type, conn_json["host"], "wrong-key-123", conn_json["extra"])
     assert ok is False
     assert "rejected the API key" in message
     assert "wrong-key-123" not in message
+    assert "transient_test_conn" not in message

@@ -9,8 +9,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseHook
 
-from airflow_credits_provider.connection_form import CONNECTION_EXTRAS, connection_form
-from airflow_credits_provider.errors import CreditConnectionConfigError, CreditProviderError
+from airflow_credits_provider.connection_form import (
+    CONNECTION_EXTRAS,
+    connection_form,
+    generic_api_fields,
+    read_extra,
+)
+from airflow_credits_provider.errors import CreditApiError, CreditConnectionConfigError, CreditProviderError
 from airflow_credits_provider.transport import ClientSettings, CreditApiClient, RetryPolicy
 
 if TYPE_CHECKING:
@@ -84,13 +89,13 @@ class CreditApiHook(BaseHook):
         return _ui_field_behaviour(cls)
 
     # -- connection --------------------------------------------------------------------------------
-    def _vendor(self, extra: dict[str, Any]) -> CreditVendor:
-        """Build the vendor description (the generic hook reads it from the connection's extra)."""
+    def _vendor(self, extra: dict[str, Any], conn: Any) -> CreditVendor:
+        """Build the vendor description (the generic hook reads it from the connection)."""
         return self.vendor_class()
 
     def _client_from_connection(self, conn: Any) -> CreditApiClient:
-        extra = conn.extra_dejson if isinstance(conn.extra_dejson, dict) else {}
-        vendor = self._vendor(extra)
+        extra = read_extra(conn.extra_dejson, self.conn_type)
+        vendor = self._vendor(extra, conn)
         api_key = (conn.password or "").strip()
         if not api_key:
             raise CreditConnectionConfigError(
@@ -137,7 +142,7 @@ class CreditApiHook(BaseHook):
         kind, default, low, high = CONNECTION_EXTRAS[name]
         value: Any = self._overrides.get(name)
         if value is None:
-            value = extra.get(name, extra.get(f"extra__{self.conn_type}__{name}"))
+            value = extra.get(name)
         if value is None or value == "":
             return default
         try:
@@ -224,19 +229,31 @@ class CreditApiHook(BaseHook):
         return lambda payload: vendor.parse_balance(payload, pendulum.now("UTC"))
 
     def test_connection(self) -> tuple[bool, str]:
-        """Check the key with a real call, for the connection form's Test button."""
+        """Check the key with a real call, for the connection form's Test button.
+
+        The message names the vendor and the result, not the connection id: the Test button runs on a
+        temporary connection whose random id would mean nothing to the user.
+        """
+        from airflow_credits_provider.parsing import format_amount
+
         try:
             balance = self._test_call()
+        except CreditApiError as exc:
+            return False, exc.message.rsplit(" [", 1)[0] + f" [{exc.method} {exc.path}]"
         except CreditProviderError as exc:
-            return False, str(exc)
-        return True, f"{balance.available.normalize():f} credits available"
+            return False, str(exc).replace(f"Connection {self.credit_conn_id!r}", "The connection")
+        return True, f"{balance.vendor_name}: {format_amount(balance.available)} credits available"
 
     def _test_call(self) -> CreditBalance:
         return self.get_balance()
 
 
 def _ui_field_behaviour(cls: type[CreditApiHook]) -> dict[str, Any]:
-    behaviour = connection_form(cls.vendor_class)["ui-field-behaviour"]
+    vendor = cls.vendor_class
+    # The generic type keeps the extra field visible: there, before declarative forms, it is where the
+    # API is described (preset, paths, auth).
+    describe = generic_api_fields([]) if vendor.generic else None
+    behaviour = connection_form(vendor, describe)["ui-field-behaviour"]
     return {
         "hidden_fields": behaviour["hidden-fields"],
         "relabeling": behaviour["relabeling"],

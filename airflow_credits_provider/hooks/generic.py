@@ -31,5 +31,8 @@ class GenericCreditHook(CreditApiHook):
 
     vendor_class = GenericCreditVendor
 
-    def _vendor(self, extra: dict[str, Any]) -> CreditVendor:
+    def _vendor(self, extra: dict[str, Any], conn: Any) -> CreditVendor:
+        host = (conn.host or "").strip()
+        if host and "base_url" not in extra:  # the host field is the base URL, as for every credit type
+            extra = {**extra, "base_url": host}
         return GenericCreditVendor(CreditApiSpec.from_extra(extra))

@@ -120,8 +120,10 @@ class CreditApiSpec:
         else:
             missing = [k for k in ("base_url", "path", "available_path") if not extra.get(k)]
             if missing:
+                names = ", ".join("the host (base URL)" if k == "base_url" else k for k in missing)
                 raise CreditConnectionConfigError(
-                    f"A credit API connection without a preset needs {', '.join(missing)} in its extra."
+                    f"A credit API connection without a preset needs {names}: choose a preset, or "
+                    "describe the API in the connection's fields."
                 )
             spec = cls(
                 name=str(extra.get("name") or "Credit API"),

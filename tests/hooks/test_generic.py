@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -125,15 +126,13 @@ def test_described_api_without_a_preset(monkeypatch: pytest.MonkeyPatch, sandbox
     ("extra", "fragment"),
     [
         ({"preset": "nope"}, "Unknown credit API preset 'nope'"),
-        ({"path": "/x"}, "needs base_url, available_path"),
+        ({"path": "/x"}, "needs the host (base URL), available_path"),
         ({"preset": "bouncer", "auth": "cookie"}, "auth must be one of"),
         ({"preset": "bouncer", "available_path": "$[?("}, "Invalid JSON path"),
     ],
 )
 def test_bad_descriptions(extra: dict[str, str], fragment: str) -> None:
-    with pytest.raises(
-        errors.CreditConnectionConfigError, match=fragment.replace("(", r"\(").replace("[", r"\[")
-    ):
+    with pytest.raises(errors.CreditConnectionConfigError, match=re.escape(fragment)):
         CreditApiSpec.from_extra(extra)
 
 
@@ -169,3 +168,63 @@ def test_query_parameter_key_never_reaches_a_log_or_message(
     assert "HTTP Request" in caplog.text  # httpx did log the URLs...
     for text in (*seen, caplog.text, out, err):
         assert CANARY not in text  # ...without the key
+
+
+# Exactly what Airflow 3.3's declarative form saves for a ZeroBounce connection: every empty field null.
+UI_SAVED_EXTRA = {
+    "preset": "zerobounce",
+    "path": None,
+    "auth": None,
+    "auth_name": None,
+    "available_path": None,
+    "pool": None,
+    "timeout": 30,
+    "max_retries": None,
+    "max_retry_wait": None,
+}
+
+
+def test_a_connection_saved_by_the_ui_form_works(
+    monkeypatch: pytest.MonkeyPatch, sandbox: SandboxServer
+) -> None:
+    conn = sandbox.connection("zerobounce")
+    conn["extra"] = UI_SAVED_EXTRA
+    monkeypatch.setenv("AIRFLOW_CONN_UI_SAVED", json.dumps(conn))
+    balance = GenericCreditHook("ui_saved").get_balance()
+    assert (balance.vendor, balance.available) == ("zerobounce", Decimal(5000))
+
+
+def test_prefixed_and_empty_fields_of_older_forms_mean_unset(
+    monkeypatch: pytest.MonkeyPatch, sandbox: SandboxServer
+) -> None:
+    conn = sandbox.connection("hunter")
+    conn["extra"] = {"extra__credit_api__preset": "hunter", "extra__credit_api__pool": "", "auth": ""}
+    monkeypatch.setenv("AIRFLOW_CONN_OLD_FORM", json.dumps(conn))
+    assert GenericCreditHook("old_form").get_balance().vendor == "hunter"
+
+
+def test_without_a_preset_the_host_is_the_base_url(
+    monkeypatch: pytest.MonkeyPatch, sandbox: SandboxServer
+) -> None:
+    sandbox.state.account("bouncer").credits = Decimal("77")
+    conn = {
+        "conn_type": "credit_api",
+        "host": sandbox.base_url("bouncer"),
+        "password": next(iter(sandbox.state.keys["bouncer"])),
+        "extra": {
+            "path": "/v1.1/credits",
+            "auth_name": "x-api-key",
+            "available_path": "credits",
+            "preset": None,
+        },
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_IN_HOUSE", json.dumps(conn))
+    balance = GenericCreditHook("in_house").get_balance()
+    assert balance.available == Decimal("77")
+    assert [r.path for r in sandbox.state.requests_for("bouncer")] == ["/v1.1/credits"]
+
+
+def test_the_classmethod_form_keeps_the_generic_extra_visible() -> None:
+    behaviour = GenericCreditHook.get_ui_field_behaviour()
+    assert "extra" not in behaviour["hidden_fields"]
+    assert "password" not in behaviour["hidden_fields"]

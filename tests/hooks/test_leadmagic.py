@@ -100,7 +100,7 @@ def test_rfc9457_errors_are_read(connections: SandboxServer) -> None:
 
 
 def test_test_connection_uses_health_then_balance(connections: SandboxServer) -> None:
-    assert LeadMagicHook().test_connection() == (True, "15432.5 credits available")
+    assert LeadMagicHook().test_connection() == (True, "LeadMagic: 15432.5 credits available")
     paths = [r.path for r in connections.state.requests_for("leadmagic")]
     assert paths == ["/v1/credits/health", "/v1/credits"]
     connections.state.set_key("leadmagic", "rotated")
