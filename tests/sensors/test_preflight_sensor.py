@@ -112,8 +112,9 @@ def test_renewal_after_the_deadline_fails_or_soft_fails_at_once(
         "poke_interval": 0.05,
         "deferrable": deferrable,
     }
-    with pytest.raises(CreditPreflightFailed, match="after this sensor's deadline"):
+    with pytest.raises(CreditPreflightFailed, match="after this sensor's deadline") as info:
         _sensor(**kwargs).execute(_context())
+    assert "CreditPreflightSensor" not in str(info.value)  # it is that sensor: no advice to use it
     with pytest.raises(AirflowSkipException):
         _sensor(soft_fail=True, **kwargs).execute(_context())
     assert len(connections.state.requests_for("localleads")) == 2
