@@ -40,7 +40,10 @@ class ErrorWhen:
 
     :param path: JSON path to test
     :param values: values that mean an error (compared as strings)
-    :param status: the HTTP status it stands for (401 makes it an :class:`AuthenticationError`)
+    :param status: the HTTP status it stands for, which decides the error class and retries as for a
+        real status: 401 an :class:`AuthenticationError`, 403 a :class:`PermissionDeniedError`, 429 a
+        :class:`RateLimitedError` and 5xx a :class:`VendorUnavailableError` (both retried within the
+        connection's bounds), other 4xx an :class:`InvalidRequestError`
     """
 
     path: str
@@ -322,9 +325,10 @@ PRESETS: dict[str, CreditApiSpec] = {
             used="data.requests.credits.used",
             plan="data.plan_name",
             reset="data.reset_date",
+            # Each pool has used, available (the plan's allowance) and remaining (what is left).
             pools={
-                "searches": ("data.requests.searches.available",),
-                "verifications": ("data.requests.verifications.available",),
+                "searches": ("data.requests.searches.remaining",),
+                "verifications": ("data.requests.verifications.remaining",),
             },
             message=("errors[0].details", "errors[0].id"),
         ),
@@ -337,7 +341,14 @@ PRESETS: dict[str, CreditApiSpec] = {
             auth_name="key",
             available=("credits_info.paid_credits_remaining", "credits_info.free_credits_remaining"),
             used="credits_info.paid_credits_used",
-            error_when=(ErrorWhen("status", ("auth_failure",), 401),),
+            # Every NeverBounce error is HTTP 200 with a status; two of them mean "try again shortly".
+            error_when=(
+                ErrorWhen("status", ("auth_failure",), 401),
+                ErrorWhen("status", ("bad_referrer",), 403),
+                ErrorWhen("status", ("throttle_triggered",), 429),
+                ErrorWhen("status", ("temp_unavail",), 503),
+                ErrorWhen("status", ("general_failure",), 400),
+            ),
             success=("status", ("success",)),
             message=("message",),
         ),

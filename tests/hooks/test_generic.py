@@ -80,7 +80,7 @@ def test_split_balances_by_pool(monkeypatch: pytest.MonkeyPatch, sandbox: Sandbo
     verifier = GenericCreditHook(_connect(monkeypatch, sandbox, "findymail", pool="verifier")).get_balance()
     assert (verifier.available, verifier.vendor) == (Decimal(300), "findymail:verifier")
     searches = GenericCreditHook(_connect(monkeypatch, sandbox, "hunter", pool="searches")).get_balance()
-    assert searches.available == Decimal(500)
+    assert searches.available == Decimal(490)  # remaining, not the 500 allowance
     with pytest.raises(
         errors.CreditConnectionConfigError, match="no balance pool 'bogus'; pools: finder, verifier"
     ):
@@ -228,3 +228,42 @@ def test_the_classmethod_form_keeps_the_generic_extra_visible() -> None:
     behaviour = GenericCreditHook.get_ui_field_behaviour()
     assert "extra" not in behaviour["hidden_fields"]
     assert "password" not in behaviour["hidden_fields"]
+
+
+def test_hunter_pools_read_what_is_left_not_the_allowance(
+    monkeypatch: pytest.MonkeyPatch, sandbox: SandboxServer
+) -> None:
+    conn_id = _connect(monkeypatch, sandbox, "hunter", pool="verifications")
+    balance = GenericCreditHook(conn_id).get_balance()
+    assert (balance.vendor, balance.available) == ("hunter:verifications", Decimal(995))  # allowance 1000
+
+
+@pytest.mark.parametrize(("fault", "options"), [("rate_limit", {}), ("status", {"status": 503})])
+def test_neverbounce_try_again_answers_are_retried(
+    monkeypatch: pytest.MonkeyPatch, sandbox: SandboxServer, fault: str, options: dict[str, Any]
+) -> None:
+    # NeverBounce answers HTTP 200 {"status": "throttle_triggered" | "temp_unavail"}: retried like 429/5xx.
+    sandbox.state.inject(fault, "neverbounce", times=2, **options)
+    balance = GenericCreditHook(_connect(monkeypatch, sandbox, "neverbounce")).get_balance()
+    assert balance.available == Decimal(5000)
+    assert len(sandbox.state.requests_for("neverbounce")) == 3
+
+
+@pytest.mark.parametrize(
+    ("status", "error", "text"),
+    [
+        (429, errors.RateLimitedError, "Too many requests"),
+        (503, errors.VendorUnavailableError, "temporarily unavailable"),
+        (403, errors.PermissionDeniedError, "referrer"),
+        (400, errors.InvalidRequestError, "Missing required parameter"),
+    ],
+)
+def test_neverbounce_failure_statuses_map_to_their_error_class(
+    monkeypatch: pytest.MonkeyPatch, sandbox: SandboxServer, status: int, error: type, text: str
+) -> None:
+    sandbox.state.inject("status", "neverbounce", status=status, times=-1)
+    with pytest.raises(error, match=text) as info:
+        GenericCreditHook(_connect(monkeypatch, sandbox, "neverbounce")).get_balance()
+    retried = status in (429, 503)
+    assert len(sandbox.state.requests_for("neverbounce")) == (3 if retried else 1)  # max_retries=2
+    assert ("Gave up after 3 attempts" in str(info.value)) is retried

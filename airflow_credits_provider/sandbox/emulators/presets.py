@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from airflow_credits_provider.sandbox.emulators.base import Emulator, Reply
@@ -35,6 +35,9 @@ class PresetApi:
     ok: Callable[[Decimal], dict[str, Any]]
     bad_key_status: int
     bad_key: dict[str, Any]
+    #: Documented answers that stand for an HTTP status (NeverBounce answers every error with HTTP
+    #: 200): what the ``status`` and ``rate_limit`` faults serve instead of a plain error body.
+    errors: dict[int, tuple[int, dict[str, Any]]] = field(default_factory=dict)
 
     def key_of(self, request: Request) -> str | None:
         """The key the request carries, the way this vendor reads it."""
@@ -60,8 +63,8 @@ PRESET_APIS: dict[str, PresetApi] = {
                 "plan_name": "Starter",
                 "reset_date": "2026-12-01",
                 "requests": {
-                    "searches": {"used": 10, "available": 500},
-                    "verifications": {"used": 5, "available": 1000},
+                    "searches": {"used": 10, "available": 500, "remaining": 490},
+                    "verifications": {"used": 5, "available": 1000, "remaining": 995},
                     "credits": {"used": 12.5, "available": 1000, "remaining": _num(b)},
                 },
             }
@@ -99,6 +102,12 @@ PRESET_APIS: dict[str, PresetApi] = {
             "message": "We were unable to authenticate your request. The API key is invalid.",
             "execution_time": 5,
         },
+        errors={
+            400: (200, {"status": "general_failure", "message": "Missing required parameter"}),
+            403: (200, {"status": "bad_referrer", "message": "Request not allowed from this referrer"}),
+            429: (200, {"status": "throttle_triggered", "message": "Too many requests in a short time"}),
+            503: (200, {"status": "temp_unavail", "message": "Service temporarily unavailable"}),
+        },
     ),
     "bouncer": PresetApi(
         "GET",
@@ -106,7 +115,7 @@ PRESET_APIS: dict[str, PresetApi] = {
         "header:x-api-key",
         lambda b: {"credits": _num(b)},
         401,
-        {"statusCode": 401, "error": "Unauthorized", "message": "Invalid API key"},
+        {"status": 401, "error": "Unauthorized", "message": "user not found"},
     ),
     "dropcontact": PresetApi(
         "GET",
@@ -191,6 +200,13 @@ class PresetEmulator(Emulator):
         self.default_key = f"{name}_sandbox_key_0123456789"
         self.api = api
         super().__init__()
+
+    def error(self, status: int, state: SandboxState, message: str | None = None, **options: Any) -> Reply:
+        """The vendor's documented answer for ``status`` where it has one (NeverBounce: HTTP 200)."""
+        if status in self.api.errors:
+            http_status, body = self.api.errors[status]
+            return Reply(http_status, body)
+        return super().error(status, state, message, **options)
 
     def handle(self, request: Request, state: SandboxState) -> Reply:
         """The documented balance answer, or the documented bad-key answer."""
