@@ -42,11 +42,46 @@ def _format_balance(conn_id: str, balance: CreditBalance) -> str:
     return "\n".join(lines)
 
 
+def _load_connection(conn_id: str) -> None:
+    """Find ``conn_id`` where ``airflow connections get`` does, and make it visible to this process's hooks.
+
+    Outside a task, the Task SDK's connection look-up sees environment variables and secrets backends
+    but not the metadata database. Airflow's own CLI reads connections with
+    ``airflow.models.Connection.get_connection_from_secrets`` (environment, secrets backends, then the
+    metadata database); the connection found is exported to this process's environment only, as
+    Airflow's connection-test endpoint does, so that the hooks read it the usual way.
+    """
+    import contextlib
+    import os
+
+    from airflow_credits_provider.errors import CreditConnectionConfigError
+
+    variable = f"AIRFLOW_CONN_{conn_id.upper()}"
+    if os.environ.get(variable):
+        return  # the hooks read it as it is
+    # Airflow may log while it loads its models and secrets backends; keep standard output for results.
+    with contextlib.redirect_stdout(sys.stderr):
+        from airflow.models.connection import Connection
+        from airflow.sdk.exceptions import AirflowNotFoundException
+
+        try:
+            conn = Connection.get_connection_from_secrets(conn_id)
+        except AirflowNotFoundException:
+            conn = None
+    if conn is None:
+        raise CreditConnectionConfigError(
+            f"Connection {conn_id!r} is not defined. Create it in the UI, with `airflow connections add`, "
+            f"or as the environment variable AIRFLOW_CONN_{conn_id.upper()}."
+        ) from None
+    os.environ[variable] = conn.as_json()
+
+
 def _balance(args: argparse.Namespace) -> int:
     from airflow_credits_provider.errors import CreditConnectionConfigError, CreditProviderError
     from airflow_credits_provider.hooks.resolve import get_credit_hook
 
     try:
+        _load_connection(args.conn_id)
         with get_credit_hook(args.conn_id) as hook:
             balance = hook.get_balance()
     except CreditConnectionConfigError as exc:
@@ -57,7 +92,7 @@ def _balance(args: argparse.Namespace) -> int:
         return 1
     if args.json:
         data = balance.to_dict(include_raw=args.raw)
-        print(json.dumps({"conn_id": args.conn_id, **data}, indent=2))
+        print(json.dumps({"conn_id": args.conn_id, **data}, indent=2, default=str))
     else:
         print(_format_balance(args.conn_id, balance))
     return 0

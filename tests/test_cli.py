@@ -99,3 +99,33 @@ def test_balance_of_a_generic_connection(connections: SandboxServer) -> None:
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert (data["vendor"], data["available"], data["used"]) == ("neverbounce", "5000", "1200")
+
+
+def test_balance_reads_connections_stored_in_the_metadata_database(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    """As on a real deployment: `airflow db migrate`, `airflow connections add`, then the CLI."""
+    airflow = str(Path(sys.executable).parent / "airflow")
+    env = subprocess_env(
+        AIRFLOW_HOME=str(tmp_path),
+        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{tmp_path}/airflow.db",
+    )
+    env = {k: v for k, v in env.items() if not k.startswith("AIRFLOW_CONN_")}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
+
+    assert run(airflow, "db", "migrate").returncode == 0
+    conn = sandbox.connection("truemail")
+    added = run(
+        airflow, "connections", "add", "tm_in_db", "--conn-type", "truemail",
+        "--conn-host", conn["host"], "--conn-password", conn["password"],
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    result = run(CLI, "balance", "tm_in_db")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == "tm_in_db (truemail): 45230 credits available"
+    assert conn["password"] not in result.stdout + result.stderr
+    missing = run(CLI, "balance", "not_in_db")
+    assert missing.returncode == 2
+    assert "Connection 'not_in_db' is not defined" in missing.stderr
