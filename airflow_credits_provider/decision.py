@@ -12,6 +12,7 @@ are bounded in length whatever the input.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
@@ -135,6 +136,7 @@ class PreflightDecision:
     :param basis: how the cost was estimated
     :param checked_at: when the balance was fetched
     :param balance: the normalised balance (``CreditBalance.to_dict()`` without ``raw``)
+    :param message: the decision in words: what is needed and there, and, when short, what to do
     """
 
     conn_id: str
@@ -149,6 +151,7 @@ class PreflightDecision:
     basis: str
     checked_at: str
     balance: dict[str, Any]
+    message: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly dict for XCom: exact decimal strings; the balance without the vendor's payload."""
@@ -165,17 +168,27 @@ class PreflightDecision:
             "basis": self.basis,
             "checked_at": self.checked_at,
             "balance": self.balance,
+            "message": self.message,
         }
 
 
 def decide(
-    conn_id: str, balance: CreditBalance, cost: Decimal, margin: Decimal, basis: str
+    conn_id: str,
+    balance: CreditBalance,
+    cost: Decimal,
+    margin: Decimal,
+    basis: str,
+    *,
+    waiting: bool = False,
 ) -> PreflightDecision:
-    """Compare the balance with ``cost + margin``, exactly; exactly enough passes (``>=``)."""
+    """Compare the balance with ``cost + margin``, exactly; exactly enough passes (``>=``).
+
+    :param waiting: the decision is a sensor's, whose messages do not suggest waiting with a sensor
+    """
     with exact_arithmetic():
         required = cost + margin
         shortfall = max(Decimal(0), required - balance.available)
-    return PreflightDecision(
+    decision = PreflightDecision(
         conn_id=conn_id,
         vendor=balance.vendor,
         vendor_name=balance.vendor_name,
@@ -189,6 +202,15 @@ def decide(
         checked_at=balance.fetched_at.isoformat(),
         balance=balance.to_dict(),
     )
+    if decision.passed:
+        margin_text = f" + margin {_fmt(margin)}" if margin else ""
+        message = (
+            f"Enough {balance.vendor_name} credits on connection {conn_id!r}: need {_fmt(required)} "
+            f"({basis}{margin_text}), available {_fmt(balance.available)}."
+        )
+    else:
+        message = shortfall_message(decision, balance, waiting=waiting)
+    return dataclasses.replace(decision, message=message)
 
 
 def shortfall_message(decision: PreflightDecision, balance: CreditBalance, *, waiting: bool = False) -> str:

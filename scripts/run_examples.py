@@ -28,8 +28,11 @@ def main() -> int:
     control = f"{url}/_sandbox"
     lines: list[str] = []
 
-    def set_state(vendor: str, **fields: object) -> None:
+    def set_state(vendor: str, *, quiet: bool = False, **fields: object) -> None:
         httpx.post(f"{control}/state/{vendor}", json=fields, timeout=10).raise_for_status()
+        if not quiet:
+            changes = ", ".join(f"{name}={value}" for name, value in fields.items())
+            lines.append(f"-- sandbox: {vendor} account set to {changes}")
 
     def run(
         title: str, module: str, dag_id: str, conf: dict[str, object], task: str = "credit_preflight"
@@ -41,11 +44,7 @@ def main() -> int:
         if not decision and (rows := xcom(dag_run, task)) is not None:
             lines.append(f"   {task}: landed {rows} rows")
         if decision:
-            d = decision
-            lines.append(
-                f"   decision: need {d['required']} ({d['basis']}, margin {d['margin']}), "
-                f"available {d['available']}, short by {d['shortfall']}, passed={d['passed']}"
-            )
+            lines.append(f"   {'passed' if decision['passed'] else 'stopped'}: {decision['message']}")
 
     set_state("leadmagic", credits=100)
     run(
@@ -68,7 +67,8 @@ def main() -> int:
         {"leads": 20},
     )
     set_state("leadmagic", credits=1, credits_frozen=0)
-    timer = threading.Timer(3.0, set_state, args=("leadmagic",), kwargs={"credits": 500})
+    lines.append("-- sandbox: in 3 s, leadmagic credits will be topped up to 500")
+    timer = threading.Timer(3.0, set_state, args=("leadmagic",), kwargs={"credits": 500, "quiet": True})
     timer.start()
     run(
         "LeadMagic: deferrable sensor waits, credits topped up after 3 s",
@@ -77,6 +77,34 @@ def main() -> int:
         {"leads": 3},
     )
     timer.join()
+    set_state("zerobounce", credits=10)
+    lines.append("-- sandbox: in 3 s, zerobounce credits will be topped up to 5000")
+    timer = threading.Timer(3.0, set_state, args=("zerobounce",), kwargs={"credits": 5000, "quiet": True})
+    timer.start()
+    run(
+        "Any credit API (ZeroBounce preset of the generic connection): deferrable wait for a top-up",
+        "example_generic_credit_gate",
+        "example_generic_credit_gate",
+        {"emails": 2000},
+    )
+    timer.join()
+    import pendulum
+
+    renewal = pendulum.now("UTC").add(seconds=5).replace(microsecond=0)
+    set_state(
+        "localleads",
+        used=120,
+        reset_day=renewal.day,
+        last_reset_at=renewal.subtract(months=1).to_iso8601_string(),
+    )
+    run(
+        "LocalLeads: 5 credits now, 125 at the renewal in 5 s: the sensor sleeps until it, no polling",
+        "example_localleads_reset_wait",
+        "example_localleads_reset_wait",
+        {"searches": 100},
+        task="wait_for_credits",
+    )
+    set_state("localleads", used=43, quiet=True)
     run(
         "TrueMail: 1,000 emails x SMTP price (10) + margin 100",
         "example_truemail_validation",
@@ -101,12 +129,18 @@ def main() -> int:
         task="land_localleads_transactions",
     )
     httpx.post(f"{control}/ledger", json={"grow": 40}, timeout=10).raise_for_status()
+    lines.append("-- sandbox: 40 new LocalLeads transactions")
     run(
         "Credit history: next day, incremental (40 new transactions)",
         "example_credit_history",
         "example_credit_history",
         {},
         task="land_localleads_transactions",
+    )
+    landed = int(lines[-1].rsplit("landed ", 1)[1].split()[0])
+    lines[-1] = (
+        f"   land_localleads_transactions: landed {landed} rows: 40 new, {landed - 40} re-read in the "
+        "1-hour overlap before the cursor (late arrivals are caught; re-reads are upserted, not duplicated)"
     )
     warehouse = sql_hook_for("credits_warehouse")
     count, spent = warehouse.get_first(

@@ -44,6 +44,8 @@ class PreflightArgs:
     credit_conn_id: str
     task_id: str
     log: Any
+    #: Whether the task waits for credits itself (the sensor): its messages then do not suggest a sensor.
+    waits_for_credits: bool = False
 
     def __init__(
         self,
@@ -98,7 +100,7 @@ class PreflightArgs:
         """Compare ``balance`` with an estimate already made; log it and push it to XCom once."""
         from airflow_credits_provider.decision import decide
 
-        decision = decide(self.credit_conn_id, balance, cost, margin, basis)
+        decision = decide(self.credit_conn_id, balance, cost, margin, basis, waiting=self.waits_for_credits)
         self.log.info(
             "Credit preflight on %s: need %s (%s, margin %s), available %s -> %s",
             self.credit_conn_id,
@@ -193,14 +195,11 @@ class CreditPreflightOperator(PreflightArgs, BaseOperator):
         """Fetch the balance once and decide."""
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from airflow_credits_provider.decision import shortfall_message
         from airflow_credits_provider.errors import CreditPreflightFailed
 
-        balance = self._fetch_balance()
-        decision = self._decide(context, balance)
+        decision = self._decide(context, self._fetch_balance())
         if decision.passed:
             return decision.to_dict()
-        message = shortfall_message(decision, balance)
         if self.on_insufficient == "skip":
-            raise AirflowSkipException(message)
-        raise CreditPreflightFailed(message)
+            raise AirflowSkipException(decision.message)
+        raise CreditPreflightFailed(decision.message)

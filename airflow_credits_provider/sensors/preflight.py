@@ -53,6 +53,7 @@ class CreditPreflightSensor(PreflightArgs, BaseSensorOperator):
 
     template_fields = PREFLIGHT_TEMPLATE_FIELDS
     ui_color = "#fdf1d6"
+    waits_for_credits = True
 
     def __init__(
         self, *, wait_for_reset: bool = False, deferrable: bool | None = None, **kwargs: Any
@@ -101,7 +102,7 @@ class CreditPreflightSensor(PreflightArgs, BaseSensorOperator):
         decision = self._decide(context, balance)
         if decision.passed:
             return PokeReturnValue(is_done=True, xcom_value=decision.to_dict())
-        self._log_short(decision, balance)
+        self._log_short(decision)
         self._plan_reset_wait(decision, balance, self._poke_deadline)
         return False
 
@@ -123,7 +124,7 @@ class CreditPreflightSensor(PreflightArgs, BaseSensorOperator):
             return None
         from airflow.sdk.exceptions import AirflowRescheduleException, AirflowSkipException
 
-        from airflow_credits_provider.decision import balance_after_reset, shortfall_message
+        from airflow_credits_provider.decision import balance_after_reset
         from airflow_credits_provider.errors import CreditPreflightFailed
 
         reset = balance.next_reset_at
@@ -133,8 +134,7 @@ class CreditPreflightSensor(PreflightArgs, BaseSensorOperator):
         if deadline is not None and reset > deadline:
             message = (
                 f"Credits renew at {reset.isoformat()}, after this sensor's deadline "
-                f"{deadline.isoformat()}: waiting cannot succeed. "
-                f"{shortfall_message(decision, balance, waiting=True)}"
+                f"{deadline.isoformat()}: waiting cannot succeed. {decision.message}"
             )
             if self.soft_fail:
                 raise AirflowSkipException(message)
@@ -147,10 +147,8 @@ class CreditPreflightSensor(PreflightArgs, BaseSensorOperator):
         self._quiet_until = reset
         return reset
 
-    def _log_short(self, decision: PreflightDecision, balance: CreditBalance) -> None:
-        from airflow_credits_provider.decision import shortfall_message
-
-        self.log.info("%s Waiting.", shortfall_message(decision, balance, waiting=True))
+    def _log_short(self, decision: PreflightDecision) -> None:
+        self.log.info("%s Waiting.", decision.message)
 
     # -- deferrable ---------------------------------------------------------------------------------
     def _check_then_defer(self, context: Context) -> Any:
@@ -165,7 +163,7 @@ class CreditPreflightSensor(PreflightArgs, BaseSensorOperator):
             return decision.to_dict()
         not_before = None
         if decision is not None and balance is not None:
-            self._log_short(decision, balance)
+            self._log_short(decision)
             not_before = self._plan_reset_wait(decision, balance, deadline)
             cost, margin, basis = decision.cost, decision.margin, decision.basis
         else:

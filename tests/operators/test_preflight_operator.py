@@ -88,9 +88,10 @@ def test_a_shortfall_of_any_size_fails(
     if balance is not None:
         connections.state.leadmagic.credits = balance
     context = _context()
-    with pytest.raises(CreditPreflightFailed, match=f"short by {short_by}\\."):
+    with pytest.raises(CreditPreflightFailed, match=f"short by {short_by}\\.") as info:
         CreditPreflightOperator(task_id="gate", credit_conn_id=conn_id, estimated_cost=cost).execute(context)
     record = context["ti"].pushed[XCOM_KEY]
+    assert record["message"] == str(info.value)  # the reason travels with the decision
     assert record["passed"] is False
     assert record["shortfall"] == short_by  # exact in XCom too
     assert Decimal(record["required"]) - Decimal(record["available"]) == Decimal(short_by)
