@@ -16,7 +16,7 @@ EXTRAS := dev$(shell pkg-config --exists libmariadb 2>/dev/null && echo ,mysql)
 # Airflow at each start costs about 1.5 s (PYTHONDONTWRITEBYTECODE may be set by the machine).
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: install demo test lint typecheck docs pytest bench lock clean
+.PHONY: install demo test lint typecheck docs pytest bench lock clean screenshots
 
 $(UV):
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,14 @@ pytest: install
 bench: install
 	$(BIN)/python bench/parse_cost.py
 	$(BIN)/python bench/trigger_fanout.py
+
+# Screenshots of the real connection form (docs/connections/img/), taken from a running api-server with
+# Debian's headless Chromium; also saves each form and checks the saved connection works.
+PLAYWRIGHT := playwright==1.65.2
+screenshots: install
+	@test -x /usr/bin/chromium || { echo "needs Debian's chromium: apt-get install chromium"; exit 1; }
+	$(UV) pip install --quiet --python $(BIN)/python '$(PLAYWRIGHT)'
+	$(BIN)/python scripts/screenshots.py docs/connections/img
 
 lock: | $(UV)
 	$(UV) pip compile --quiet --python-version 3.10 --universal pyproject.toml --extra dev --extra mysql \

@@ -80,11 +80,19 @@ def connection_form(
     }
     if describe_api:
         form["ui-field-behaviour"]["hidden-fields"].remove("extra")
+        form["ui-field-behaviour"]["relabeling"]["host"] = "Base URL (required without a preset)"
+        form["ui-field-behaviour"]["placeholders"]["host"] = "https://api.example.com"
     return form
 
 
-def generic_api_fields(presets: list[str]) -> dict[str, Any]:
-    """Form fields of the generic ``credit_api`` connection type (the rest goes in the extra)."""
+def generic_api_fields(presets: Mapping[str, str]) -> dict[str, Any]:
+    """Form fields of the generic ``credit_api`` connection type (the rest goes in the extra).
+
+    Drop-downs list their choices without ``null`` (Airflow's form would show the word "null" as an
+    option); an empty choice is saved as ``null``, which means "not set".
+
+    :param presets: preset key -> display name, in display order
+    """
 
     def text(label: str, description: str) -> dict[str, Any]:
         return {"label": label, "schema": {"type": ["string", "null"]}, "description": description}
@@ -92,15 +100,34 @@ def generic_api_fields(presets: list[str]) -> dict[str, Any]:
     return {
         "preset": {
             "label": "Preset",
-            "schema": {"type": ["string", "null"], "enum": [None, *presets]},
-            "description": "A described vendor; the fields below override its settings.",
+            "schema": {"type": ["string", "null"], "enum": list(presets), "values_display": dict(presets)},
+            "description": "A credit API this provider already describes (request, key, balance fields, "
+            "error answers). Leave it empty to describe your own API with the host and the fields below; "
+            "with a preset, any field below that you fill overrides the preset's setting.",
         },
-        "path": text("Balance path", "Path of the balance request, e.g. /v2/getcredits."),
+        "path": text("Balance path", "Path of the balance request below the host, e.g. /v2/getcredits."),
         "auth": {
             "label": "Key sent as",
-            "schema": {"type": ["string", "null"], "enum": [None, "header", "bearer", "query"]},
+            "schema": {
+                "type": ["string", "null"],
+                "enum": list(AUTH_STYLES_DISPLAY),
+                "values_display": AUTH_STYLES_DISPLAY,
+            },
+            "description": "How the API key travels. Empty: the preset's way, or a header.",
         },
-        "auth_name": text("Key header / parameter name", "e.g. X-API-Key, or api_key for a query parameter."),
-        "available_path": text("Balance JSON path", "JSON path to the available balance, e.g. data.credits."),
-        "pool": text("Balance pool", "For split balances, e.g. Findymail verifier."),
+        "auth_name": text(
+            "Key header / parameter name", "e.g. X-API-Key for a header, or api_key for a query parameter."
+        ),
+        "available_path": text(
+            "Balance JSON path", "JSON path to the spendable balance in the answer, e.g. data.credits."
+        ),
+        "pool": text("Balance pool", "For split balances: which one, e.g. verifier for Findymail."),
     }
+
+
+#: How the generic API's key is sent, with the form's labels.
+AUTH_STYLES_DISPLAY = {
+    "header": "Header",
+    "bearer": "Authorization: Bearer",
+    "query": "Query parameter",
+}

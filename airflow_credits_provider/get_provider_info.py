@@ -15,9 +15,10 @@ def get_provider_info() -> dict[str, Any]:
     from airflow_credits_provider import __version__
     from airflow_credits_provider.connection_form import connection_form, generic_api_fields
     from airflow_credits_provider.vendors import registered_vendors
-    from airflow_credits_provider.vendors.generic import preset_names
+    from airflow_credits_provider.vendors.generic import PRESETS
 
     vendors = list(registered_vendors().values())
+    presets = {key: spec.name for key, spec in sorted(PRESETS.items(), key=lambda item: item[1].name.lower())}
     return {
         "package-name": "airflow-credits-provider",
         "name": "Credits",
@@ -78,7 +79,7 @@ def get_provider_info() -> dict[str, Any]:
                 "connection-type": vendor.key,
                 "hook-class-name": vendor.hook_class_name,
                 "hook-name": vendor.hook_name(),
-                **connection_form(vendor, generic_api_fields(preset_names()) if vendor.generic else None),
+                **connection_form(vendor, generic_api_fields(presets) if vendor.generic else None),
             }
             for vendor in vendors
         ],

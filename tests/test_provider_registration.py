@@ -62,7 +62,11 @@ def test_connection_forms_are_declarative() -> None:
                 "available_path",
                 "pool",
             }
-            assert "zerobounce" in form["conn-fields"]["preset"]["schema"]["enum"]
+            preset = form["conn-fields"]["preset"]["schema"]
+            assert None not in preset["enum"]  # Airflow's form would show "null" as a choice
+            assert preset["values_display"]["millionverifier"] == "MillionVerifier"
+            assert set(preset["enum"]) == set(preset["values_display"]) >= {"zerobounce", "hunter"}
+            assert None not in form["conn-fields"]["auth"]["schema"]["enum"]
         else:
             assert set(behaviour["hidden-fields"]) == {"schema", "login", "port", "extra"}
             assert set(form["conn-fields"]) == tuning

@@ -252,7 +252,7 @@ def _ui_field_behaviour(cls: type[CreditApiHook]) -> dict[str, Any]:
     vendor = cls.vendor_class
     # The generic type keeps the extra field visible: there, before declarative forms, it is where the
     # API is described (preset, paths, auth).
-    describe = generic_api_fields([]) if vendor.generic else None
+    describe = generic_api_fields({}) if vendor.generic else None
     behaviour = connection_form(vendor, describe)["ui-field-behaviour"]
     return {
         "hidden_fields": behaviour["hidden-fields"],

@@ -31,7 +31,9 @@ if TYPE_CHECKING:
     import httpx
     from pendulum import DateTime
 
-AUTH_STYLES = ("header", "bearer", "query")
+from airflow_credits_provider.connection_form import AUTH_STYLES_DISPLAY
+
+AUTH_STYLES = tuple(AUTH_STYLES_DISPLAY)
 
 
 @dataclass(frozen=True)
@@ -452,7 +454,3 @@ PRESETS: dict[str, CreditApiSpec] = {
 
 PRESET_FIELDS = tuple(f.name for f in fields(CreditApiSpec))
 
-
-def preset_names() -> list[str]:
-    """The preset names, sorted."""
-    return sorted(PRESETS)
