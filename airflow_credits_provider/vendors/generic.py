@@ -453,4 +453,3 @@ PRESETS: dict[str, CreditApiSpec] = {
 }
 
 PRESET_FIELDS = tuple(f.name for f in fields(CreditApiSpec))
-
