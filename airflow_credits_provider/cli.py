@@ -62,7 +62,8 @@ def _load_connection(conn_id: str) -> None:
     # Airflow may log while it loads its models and secrets backends; keep standard output for results.
     with contextlib.redirect_stdout(sys.stderr):
         from airflow.models.connection import Connection
-        from airflow.sdk.exceptions import AirflowNotFoundException
+
+        from airflow_credits_provider.compat import AirflowNotFoundException
 
         try:
             conn = Connection.get_connection_from_secrets(conn_id)

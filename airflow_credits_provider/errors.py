@@ -215,7 +215,7 @@ class VendorTimeoutError(VendorUnreachableError):
 
 
 if TYPE_CHECKING:
-    from airflow.sdk.exceptions import AirflowFailException
+    from airflow_credits_provider.compat import AirflowFailException
 
     class CreditPreflightFailed(AirflowFailException, CreditProviderError):
         """The balance does not cover the job (or never can): fails the task at once, without retries."""
@@ -229,7 +229,7 @@ else:
         if name != "CreditPreflightFailed":
             raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
         if name not in _LAZY:
-            from airflow.sdk.exceptions import AirflowFailException
+            from airflow_credits_provider.compat import AirflowFailException
 
             _LAZY[name] = type(
                 name,

@@ -139,6 +139,20 @@ def test_deferrable_sensor_through_scheduler_and_triggerer(
         return bool(rows) and rows[0][0] == "deferred"
 
     _wait_for(deferred, 180, "the sensor to defer")
+    # The scheduler handles the worker's "deferred" executor event on its own schedule; changing the
+    # balance before it has would let the trigger fire first and the late event fail the task. Wait for
+    # the state the test needs: the scheduler has recorded the task instance as finished into deferral.
+    scheduler_log = Path(str(stack["tmp"])) / "scheduler.log"
+    _wait_for(
+        lambda: any(
+            "TaskInstance Finished" in line
+            and "task_id=credit_preflight" in line
+            and "state=deferred" in line
+            for line in scheduler_log.read_text().splitlines()
+        ),
+        120,
+        "the scheduler to process the deferral",
+    )
     polls_before = len(state.requests_for("leadmagic", "/v1/credits"))
     # The triggerer keeps polling the sandbox while the task holds no worker slot.
     _wait_for(

@@ -7,8 +7,7 @@ import re
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow.sdk import BaseHook
-
+from airflow_credits_provider.compat import BaseHook
 from airflow_credits_provider.connection_form import (
     CONNECTION_EXTRAS,
     connection_form,
@@ -166,7 +165,7 @@ class CreditApiHook(BaseHook):
     @staticmethod
     def _mask(api_key: str) -> None:
         """Register the key with Airflow's secret masker (it does not recognise X-API-Key by name)."""
-        from airflow.sdk.log import mask_secret
+        from airflow_credits_provider.compat import mask_secret
 
         mask_secret(api_key)
 
@@ -184,10 +183,10 @@ class CreditApiHook(BaseHook):
 
     async def aget_client(self) -> CreditApiClient:
         """Resolve the connection without blocking the event loop and return a transport for it."""
-        conn = await self.aget_connection(self.credit_conn_id)
-        if conn.password:
-            from airflow.sdk.log import amask_secret
+        from airflow_credits_provider.compat import amask_secret, get_async_connection
 
+        conn = await get_async_connection(self.credit_conn_id, self)
+        if conn.password:
             await amask_secret(conn.password)
         return self._client_from_connection(conn)
 

@@ -26,8 +26,7 @@ def get_connection(conn_id: str) -> Any:
 
     :raises CreditConnectionConfigError: no such connection (instead of Airflow's bare not-found error)
     """
-    from airflow.sdk import BaseHook
-    from airflow.sdk.exceptions import AirflowNotFoundException
+    from airflow_credits_provider.compat import AirflowNotFoundException, BaseHook
 
     try:
         return BaseHook.get_connection(conn_id)
@@ -78,13 +77,11 @@ def get_credit_hook(conn_id: str) -> CreditApiHook:
 
 async def aget_credit_hook(conn_id: str) -> CreditApiHook:
     """Async twin of :func:`get_credit_hook`, for triggers (does not block the event loop on I/O)."""
-    from airflow.sdk import BaseHook
-    from airflow.sdk.exceptions import AirflowNotFoundException
-
+    from airflow_credits_provider.compat import AirflowNotFoundException, get_async_connection
     from airflow_credits_provider.hooks.base import CreditApiHook
 
     try:
-        conn = await BaseHook.aget_connection(conn_id)
+        conn = await get_async_connection(conn_id)
     except AirflowNotFoundException:
         raise CreditConnectionConfigError(f"Connection {conn_id!r} is not defined.") from None
     return checked_hook(conn_id, conn, CreditApiHook, _not_credit())  # type: ignore[no-any-return]

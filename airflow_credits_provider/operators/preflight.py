@@ -8,16 +8,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
-
+from airflow_credits_provider.compat import BaseOperator
 from airflow_credits_provider.errors import CreditProviderError, ValidationTypeUnavailableError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from decimal import Decimal
 
-    from airflow.sdk import Context
-
+    from airflow_credits_provider.compat import Context
     from airflow_credits_provider.decision import PreflightDecision
     from airflow_credits_provider.models import CreditBalance
 
@@ -193,8 +191,7 @@ class CreditPreflightOperator(PreflightArgs, BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Fetch the balance once and decide."""
-        from airflow.sdk.exceptions import AirflowSkipException
-
+        from airflow_credits_provider.compat import AirflowSkipException
         from airflow_credits_provider.errors import CreditPreflightFailed
 
         decision = self._decide(context, self._fetch_balance())

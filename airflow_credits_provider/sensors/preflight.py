@@ -5,14 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseSensorOperator, conf
-
+from airflow_credits_provider.compat import BaseSensorOperator, conf
 from airflow_credits_provider.operators.preflight import PREFLIGHT_TEMPLATE_FIELDS, PreflightArgs
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context
     from pendulum import DateTime
 
+    from airflow_credits_provider.compat import Context
     from airflow_credits_provider.decision import PreflightDecision
     from airflow_credits_provider.models import CreditBalance
 
@@ -72,7 +71,7 @@ class CreditPreflightSensor(PreflightArgs, BaseSensorOperator):
         if not self.deferrable:
             self._poke_deadline = self._deadline(context)
             return super().execute(context)
-        from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+        from airflow_credits_provider.compat import AirflowFailException, AirflowSkipException
 
         try:
             return self._check_then_defer(context)
@@ -86,8 +85,8 @@ class CreditPreflightSensor(PreflightArgs, BaseSensorOperator):
     def poke(self, context: Context) -> Any:
         """Check the balance once; ``False`` to keep waiting."""
         import pendulum
-        from airflow.sdk import PokeReturnValue
 
+        from airflow_credits_provider.compat import PokeReturnValue
         from airflow_credits_provider.errors import CreditPreflightFailed, CreditProviderError
 
         if self._quiet_until is not None and pendulum.now("UTC") < self._quiet_until:
@@ -122,8 +121,7 @@ class CreditPreflightSensor(PreflightArgs, BaseSensorOperator):
         """With ``wait_for_reset``, return when to check next, or fail when the renewal is too late."""
         if not self.wait_for_reset or balance.next_reset_at is None:
             return None
-        from airflow.sdk.exceptions import AirflowRescheduleException, AirflowSkipException
-
+        from airflow_credits_provider.compat import AirflowRescheduleException, AirflowSkipException
         from airflow_credits_provider.decision import balance_after_reset
         from airflow_credits_provider.errors import CreditPreflightFailed
 
@@ -206,8 +204,7 @@ class CreditPreflightSensor(PreflightArgs, BaseSensorOperator):
         """
         from decimal import Decimal
 
-        from airflow.sdk.exceptions import AirflowSensorTimeout
-
+        from airflow_credits_provider.compat import AirflowSensorTimeout
         from airflow_credits_provider.errors import CreditPreflightFailed
         from airflow_credits_provider.models import CreditBalance
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow.sdk import BaseOperator
-
+from airflow_credits_provider.compat import BaseOperator
 from airflow_credits_provider.errors import LedgerNotAvailableError
 from airflow_credits_provider.transfers.tables import (
     CURSOR_COLUMNS,
@@ -129,7 +128,7 @@ def table_asset(sql_conn_id: str, schema: str | None, table: str) -> list[Any]:
     """The table as an Airflow Asset outlet, unless a name is still a template."""
     if any("{{" in str(part) for part in (sql_conn_id, schema, table)):
         return []
-    from airflow.sdk import Asset
+    from airflow_credits_provider.compat import Asset
 
     name = ".".join(p for p in (sql_conn_id, schema, table) if p)
     return [Asset(name=f"credits_sql://{name}", uri=f"credits-sql://{name.replace('.', '/')}")]

@@ -12,7 +12,7 @@ from airflow_credits_provider.transfers.base import (
 )
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context
+    from airflow_credits_provider.compat import Context
 
 
 class CreditBalanceToSqlOperator(CreditToSqlBaseOperator):

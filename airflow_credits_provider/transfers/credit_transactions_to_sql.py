@@ -17,9 +17,9 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from datetime import datetime
 
-    from airflow.sdk import Context
     from pendulum import DateTime
 
+    from airflow_credits_provider.compat import Context
     from airflow_credits_provider.models import CreditTransaction
 
 MODES = ("incremental", "full_refresh")

@@ -52,10 +52,13 @@ def _kill_after_pages(sandbox: SandboxServer, table: str, pages: int) -> None:
         [sys.executable, "-c", RUN_LANDING, WAREHOUSE, table],
         env=subprocess_env(),
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
         text=True,
     ) as child:
-        assert reached.wait(timeout=120), "the landing never reached the kill point"
+        # Wait for the kill point, but stop waiting at once if the child dies first (e.g. at import).
+        while not reached.wait(timeout=0.1):
+            if child.poll() is not None:
+                raise AssertionError(f"the landing died before the kill point: {child.stderr.read()[-2000:]}")  # type: ignore[union-attr]
         assert child.poll() is None, "the landing finished before it could be killed"
         child.send_signal(signal.SIGKILL)
         out, _ = child.communicate(timeout=30)

@@ -1,0 +1,79 @@
+"""Every import that depends on the Airflow version, in one place (Airflow 3.0 to 3.3).
+
+Airflow moved its authoring API into ``airflow.sdk`` over 3.0-3.2 (``BaseHook``, ``conf`` and the
+exceptions arrived there in 3.1 and 3.2). Most names come from Airflow's own public fallback,
+``airflow.providers.common.compat.sdk`` (the common-compat provider, a dependency of common-sql),
+which tries the ``airflow.sdk`` path first and falls back to the older one. What it does not cover is
+written here, each with the Airflow version that makes the fallback unnecessary, so that it can be
+deleted when that version becomes the minimum. No other module of this package looks at Airflow's
+version or imports a version-dependent path.
+
+This is the one Airflow-facing module at the package root: it is imported only by the role packages
+(hooks, operators, sensors, triggers, transfers) and the CLI, never by the Airflow-free core.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.sdk import (
+    AirflowFailException,
+    AirflowNotFoundException,
+    AirflowSensorTimeout,
+    AirflowSkipException,
+    Asset,
+    BaseHook,
+    BaseOperator,
+    BaseSensorOperator,
+    PokeReturnValue,
+    conf,
+    mask_secret,
+)
+
+try:  # Airflow 3.2+; delete the fallback when 3.2 is the minimum
+    from airflow.sdk.exceptions import AirflowRescheduleException
+except ImportError:  # Airflow 3.0, 3.1
+    from airflow.exceptions import AirflowRescheduleException  # type: ignore[no-redef]
+
+if TYPE_CHECKING:
+    from airflow.providers.common.compat.sdk import Context as Context
+
+__all__ = [
+    "AirflowFailException",
+    "AirflowNotFoundException",
+    "AirflowRescheduleException",
+    "AirflowSensorTimeout",
+    "AirflowSkipException",
+    "Asset",
+    "BaseHook",
+    "BaseOperator",
+    "BaseSensorOperator",
+    "PokeReturnValue",
+    "amask_secret",
+    "conf",
+    "get_async_connection",
+    "mask_secret",
+]
+
+
+async def get_async_connection(conn_id: str, hook: Any = None) -> Any:
+    """Read a connection without blocking the event loop (``BaseHook.aget_connection`` from 3.1).
+
+    Airflow's common-compat fallback: before 3.3.2 ``aget_connection`` could deadlock on the
+    supervisor, and 3.0 has none, so there the synchronous look-up runs in a worker thread.
+    """
+    from airflow.providers.common.compat.connection import get_async_connection as compat_get
+
+    return await compat_get(conn_id, hook)
+
+
+async def amask_secret(secret: str) -> None:
+    """Register ``secret`` with Airflow's masker without blocking the event loop (for triggers)."""
+    try:  # Airflow 3.3+; delete the fallback when 3.3 is the minimum
+        from airflow.sdk.log import amask_secret as airflow_amask_secret
+    except ImportError:  # Airflow 3.0-3.2: the synchronous call, in a worker thread
+        from asgiref.sync import sync_to_async
+
+        await sync_to_async(mask_secret)(secret)
+        return
+    await airflow_amask_secret(secret)
