@@ -49,13 +49,12 @@ async def coalesced(n: int, interval: float, duration: float) -> None:
 
 
 async def naive(n: int, interval: float, duration: float) -> None:
-    from airflow.sdk import BaseHook
-
+    from airflow_credits_provider.compat import get_async_connection
     from airflow_credits_provider.hooks.resolve import aget_credit_hook
 
     # Resolve the connection once so the baseline measures polling, not connection look-ups.
     hook = await aget_credit_hook(CONN_ID)
-    conn = await BaseHook.aget_connection(CONN_ID)
+    conn = await get_async_connection(CONN_ID)
     stop = time.monotonic() + duration
 
     async def one() -> None:

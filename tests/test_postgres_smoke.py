@@ -11,7 +11,8 @@ def test_insert_and_read_back_through_the_postgres_hook(
     monkeypatch: pytest.MonkeyPatch, postgres_conn_uri: str
 ) -> None:
     from airflow.providers.common.sql.hooks.sql import DbApiHook
-    from airflow.sdk import BaseHook
+
+    from airflow_credits_provider.compat import BaseHook
 
     monkeypatch.setenv(
         "AIRFLOW_CONN_CREDITS_PG", postgres_conn_uri.replace("postgresql://", "postgres://", 1)

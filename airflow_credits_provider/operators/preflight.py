@@ -76,8 +76,20 @@ class PreflightArgs:
         self.critical_below = critical_below
         self.on_low_balance = on_low_balance
 
-    def _decide(self, context: Context, balance: CreditBalance) -> PreflightDecision:
-        """Estimate the cost from the rendered arguments, compare it with ``balance``, record the decision."""
+    def _needs_vendor_price(self) -> bool:
+        return self.units is not None and self.unit_cost is None
+
+    def _estimate_early(self, context: Context) -> tuple[Decimal, Decimal, str] | None:
+        """The estimate, made before any vendor call when it needs no vendor price (bad input fails first)."""
+        return None if self._needs_vendor_price() else self._estimate(context, None)
+
+    def _decide(
+        self,
+        context: Context,
+        balance: CreditBalance,
+        estimate: tuple[Decimal, Decimal, str] | None = None,
+    ) -> PreflightDecision:
+        """Compare ``balance`` with the estimate (made now unless given), record the decision."""
         from airflow_credits_provider.decision import check_thresholds
 
         check_thresholds(
@@ -89,7 +101,7 @@ class PreflightArgs:
             callback=self.on_low_balance,
             context=context,
         )
-        cost, margin, basis = self._estimate(context, balance)
+        cost, margin, basis = estimate or self._estimate(context, balance)
         return self._record(context, balance, cost, margin, basis)
 
     def _record(
@@ -99,15 +111,7 @@ class PreflightArgs:
         from airflow_credits_provider.decision import decide
 
         decision = decide(self.credit_conn_id, balance, cost, margin, basis, waiting=self.waits_for_credits)
-        self.log.info(
-            "Credit preflight on %s: need %s (%s, margin %s), available %s -> %s",
-            self.credit_conn_id,
-            decision.required,
-            basis,
-            margin,
-            decision.available,
-            "enough" if decision.passed else f"short by {decision.shortfall}",
-        )
+        self.log.info("Credit preflight: %s", decision.message)
         context["ti"].xcom_push(key=XCOM_KEY, value=decision.to_dict())
         return decision
 
@@ -194,7 +198,8 @@ class CreditPreflightOperator(PreflightArgs, BaseOperator):
         from airflow_credits_provider.compat import AirflowSkipException
         from airflow_credits_provider.errors import CreditPreflightFailed
 
-        decision = self._decide(context, self._fetch_balance())
+        estimate = self._estimate_early(context)
+        decision = self._decide(context, self._fetch_balance(), estimate)
         if decision.passed:
             return decision.to_dict()
         if self.on_insufficient == "skip":

@@ -9,6 +9,8 @@ from airflow_credits_provider.compat import BaseSensorOperator, conf
 from airflow_credits_provider.operators.preflight import PREFLIGHT_TEMPLATE_FIELDS, PreflightArgs
 
 if TYPE_CHECKING:
+    from decimal import Decimal
+
     from pendulum import DateTime
 
     from airflow_credits_provider.compat import Context
@@ -156,7 +158,7 @@ class CreditPreflightSensor(PreflightArgs, BaseSensorOperator):
         from airflow_credits_provider.triggers.balance import CreditBalanceTrigger
 
         deadline = pendulum.now("UTC") + timedelta(seconds=self.timeout)
-        decision, balance = self._first_check(context)
+        decision, balance, estimate = self._first_check(context)
         if decision is not None and decision.passed:
             return decision.to_dict()
         not_before = None
@@ -165,7 +167,8 @@ class CreditPreflightSensor(PreflightArgs, BaseSensorOperator):
             not_before = self._plan_reset_wait(decision, balance, deadline)
             cost, margin, basis = decision.cost, decision.margin, decision.basis
         else:
-            cost, margin, basis = self._estimate(context, None)
+            assert estimate is not None  # without a balance, the estimate was made before the call
+            cost, margin, basis = estimate
         with exact_arithmetic():
             required = cost + margin
         self.defer(
@@ -182,19 +185,23 @@ class CreditPreflightSensor(PreflightArgs, BaseSensorOperator):
             timeout=timedelta(seconds=self.timeout),
         )
 
-    def _first_check(self, context: Context) -> tuple[PreflightDecision | None, CreditBalance | None]:
+    def _first_check(
+        self, context: Context
+    ) -> tuple[PreflightDecision | None, CreditBalance | None, tuple[Decimal, Decimal, str] | None]:
+        """The first check: ``(decision, balance, estimate)``; no decision when the vendor call failed."""
         from airflow_credits_provider.errors import CreditPreflightFailed, CreditProviderError
 
+        estimate = self._estimate_early(context)
         try:
             balance = self._fetch_balance()
         except CreditPreflightFailed:
             raise
         except CreditProviderError as exc:
-            if self.units is not None and self.unit_cost is None:
+            if estimate is None:
                 raise  # the cost needs the vendor's price: let the task's retries handle it
             self.log.warning("First balance check failed, deferring to keep waiting: %s", exc)
-            return None, None
-        return self._decide(context, balance), balance
+            return None, None, estimate
+        return self._decide(context, balance, estimate), balance, estimate
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         """Resume after the trigger: pass, time out, or fail with the vendor's message.

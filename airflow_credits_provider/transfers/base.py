@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
     from pendulum import DateTime
 
+    from airflow_credits_provider.compat import Context
     from airflow_credits_provider.hooks.base import CreditApiHook
     from airflow_credits_provider.ledger import LedgerHook
 
@@ -190,6 +191,24 @@ class CreditToSqlBaseOperator(BaseOperator):
         self.create_table = create_table
         self.account = account
         self._lineage: dict[str, str] = {}
+
+    def execute(self, context: Context) -> Any:
+        """Land; a misconfigured connection or table, or a row that cannot be stored, fails without retries.
+
+        Retrying cannot fix those (the same row or name fails again); network errors, vendor outages
+        and database errors other than a rejected row keep the task's retries.
+        """
+        from airflow_credits_provider.compat import AirflowFailException
+        from airflow_credits_provider.errors import CreditConnectionConfigError, RowRejectedError
+
+        try:
+            return self.land(context)
+        except (CreditConnectionConfigError, RowRejectedError) as exc:
+            raise AirflowFailException(str(exc)) from exc
+
+    def land(self, context: Context) -> Any:
+        """Do the landing (each operator's own)."""
+        raise NotImplementedError
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """OpenLineage: the vendor API -> the table (``None`` without the OpenLineage provider)."""

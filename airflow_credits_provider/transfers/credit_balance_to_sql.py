@@ -34,7 +34,7 @@ class CreditBalanceToSqlOperator(CreditToSqlBaseOperator):
     default_table = "credit_balance_snapshots"
     lineage_input = "balance"
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def land(self, context: Context) -> dict[str, Any]:
         """Fetch the balance once and land it; return the snapshot (JSON-friendly, no key)."""
         import pendulum
 

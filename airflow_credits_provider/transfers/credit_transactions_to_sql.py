@@ -88,7 +88,7 @@ class CreditTransactionsToSqlOperator(CreditToSqlBaseOperator):
         self.overlap = overlap
         self.batch_size = batch_size
 
-    def execute(self, context: Context) -> int:
+    def land(self, context: Context) -> int:
         """Land the ledger; return the number of rows inserted or updated."""
         import pendulum
 

@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 import pytest
-from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSkipException
 
 from airflow_credits_provider.errors import CreditPreflightFailed
 from airflow_credits_provider.operators.preflight import XCOM_KEY, CreditPreflightOperator

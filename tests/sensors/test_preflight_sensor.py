@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import pendulum
 import pytest
-from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException, TaskDeferred
+from airflow.providers.common.compat.sdk import AirflowSensorTimeout, AirflowSkipException, TaskDeferred
 
 from airflow_credits_provider.errors import CreditPreflightFailed
 from airflow_credits_provider.operators.preflight import XCOM_KEY

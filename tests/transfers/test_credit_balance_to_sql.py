@@ -66,7 +66,7 @@ def test_bad_schema_name_is_refused(connections: SandboxServer) -> None:
     with pytest.raises(CreditConnectionConfigError, match="Schema name"):
         CreditBalanceToSqlOperator(
             task_id="snap", credit_conn_id="leadmagic_default", sql_conn_id=WAREHOUSE, schema="x y"
-        ).execute({})
+        ).land({})
     assert connections.state.requests_for("leadmagic") == []
 
 

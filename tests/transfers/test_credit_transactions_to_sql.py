@@ -119,14 +119,14 @@ def test_injection_in_table_names_is_refused_before_any_request(connections: San
             sql_conn_id="credits_warehouse_sqlite",
             table=bad,
             outlets=[],
-        ).execute({})
+        ).land({})
     assert _tx_requests(connections) == []
 
 
 @pytest.mark.parametrize("length", [57, 63, 64])
 def test_too_long_table_names_are_refused_in_the_users_terms(connections: SandboxServer, length: int) -> None:
     with pytest.raises(CreditConnectionConfigError) as info:
-        _operator("t" * length, outlets=[]).execute({})
+        _operator("t" * length, outlets=[]).land({})
     message = str(info.value)
     assert f"has {length} characters; it can have at most 56 because its cursor table" in message
     assert "_cursor'" not in message  # the user never typed that name
@@ -149,14 +149,14 @@ def test_vendor_without_a_ledger_points_to_snapshots(connections: SandboxServer,
     with pytest.raises(LedgerNotAvailableError, match="CreditBalanceToSqlOperator"):
         CreditTransactionsToSqlOperator(
             task_id="land", credit_conn_id="leadmagic_default", sql_conn_id=WAREHOUSE, table=warehouse
-        ).execute({})
+        ).land({})
 
 
 def test_non_sql_connection_is_refused(connections: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(CreditConnectionConfigError, match="not a SQL database connection"):
         CreditTransactionsToSqlOperator(
             task_id="land", credit_conn_id="localleads_default", sql_conn_id="truemail_default"
-        ).execute({})
+        ).land({})
 
 
 def test_asset_outlet_and_arguments() -> None:
@@ -208,11 +208,20 @@ def test_sql_connection_without_its_provider_names_the_package(
     with pytest.raises(CreditConnectionConfigError, match="pip install apache-airflow-providers-snowflake"):
         CreditTransactionsToSqlOperator(
             task_id="land", credit_conn_id="localleads_default", sql_conn_id="snow", outlets=[]
-        ).execute({})
+        ).land({})
 
 
 def test_missing_sql_connection_is_named(connections: SandboxServer) -> None:
     with pytest.raises(CreditConnectionConfigError, match="Connection 'nowhere' is not defined"):
         CreditTransactionsToSqlOperator(
             task_id="land", credit_conn_id="localleads_default", sql_conn_id="nowhere", outlets=[]
-        ).execute({})
+        ).land({})
+
+
+def test_configuration_errors_fail_without_retries(connections: SandboxServer) -> None:
+    from airflow.providers.common.compat.sdk import AirflowFailException
+
+    with pytest.raises(AirflowFailException, match="at most 56 because its cursor table") as info:
+        _operator("t" * 60, outlets=[]).execute({})
+    assert isinstance(info.value.__cause__, CreditConnectionConfigError)
+    assert _tx_requests(connections) == []

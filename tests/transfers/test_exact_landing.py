@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from airflow.providers.common.compat.sdk import AirflowFailException
 
 from airflow_credits_provider.errors import InconsistentLedgerError, RowRejectedError
 from airflow_credits_provider.transfers.base import LandingTarget, sql_hook_for
@@ -27,6 +28,13 @@ def _land(table: str, **kwargs: Any) -> int:
     return CreditTransactionsToSqlOperator(  # type: ignore[no-any-return]
         task_id="land", credit_conn_id="localleads_default", sql_conn_id=WAREHOUSE, table=table, **kwargs
     ).execute({})
+
+
+def _land_only(table: str, **kwargs: Any) -> int:
+    """The landing itself, without the task-level wrapping of errors that retrying cannot fix."""
+    return CreditTransactionsToSqlOperator(  # type: ignore[no-any-return]
+        task_id="land", credit_conn_id="localleads_default", sql_conn_id=WAREHOUSE, table=table, **kwargs
+    ).land({})
 
 
 def _cursor(table: str) -> DateTime | None:
@@ -106,7 +114,11 @@ def test_a_lone_surrogate_fails_naming_the_transaction(connections: SandboxServe
     state.ledger.grow(10)
     state.ledger.overrides[255] = {"description": "broken \ud800 text"}
     with pytest.raises(RowRejectedError, match="transaction_id=txn_000000255.*not valid Unicode"):
+        _land_only(warehouse)
+    assert _cursor(warehouse) == before
+    with pytest.raises(AirflowFailException) as info:  # as a task: failed at once, no retries
         _land(warehouse)
+    assert isinstance(info.value.__cause__, RowRejectedError)
     assert _cursor(warehouse) == before
 
 
@@ -118,7 +130,7 @@ def test_nul_in_text_lands_where_the_database_can_hold_it(
     state.ledger.overrides[3] = {"description": "before\x00after"}
     if "postgres" in request.node.callspec.id:
         with pytest.raises(RowRejectedError, match="transaction_id=txn_000000003.*NUL character"):
-            _land(warehouse)
+            _land_only(warehouse)
         assert _cursor(warehouse) is None
         return
     _land(warehouse)
@@ -139,7 +151,7 @@ def test_an_amount_the_column_cannot_hold_fails_or_lands_exactly(
         with pytest.raises(
             RowRejectedError, match=r"transaction_id=txn_000000002.*-1E-35 does not fit DECIMAL"
         ):
-            _land(warehouse)
+            _land_only(warehouse)
         assert _cursor(warehouse) is None
         return
     _land(warehouse)
