@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from typing import TYPE_CHECKING
@@ -93,9 +94,9 @@ def _balance(args: argparse.Namespace) -> int:
         return 1
     if args.json:
         data = balance.to_dict(include_raw=args.raw)
-        print(json.dumps({"conn_id": args.conn_id, **data}, indent=2, default=str))
+        print(json.dumps({"conn_id": args.conn_id, **data}, indent=2, default=str), file=args.out)
     else:
-        print(_format_balance(args.conn_id, balance))
+        print(_format_balance(args.conn_id, balance), file=args.out)
     return 0
 
 
@@ -147,10 +148,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_airflow() -> None:
+    """Keep Airflow's own warnings about its moved modules out of the output."""
+    import warnings
+
+    warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"airflow\.")
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"airflow\.")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
     args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    if args.command != "balance":
+        args.out = sys.stdout
+        return int(args.func(args))
+    # Depending on its version, Airflow logs to standard output while it loads its configuration,
+    # models and connections ("Connection Retrieved ..."), which would corrupt --json: while the
+    # command runs, standard output is standard error, and only the result goes to the real one.
+    _quiet_airflow()
+    args.out = sys.stdout
+    with contextlib.redirect_stdout(sys.stderr):
+        return int(args.func(args))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -65,62 +65,64 @@ def test_display_names_cover_vendors_presets_and_pools() -> None:
 
 
 # -- a new vendor, added as docs/contributing.md says ------------------------------------------------
-class AcmeVendor(CreditVendor):
-    """Acme's credit API (a made-up vendor): ``GET /v2/balance`` with the key in ``X-Acme-Key``."""
+# Defined when the test runs (defining a vendor registers it), and unregistered after it.
+def _define_acme() -> type[CreditApiHook]:
+    class AcmeVendor(CreditVendor):
+        """Acme's credit API (a made-up vendor): ``GET /v2/balance`` with the key in ``X-Acme-Key``."""
 
-    key = "acme"
-    display_name = "Acme Credits"
-    default_base_url = "https://api.acme.example"
-    balance_request = ApiRequest("GET", "/v2/balance")
-    key_hint = "acme_..."
-    hook_class_name = "tests.test_registry.AcmeHook"
+        key = "acme"
+        display_name = "Acme Credits"
+        default_base_url = "https://api.acme.example"
+        balance_request = ApiRequest("GET", "/v2/balance")
+        key_hint = "acme_..."
+        hook_class_name = "tests.test_registry.AcmeHook"
 
-    def auth(self, api_key: str) -> httpx.Auth:
-        return HeaderKeyAuth("X-Acme-Key", api_key)
+        def auth(self, api_key: str) -> httpx.Auth:
+            return HeaderKeyAuth("X-Acme-Key", api_key)
 
-    def parse_balance(self, payload: Any, fetched_at: DateTime) -> CreditBalance:
-        available = decimal_at(payload, "balance.remaining")
-        assert available is not None
-        return CreditBalance(
-            vendor=self.key, vendor_name=self.display_name, available=available, fetched_at=fetched_at
-        )
+        def parse_balance(self, payload: Any, fetched_at: DateTime) -> CreditBalance:
+            available = decimal_at(payload, "balance.remaining")
+            assert available is not None
+            return CreditBalance(
+                vendor=self.key, vendor_name=self.display_name, available=available, fetched_at=fetched_at
+            )
 
+    class AcmeHook(CreditApiHook):
+        """The hook: only the vendor description (no vendor-specific methods)."""
 
-class AcmeHook(CreditApiHook):
-    """The hook: only the vendor description (no vendor-specific methods)."""
+        vendor_class = AcmeVendor
 
-    vendor_class = AcmeVendor
+    @dataclass
+    class AcmeAccount:
+        remaining: Decimal = Decimal("123.45")
 
+    class AcmeEmulator(Emulator):
+        key = "acme"
+        default_key = "acme_sandbox_key"
+        account_type = AcmeAccount
 
-@dataclass
-class AcmeAccount:
-    remaining: Decimal = Decimal("123.45")
+        def handle(self, request: Request, state: State) -> Reply:
+            if not state.key_is_valid("acme", request.headers.get("x-acme-key")):
+                return self.error(401, state)
+            return Reply(200, {"balance": {"remaining": state.account("acme").remaining}})
 
-
-class AcmeEmulator(Emulator):
-    key = "acme"
-    default_key = "acme_sandbox_key"
-    account_type = AcmeAccount
-
-    def handle(self, request: Request, state: State) -> Reply:
-        if not state.key_is_valid("acme", request.headers.get("x-acme-key")):
-            return self.error(401, state)
-        return Reply(200, {"balance": {"remaining": state.account("acme").remaining}})
+    AcmeEmulator()
+    return AcmeHook
 
 
 @pytest.fixture
-def acme() -> Iterator[None]:
+def acme() -> Iterator[type[CreditApiHook]]:
     registered_vendors.cache_clear()
-    AcmeEmulator()
-    yield
+    yield _define_acme()
     CreditVendor.registry.pop("acme")
     Emulator.registry.pop("acme")
     registered_vendors.cache_clear()
 
 
 def test_a_new_vendor_is_one_description_one_hook_one_emulation(
-    acme: None, monkeypatch: pytest.MonkeyPatch
+    acme: type[CreditApiHook], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    AcmeHook = acme  # noqa: N806 - a class
     info = get_provider_info()
     entry = next(e for e in info["connection-types"] if e["connection-type"] == "acme")
     assert entry["hook-class-name"] == "tests.test_registry.AcmeHook"

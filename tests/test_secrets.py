@@ -80,7 +80,7 @@ def test_canary_never_leaks(
 
 
 def test_key_is_registered_with_airflows_masker(canary_connections: SandboxServer) -> None:
-    from airflow.sdk._shared.secrets_masker import redact
+    from airflow.providers.common.compat.sdk import redact
 
     LeadMagicHook().get_balance()
     assert CANARY not in str(redact(f"header X-API-Key: {CANARY}"))
