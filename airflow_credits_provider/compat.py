@@ -37,6 +37,7 @@ except ImportError:  # Airflow 3.0, 3.1
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context as Context
+    from pendulum import DateTime
 
 __all__ = [
     "AirflowFailException",
@@ -50,6 +51,7 @@ __all__ = [
     "BaseSensorOperator",
     "PokeReturnValue",
     "amask_secret",
+    "first_reschedule_date",
     "conf",
     "get_async_connection",
     "mask_secret",
@@ -65,6 +67,21 @@ async def get_async_connection(conn_id: str, hook: Any = None) -> Any:
     from airflow.providers.common.compat.connection import get_async_connection as compat_get
 
     return await compat_get(conn_id, hook)
+
+
+def first_reschedule_date(context: Any) -> DateTime | None:
+    """When a rescheduled sensor first started (``None`` on its first try), as a UTC ``DateTime``."""
+    import pendulum
+
+    first = context["ti"].get_first_reschedule_date(context)
+    if first is None:
+        return None
+    if isinstance(first, str):  # Airflow 3.0 returns the ISO text; delete when 3.1 is the minimum
+        parsed = pendulum.parse(first)
+        assert isinstance(parsed, pendulum.DateTime)
+        return parsed.in_timezone("UTC")
+    moment: DateTime = pendulum.instance(first).in_timezone("UTC")
+    return moment
 
 
 async def amask_secret(secret: str) -> None:

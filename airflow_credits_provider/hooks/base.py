@@ -163,18 +163,27 @@ class CreditApiHook(BaseHook):
         return number
 
     @staticmethod
-    def _mask(api_key: str) -> None:
-        """Register the key with Airflow's secret masker (it does not recognise X-API-Key by name)."""
-        from airflow_credits_provider.compat import mask_secret
+    def _key_to_mask(conn: Any) -> str | None:
+        """The key as sent, when Airflow's own masking of the password does not already cover it.
 
-        mask_secret(api_key)
+        Airflow registers every connection's password with its secret masker when it reads the
+        connection, so the key (the password) is masked in task logs by value whatever header carries
+        it. Only a password with surrounding blanks, which the hooks strip, needs its stripped form
+        registered too. (Registering the password again would be redundant, and Airflow 3.0 debug-logs
+        the value of every mask request a task sends.)
+        """
+        password = conn.password or ""
+        stripped = password.strip()
+        return stripped if stripped and stripped != password else None
 
     @cached_property
     def client(self) -> CreditApiClient:
         """The transport for this connection (resolved and validated on first use)."""
         conn = self.get_connection(self.credit_conn_id)
-        if conn.password:
-            self._mask(conn.password)
+        if key := self._key_to_mask(conn):
+            from airflow_credits_provider.compat import mask_secret
+
+            mask_secret(key)
         return self._client_from_connection(conn)
 
     def get_conn(self) -> CreditApiClient:
@@ -186,8 +195,8 @@ class CreditApiHook(BaseHook):
         from airflow_credits_provider.compat import amask_secret, get_async_connection
 
         conn = await get_async_connection(self.credit_conn_id, self)
-        if conn.password:
-            await amask_secret(conn.password)
+        if key := self._key_to_mask(conn):
+            await amask_secret(key)
         return self._client_from_connection(conn)
 
     def __enter__(self) -> CreditApiHook:

@@ -110,11 +110,13 @@ class CreditPreflightSensor(PreflightArgs, BaseSensorOperator):
     def _deadline(self, context: Context) -> DateTime:
         import pendulum
 
+        from airflow_credits_provider.compat import first_reschedule_date
+
         start = pendulum.now("UTC")
         if self.reschedule:
-            first = context["ti"].get_first_reschedule_date(context)
+            first = first_reschedule_date(context)
             if first is not None:
-                start = pendulum.instance(first)
+                start = first
         return start + timedelta(seconds=self.timeout)
 
     def _plan_reset_wait(
