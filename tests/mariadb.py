@@ -12,7 +12,6 @@ Find the MariaDB/MySQL server the landing tests use.
 from __future__ import annotations
 
 import functools
-import json
 import os
 from urllib.parse import urlsplit
 
@@ -28,17 +27,9 @@ NO_PROVIDER = (
 
 def conn_json(uri: str) -> str:
     """An Airflow ``mysql`` connection (JSON form) for the server named by ``uri``."""
-    parts = urlsplit(uri)
-    return json.dumps(
-        {
-            "conn_type": "mysql",
-            "host": parts.hostname,
-            "port": parts.port or 3306,
-            "login": parts.username or "root",
-            "password": parts.password,
-            "schema": parts.path.lstrip("/") or "test",
-        }
-    )
+    from tests.warehouse_support import conn_json_from_uri
+
+    return conn_json_from_uri(uri, "mysql", 3306, "root", "test")
 
 
 def _reachable(uri: str) -> str | None:

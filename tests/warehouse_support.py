@@ -21,19 +21,27 @@ def sqlite_connection(monkeypatch: pytest.MonkeyPatch, conn_id: str, path: Path)
     )
 
 
-def postgres_conn_json(uri: str) -> str:
-    """An Airflow ``postgres`` connection (JSON form) for the server named by ``uri``."""
+def conn_json_from_uri(uri: str, conn_type: str, port: int, login: str, schema: str) -> str:
+    """An Airflow connection (JSON form) of ``conn_type`` for the server named by ``uri``.
+
+    :param port: the default port; ``login`` and ``schema`` likewise, when the URI does not say
+    """
     parts = urlsplit(uri)
     return json.dumps(
         {
-            "conn_type": "postgres",
+            "conn_type": conn_type,
             "host": parts.hostname,
-            "port": parts.port or 5432,
-            "login": parts.username or "postgres",
+            "port": parts.port or port,
+            "login": parts.username or login,
             "password": parts.password,
-            "schema": parts.path.lstrip("/") or "postgres",
+            "schema": parts.path.lstrip("/") or schema,
         }
     )
+
+
+def postgres_conn_json(uri: str) -> str:
+    """An Airflow ``postgres`` connection (JSON form) for the server named by ``uri``."""
+    return conn_json_from_uri(uri, "postgres", 5432, "postgres", "postgres")
 
 
 def postgres_connection(monkeypatch: pytest.MonkeyPatch, conn_id: str, uri: str) -> None:
