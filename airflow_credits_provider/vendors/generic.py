@@ -10,7 +10,7 @@ documentation; a connection picks one by name and may override any setting.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from airflow_credits_provider.errors import CreditConnectionConfigError, ResponseFormatError
@@ -451,5 +451,3 @@ PRESETS: dict[str, CreditApiSpec] = {
         ),
     )
 }
-
-PRESET_FIELDS = tuple(f.name for f in fields(CreditApiSpec))
