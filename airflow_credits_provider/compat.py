@@ -27,8 +27,15 @@ from airflow.providers.common.compat.sdk import (
     BaseSensorOperator,
     PokeReturnValue,
     conf,
-    mask_secret,
 )
+
+try:  # recent common-compat (1.23 has it, 1.15 not; needs Python 3.11+): drop the fallback then
+    from airflow.providers.common.compat.sdk import mask_secret
+except ImportError:  # older common-compat: Airflow 3.1+ has it in airflow.sdk.log, 3.0 one level down
+    try:
+        from airflow.sdk.log import mask_secret
+    except ImportError:
+        from airflow.sdk.execution_time.secrets_masker import mask_secret  # type: ignore[no-redef]
 
 try:  # Airflow 3.2+; delete the fallback when 3.2 is the minimum
     from airflow.sdk.exceptions import AirflowRescheduleException
@@ -58,15 +65,15 @@ __all__ = [
 ]
 
 
-async def get_async_connection(conn_id: str, hook: Any = None) -> Any:
-    """Read a connection without blocking the event loop (``BaseHook.aget_connection`` from 3.1).
+async def get_async_connection(conn_id: str) -> Any:
+    """Read a connection without blocking the event loop: common-compat's fallback.
 
-    Airflow's common-compat fallback: before 3.3.2 ``aget_connection`` could deadlock on the
-    supervisor, and 3.0 has none, so there the synchronous look-up runs in a worker thread.
+    ``BaseHook.aget_connection`` arrived in 3.1 and could deadlock on the supervisor before 3.3.2;
+    there the synchronous look-up runs in a worker thread.
     """
     from airflow.providers.common.compat.connection import get_async_connection as compat_get
 
-    return await compat_get(conn_id, hook)
+    return await compat_get(conn_id)
 
 
 def first_reschedule_date(context: Any) -> DateTime | None:

@@ -194,7 +194,7 @@ class CreditApiHook(BaseHook):
         """Resolve the connection without blocking the event loop and return a transport for it."""
         from airflow_credits_provider.compat import amask_secret, get_async_connection
 
-        conn = await get_async_connection(self.credit_conn_id, self)
+        conn = await get_async_connection(self.credit_conn_id)
         if key := self._key_to_mask(conn):
             await amask_secret(key)
         return self._client_from_connection(conn)
