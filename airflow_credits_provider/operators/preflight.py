@@ -111,7 +111,8 @@ class PreflightArgs:
         from airflow_credits_provider.decision import decide
 
         decision = decide(self.credit_conn_id, balance, cost, margin, basis, waiting=self.waits_for_credits)
-        self.log.info("Credit preflight: %s", decision.message)
+        waiting = " Waiting." if self.waits_for_credits and not decision.passed else ""
+        self.log.info("Credit preflight: %s%s", decision.message, waiting)
         context["ti"].xcom_push(key=XCOM_KEY, value=decision.to_dict())
         return decision
 

@@ -103,7 +103,6 @@ class CreditPreflightSensor(PreflightArgs, BaseSensorOperator):
         decision = self._decide(context, balance)
         if decision.passed:
             return PokeReturnValue(is_done=True, xcom_value=decision.to_dict())
-        self._log_short(decision)
         self._plan_reset_wait(decision, balance, self._poke_deadline)
         return False
 
@@ -149,9 +148,6 @@ class CreditPreflightSensor(PreflightArgs, BaseSensorOperator):
         self._quiet_until = reset
         return reset
 
-    def _log_short(self, decision: PreflightDecision) -> None:
-        self.log.info("%s Waiting.", decision.message)
-
     # -- deferrable ---------------------------------------------------------------------------------
     def _check_then_defer(self, context: Context) -> Any:
         import pendulum
@@ -165,7 +161,6 @@ class CreditPreflightSensor(PreflightArgs, BaseSensorOperator):
             return decision.to_dict()
         not_before = None
         if decision is not None and balance is not None:
-            self._log_short(decision)
             not_before = self._plan_reset_wait(decision, balance, deadline)
             cost, margin, basis = decision.cost, decision.margin, decision.basis
         else:
