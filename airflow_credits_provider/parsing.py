@@ -39,6 +39,8 @@ _EXACT = decimal.Context(
     Emin=decimal.MIN_EMIN,
     traps=[decimal.Inexact, decimal.InvalidOperation, decimal.Overflow, decimal.DivisionByZero],
 )
+#: Only to test whether trailing digits past MAX_SCALE are zeros (``1.50000...0`` with 50 zeros is fine).
+_EXACT_ROUND = decimal.Context(prec=400, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN, traps=[])
 
 
 def exact_arithmetic() -> AbstractContextManager[decimal.Context]:
@@ -62,10 +64,6 @@ def amount_problem(value: Decimal) -> str | None:
     if exponent < -MAX_SCALE and value != value.quantize(Decimal(1).scaleb(-MAX_SCALE), context=_EXACT_ROUND):
         return f"finer than 1e-{MAX_SCALE} credits"
     return None
-
-
-#: Only to test whether trailing digits past MAX_SCALE are zeros (``1.50000...0`` with 50 zeros is fine).
-_EXACT_ROUND = decimal.Context(prec=400, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN, traps=[])
 
 
 def format_amount(value: Decimal) -> str:
