@@ -7,14 +7,19 @@ hooks' iterators and the landing operator both page through it. Hooks whose vend
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+import queue
+import threading
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from airflow_credits_provider.errors import InconsistentLedgerError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from datetime import datetime
 
     from airflow_credits_provider.models import TransactionPage
+
+T = TypeVar("T")
 
 
 class OffsetPaginator:
@@ -49,19 +54,22 @@ class OffsetPaginator:
 
     def update(self, page: TransactionPage) -> None:
         """Advance past ``page`` and decide whether another page follows."""
-        received = len(page.transactions)
+        self.advance(len(page.transactions), page.total)
+
+    def advance(self, received: int, total: int | None) -> None:
+        """Advance past a page of ``received`` rows that came with the vendor's ``total`` (or ``None``)."""
         self.pages += 1
         self.offset += received
-        if page.total is not None:
-            if received == 0 and self.offset < page.total:
+        if total is not None:
+            if received == 0 and self.offset < total:
                 raise InconsistentLedgerError(
                     f"{self._vendor_name} returned an empty ledger page at offset {self.offset} while "
-                    f"reporting {page.total} transactions in all. Stopping here so that nothing is "
+                    f"reporting {total} transactions in all. Stopping here so that nothing is "
                     "skipped; run again later.",
                     vendor=self._vendor or None,
                     vendor_name=self._vendor_name,
                 )
-            self.has_next = received > 0 and self.offset < page.total
+            self.has_next = received > 0 and self.offset < total
         else:
             self.has_next = received >= self.limit
 
@@ -73,6 +81,61 @@ class LedgerHook(Protocol):
     #: The largest page the vendor serves.
     max_page_size: int
 
-    def iter_transaction_pages(self, page_size: int) -> Iterator[TransactionPage]:
-        """Yield the ledger's pages, newest first, until the vendor says it is exhausted."""
+    def iter_transaction_pages(
+        self, page_size: int, *, since: datetime | None = None
+    ) -> Iterator[TransactionPage]:
+        """Yield the ledger's pages, newest first, until the vendor says it is exhausted.
+
+        :param since: stop after the first page that reaches back before this time
+        """
         ...
+
+
+def read_ahead(source: Iterator[T], depth: int = 1) -> Iterator[T]:
+    """Yield ``source``'s items while a background thread produces the next ``depth`` of them.
+
+    Paging spends most of its time waiting for the vendor; reading ahead lets the caller work on one
+    page (parse it, write it) while the next one is on the wire. ``source`` runs entirely in the thread,
+    which starts producing item ``n`` only once the caller has taken item ``n - depth``: stopping early
+    costs at most ``depth`` items more than were used. ``source``'s exception is raised here, after the
+    items it produced before it. Closing this generator (or leaving a ``for`` loop over it) stops the
+    thread and closes ``source``.
+    """
+    items: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+    permits = threading.Semaphore(depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            while True:
+                permits.acquire()
+                if stop.is_set():
+                    return
+                try:
+                    item = next(source)
+                except StopIteration:
+                    items.put(("end", None))
+                    return
+                items.put(("item", item))
+        except BaseException as exc:  # noqa: BLE001 - handed over to the consumer, which re-raises it
+            items.put(("error", exc))
+        finally:
+            close = getattr(source, "close", None)
+            if close is not None:
+                close()
+
+    thread = threading.Thread(target=produce, name="credits-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, value = items.get()
+            if kind == "error":
+                raise value
+            if kind == "end":
+                return
+            permits.release()
+            yield value
+    finally:
+        stop.set()
+        permits.release()
+        thread.join()

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from datetime import datetime
 
     from pendulum import DateTime
 
@@ -186,7 +187,8 @@ class CreditTransaction:
     :param type: the vendor's type label, kept as free text (``DEDUCTION``, ``MONTHLY_RESET``, ...)
     :param amount: signed amount: negative for spending, positive for grants and top-ups
     :param description: the vendor's description
-    :param created_at: when the transaction happened (UTC)
+    :param created_at: when the transaction happened, an aware ``datetime`` in UTC (a plain ``datetime``,
+        not a pendulum ``DateTime``: building a million of those dominated backfills)
     :param raw: the vendor's JSON record as received
     """
 
@@ -194,7 +196,7 @@ class CreditTransaction:
     type: str
     amount: Decimal
     description: str | None
-    created_at: DateTime
+    created_at: datetime
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 

@@ -19,6 +19,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import httpx
+import msgspec
 
 from airflow_credits_provider import errors
 from airflow_credits_provider.errors import ResponseFormatError, truncate
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _NOT_JSON: Any = object()
+#: A float would round any amount past 17 digits; msgspec keeps big integers exact by itself.
+_JSON_DECODER = msgspec.json.Decoder(float_hook=Decimal)
 _EMPTY_DETAIL = VendorErrorDetail()
 
 
@@ -148,9 +151,19 @@ def _request_id(vendor: CreditVendor, response: httpx.Response, detail: VendorEr
 
 
 def _decode(response: httpx.Response) -> Any:
-    # Numbers with a fraction become Decimal: a float would round any amount past 17 digits.
+    """The body as JSON, or ``_NOT_JSON``; numbers with a fraction become ``Decimal``, integers stay exact.
+
+    msgspec (which Airflow's task SDK already depends on) decodes a ledger page several times faster than
+    ``json``. It refuses a few things the JSON grammar allows and ``json`` accepts, such as a lone UTF-16
+    surrogate escape or ``NaN``; those bodies go through ``json`` so that the parsers name the field.
+    """
+    content = response.content
     try:
-        return json.loads(response.content, parse_float=Decimal)
+        return _JSON_DECODER.decode(content)
+    except ValueError:  # msgspec.DecodeError is a ValueError
+        pass
+    try:
+        return json.loads(content, parse_float=Decimal)
     except ValueError:
         return _NOT_JSON
 

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from airflow_credits_provider.hooks.base import CreditApiHook
-from airflow_credits_provider.ledger import OffsetPaginator
+from airflow_credits_provider.ledger import OffsetPaginator, read_ahead
+from airflow_credits_provider.models import TransactionPage
 from airflow_credits_provider.vendors.localleads import MAX_PAGE_SIZE, LocalLeadsVendor
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from datetime import datetime
 
-    from airflow_credits_provider.models import CreditTransaction, TransactionPage
+    from airflow_credits_provider.models import CreditTransaction
+    from airflow_credits_provider.vendors.base import ApiRequest
 
 
 class LocalLeadsHook(CreditApiHook):
@@ -40,25 +43,53 @@ class LocalLeadsHook(CreditApiHook):
         )
 
     def iter_transaction_pages(
-        self, page_size: int = MAX_PAGE_SIZE, *, offset: int = 0
+        self,
+        page_size: int = MAX_PAGE_SIZE,
+        *,
+        offset: int = 0,
+        max_pages: int | None = None,
+        since: datetime | None = None,
     ) -> Iterator[TransactionPage]:
         """Yield the ledger's pages, newest first, until LocalLeads says it is exhausted.
 
-        The stop rule is :class:`~airflow_credits_provider.ledger.OffsetPaginator`'s. HTTP connections
-        are pooled while the iterator is open; stop consuming it (or close it) to stop early.
+        The next page is requested as soon as the previous one has arrived, in a background thread
+        (:func:`~airflow_credits_provider.ledger.read_ahead`), while the caller reads and uses the
+        previous one, never more than one page ahead. The stop rule is
+        :class:`~airflow_credits_provider.ledger.OffsetPaginator`'s. HTTP connections are pooled while
+        the iterator is open; stop consuming it (or close it) to stop early, after at most one more
+        request.
 
         :param page_size: records per request, 1 to 100
         :param offset: records to skip before the first
+        :param max_pages: make at most this many requests
+        :param since: stop after the first page that reaches back before this time (the ledger is newest
+            first, so later pages hold only older transactions)
         """
         _check_page(offset, page_size)
+        client = self.client  # resolve the connection here, not in the thread (Airflow's task API)
+        vendor = LocalLeadsVendor()
         paginator = OffsetPaginator(
             page_size, offset, vendor=LocalLeadsVendor.key, vendor_name=LocalLeadsVendor.display_name
         )
-        with self.client.session():
-            while paginator.has_next:
-                page = self.get_transactions_page(paginator.offset, page_size)
-                paginator.update(page)
-                yield page
+
+        def pages() -> Iterator[tuple[ApiRequest, int, list[Any], int | None]]:
+            reached_since = False
+            with client.session():
+                while paginator.has_next and not reached_since:
+                    if max_pages is not None and paginator.pages >= max_pages:
+                        return
+                    at = paginator.offset
+                    call = vendor.transactions_request(at, page_size)
+                    records, total = client.parse(call, vendor.page_records, client.request_json(call))
+                    paginator.advance(len(records), total)
+                    if since is not None and records:
+                        oldest = client.parse(call, vendor.parse_transaction, records[-1])
+                        reached_since = oldest.created_at < since
+                    yield call, at, records, total
+
+        for call, at, records, total in read_ahead(pages()):
+            transactions = client.parse(call, vendor.parse_records, records)
+            yield TransactionPage(transactions=transactions, total=total, offset=at, limit=page_size)
 
     def iter_transactions(
         self, page_size: int = MAX_PAGE_SIZE, *, offset: int = 0, max_pages: int | None = None
@@ -69,10 +100,8 @@ class LocalLeadsHook(CreditApiHook):
         :param offset: records to skip before the first
         :param max_pages: stop after this many requests
         """
-        for number, page in enumerate(self.iter_transaction_pages(page_size, offset=offset), start=1):
+        for page in self.iter_transaction_pages(page_size, offset=offset, max_pages=max_pages):
             yield from page.transactions
-            if max_pages is not None and number >= max_pages:
-                return
 
 
 def _check_page(offset: int, limit: int) -> None:

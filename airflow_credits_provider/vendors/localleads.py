@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from airflow_credits_provider.errors import ResponseFormatError
 from airflow_credits_provider.models import CreditBalance, CreditTransaction, TransactionPage
 from airflow_credits_provider.parsing import (
+    MAX_MAGNITUDE,
     datetime_at,
     decimal_at,
     describe,
     get_path,
     object_at,
-    to_datetime,
     to_decimal,
+    to_utc_datetime,
 )
 from airflow_credits_provider.vendors.base import ApiRequest, BearerAuth, CreditVendor, VendorErrorDetail
 
@@ -110,6 +112,17 @@ class LocalLeadsVendor(CreditVendor):
 
     def parse_transactions(self, payload: Any, offset: int, limit: int) -> TransactionPage:
         """Read one page: ``data`` and ``meta`` (``{total, limit, offset}`` or ``{total, page, limit}``)."""
+        records, total = self.page_records(payload)
+        return TransactionPage(
+            transactions=self.parse_records(records), total=total, offset=offset, limit=limit
+        )
+
+    @staticmethod
+    def page_records(payload: Any) -> tuple[list[Any], int | None]:
+        """A page's raw records (``data``) and the ledger's size (``meta.total``; ``None``: not given).
+
+        Enough to decide where the next page starts, before any record is read.
+        """
         records = get_path(payload, "data")
         if not isinstance(records, list):
             raise ResponseFormatError(f"field 'data' should be an array but is {describe(records)}")
@@ -120,36 +133,68 @@ class LocalLeadsVendor(CreditVendor):
             if raw_total != raw_total.to_integral_value() or raw_total < 0:
                 raise ResponseFormatError(f"field 'meta.total' should be a count but is {meta['total']!r}")
             total = int(raw_total)
-        return TransactionPage(
-            transactions=[self.parse_transaction(r, i) for i, r in enumerate(records)],
-            total=total,
-            offset=offset,
-            limit=limit,
-        )
+        return records, total
+
+    @classmethod
+    def parse_records(cls, records: list[Any]) -> list[CreditTransaction]:
+        """Read a page's records (see :meth:`parse_transaction`)."""
+        parse = cls.parse_transaction
+        return [parse(record, index) for index, record in enumerate(records)]
 
     @staticmethod
     def parse_transaction(record: Any, index: int = 0) -> CreditTransaction:
-        """Read one ledger record; ``type`` is kept as free text (top-ups and coupons exist)."""
-        if not isinstance(record, dict):
-            raise ResponseFormatError(f"transaction {index} should be an object but is {describe(record)}")
-        # Direct look-ups: this runs once per transaction, a million times in a backfill.
-        tx_id, tx_type, description = record.get("id"), record.get("type"), record.get("description")
-        where = f"transaction {index}: field"
-        if isinstance(tx_id, bool) or not isinstance(tx_id, (str, int)) or tx_id == "":
-            raise ResponseFormatError(f"{where} 'id' should be a string but is {describe(tx_id)}")
-        if not isinstance(tx_type, str):
-            raise ResponseFormatError(f"{where} 'type' should be a string but is {describe(tx_type)}")
-        if description is not None and not isinstance(description, str):
-            raise ResponseFormatError(
-                f"{where} 'description' should be a string but is {describe(description)}"
-            )
-        if "amount" not in record:
-            raise ResponseFormatError(f"{where} 'amount' is missing")
-        return CreditTransaction(
-            id=str(tx_id),
-            type=tx_type,
-            amount=to_decimal(record["amount"], "amount"),
-            description=description,
-            created_at=to_datetime(record.get("createdAt"), "createdAt"),
-            raw=record,
-        )
+        """Read one ledger record; ``type`` is kept as free text (top-ups and coupons exist).
+
+        This runs once per transaction, a million times in a backfill: a record in the documented shape
+        (string id, whole-number amount, UTC time) is checked with a handful of type tests; any other
+        record goes through :func:`_parse_transaction_any`, which accepts every shape the API may send
+        and names what is wrong with one it cannot.
+        """
+        if type(record) is dict:
+            tx_id, tx_type, amount = record.get("id"), record.get("type"), record.get("amount")
+            description = record.get("description")
+            if (
+                type(tx_id) is str
+                and tx_id
+                and type(tx_type) is str
+                and type(amount) is int
+                and -_AMOUNT_LIMIT < amount < _AMOUNT_LIMIT
+                and (description is None or type(description) is str)
+            ):
+                return CreditTransaction(
+                    id=tx_id,
+                    type=tx_type,
+                    amount=Decimal(amount),
+                    description=description,
+                    created_at=to_utc_datetime(record.get("createdAt"), "createdAt"),
+                    raw=record,
+                )
+        return _parse_transaction_any(record, index)
+
+
+#: Whole-number amounts below this need no further check (see ``parsing.amount_problem``).
+_AMOUNT_LIMIT = 10 ** (MAX_MAGNITUDE + 1)
+
+
+def _parse_transaction_any(record: Any, index: int) -> CreditTransaction:
+    """Read a ledger record of any shape the API may send, or say exactly what is wrong with it."""
+    if not isinstance(record, dict):
+        raise ResponseFormatError(f"transaction {index} should be an object but is {describe(record)}")
+    tx_id, tx_type, description = record.get("id"), record.get("type"), record.get("description")
+    where = f"transaction {index}: field"
+    if isinstance(tx_id, bool) or not isinstance(tx_id, (str, int)) or tx_id == "":
+        raise ResponseFormatError(f"{where} 'id' should be a string but is {describe(tx_id)}")
+    if not isinstance(tx_type, str):
+        raise ResponseFormatError(f"{where} 'type' should be a string but is {describe(tx_type)}")
+    if description is not None and not isinstance(description, str):
+        raise ResponseFormatError(f"{where} 'description' should be a string but is {describe(description)}")
+    if "amount" not in record:
+        raise ResponseFormatError(f"{where} 'amount' is missing")
+    return CreditTransaction(
+        id=str(tx_id),
+        type=tx_type,
+        amount=to_decimal(record["amount"], "amount"),
+        description=description,
+        created_at=to_utc_datetime(record.get("createdAt"), "createdAt"),
+        raw=record,
+    )
