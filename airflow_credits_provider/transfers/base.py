@@ -23,6 +23,7 @@ from airflow_credits_provider.transfers.tables import (
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from datetime import datetime
 
     from pendulum import DateTime
 
@@ -105,7 +106,7 @@ class LandingTarget:
         )
         return parse_stored_time(row[0]) if row else None
 
-    def write_cursor(self, vendor: str, account: str, cursor_at: DateTime, now: DateTime) -> None:
+    def write_cursor(self, vendor: str, account: str, cursor_at: datetime, now: datetime) -> None:
         """Move the cursor (only after a completed run)."""
         assert self.cursor is not None
         self.cursor.upsert([(vendor, account, to_naive_utc(cursor_at), to_naive_utc(now))])

@@ -17,8 +17,6 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from datetime import datetime
 
-    from pendulum import DateTime
-
     from airflow_credits_provider.compat import Context
     from airflow_credits_provider.models import CreditTransaction
 
@@ -116,23 +114,21 @@ class CreditTransactionsToSqlOperator(CreditToSqlBaseOperator):
             f"from {since.isoformat()}" if since else "whole ledger",
         )
         pages = 0
-        newest: DateTime | None = None
+        newest: datetime | None = None
 
         def rows() -> Iterator[tuple[Any, ...]]:
-            """Rows to upsert, streamed: common-sql pulls and commits them a batch at a time.
+            """Rows to upsert, streamed: the table pulls and commits them a batch at a time.
 
-            Paging stops where the vendor says the ledger ends, or once a page reaches past the
+            Paging stops where the vendor says the ledger ends, or after the page that reaches past the
             incremental window (older rows were landed by earlier runs).
             """
             nonlocal pages, newest
-            for page in ledger.iter_transaction_pages(self.page_size):
+            for page in ledger.iter_transaction_pages(self.page_size, since=since):
                 pages += 1
                 for tx in page.transactions:
                     newest = tx.created_at if newest is None or tx.created_at > newest else newest
                     if since is None or tx.created_at >= since:
                         yield self._row(vendor, account, tx, loaded_at)
-                if since is not None and page.transactions and page.transactions[-1].created_at < since:
-                    return
 
         with credit:
             landed = target.data.upsert(rows(), self.batch_size)

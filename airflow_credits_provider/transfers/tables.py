@@ -1,9 +1,10 @@
 """The warehouse side of landing: table layouts, portable DDL, identifier checks, typed rows, cursors.
 
 Works with any common-sql ``DbApiHook``. Upserts go through common-sql's dialect machinery
-(``insert_rows(..., replace=True, replace_index=...)``); the only SQL written here is ``CREATE TABLE IF
-NOT EXISTS``, one ``SELECT`` of a cursor and one ``DELETE`` for full refreshes, all with validated,
-dialect-escaped identifiers and bound parameters.
+(``insert_rows(..., replace=True, replace_index=...)``), except on PostgreSQL, where they stream through
+``COPY`` into a staging table (:mod:`~airflow_credits_provider.transfers.copy_upsert`). Besides that, the
+only SQL written here is ``CREATE TABLE IF NOT EXISTS``, one ``SELECT`` of a cursor and one ``DELETE``
+for full refreshes, all with validated, dialect-escaped identifiers and bound parameters.
 
 Values are stored exactly or not at all: amounts go into ``NUMERIC`` without a fixed scale on
 PostgreSQL, ``DECIMAL(65, 30)`` on MySQL/MariaDB (checked before writing: a value it cannot hold exactly
@@ -18,6 +19,8 @@ import json
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from airflow_credits_provider.errors import (
     CreditConnectionConfigError,
@@ -200,15 +203,22 @@ class WarehouseTable:
         """
         checked = _Checked(rows, self, batch_size)
         try:
-            self.hook.insert_rows(
-                self.qualified,
-                map(self._adapt, checked) if self.dialect_name == "sqlite" else checked,
-                target_fields=self.column_names,
-                commit_every=batch_size,
-                replace=True,
-                replace_index=list(self.key),
-                executemany=True,
-            )
+            if self.dialect_name == "postgresql":
+                from airflow_credits_provider.transfers.copy_upsert import PostgresCopyUpsert
+
+                PostgresCopyUpsert(
+                    self.hook, self.table, self.qualified, self.column_names, self.key, self._escape
+                ).upsert(_batches(checked, batch_size))
+            else:
+                self.hook.insert_rows(
+                    self.qualified,
+                    map(self._adapt, checked) if self.dialect_name == "sqlite" else checked,
+                    target_fields=self.column_names,
+                    commit_every=batch_size,
+                    replace=True,
+                    replace_index=list(self.key),
+                    executemany=True,
+                )
         except CreditProviderError:  # from the rows' source (the vendor) or their checks: already clear
             raise
         except Exception as exc:  # each driver has its own error tree; name the batch it hit
@@ -295,6 +305,15 @@ class _Checked:
         return self._table.row_key(self._last_row) if self._last_row is not None else ""
 
 
+def _batches(rows: Iterable[tuple[Any, ...]], size: int) -> Iterator[Iterator[tuple[Any, ...]]]:
+    """``rows`` in consecutive batches of ``size``, each pulled lazily (consume one before the next)."""
+    from itertools import chain, islice
+
+    it = iter(rows)
+    for first in it:
+        yield chain((first,), islice(it, size - 1))
+
+
 def _fits_mysql_decimal(amount: Any) -> bool:
     from decimal import Decimal
 
@@ -325,9 +344,10 @@ def to_naive_utc(moment: datetime) -> datetime:
     """A naive datetime in UTC (what TIMESTAMP / DATETIME columns hold by this provider's convention)."""
     from datetime import datetime, timezone
 
-    offset = moment.utcoffset()
-    if offset:  # aware, not UTC (UTC, the common case, needs no conversion)
+    if moment.utcoffset():  # aware, not UTC (UTC, the common case, needs no conversion)
         moment = moment.astimezone(timezone.utc)
+    if type(moment) is datetime:
+        return moment.replace(tzinfo=None) if moment.tzinfo is not None else moment
     # A plain datetime, not a pendulum one: drivers subtract epochs from it, and pendulum's
     # arithmetic is several times slower (it dominated bulk upserts into PostgreSQL).
     return datetime(
@@ -350,5 +370,15 @@ def parse_stored_time(value: Any) -> DateTime | None:
 
 
 def raw_json(record: Any) -> str:
-    """The vendor's record as compact JSON text (exactly as received, Unicode kept)."""
-    return json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str)
+    """The vendor's record as compact JSON text (exactly as received: numbers as numbers, Unicode kept).
+
+    Through msgspec (several times faster than ``json.dumps``); a record it cannot encode, such as text
+    holding a lone surrogate, through ``json``, so that the row check names the row.
+    """
+    try:
+        return _RAW_ENCODER.encode(record).decode()
+    except (TypeError, ValueError, UnicodeError):
+        return json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+_RAW_ENCODER = msgspec.json.Encoder(decimal_format="number")

@@ -20,6 +20,8 @@ from tests.transfers.conftest import TX_PATH, WAREHOUSE
 from tests.warehouse_support import landed, ledger_rows
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from airflow_credits_provider.sandbox import SandboxServer
     from airflow_credits_provider.sandbox.state import RecordedRequest
 
@@ -34,8 +36,13 @@ print("COMPLETED")
 """
 
 
-def _kill_after_pages(sandbox: SandboxServer, table: str, pages: int) -> None:
-    """Start the landing in a child process and SIGKILL it while it waits for page ``pages``."""
+def _kill_after_pages(
+    sandbox: SandboxServer, table: str, pages: int, *, before_kill: Callable[[], None] | None = None
+) -> None:
+    """Start the landing in a child process and SIGKILL it while it waits for page ``pages``.
+
+    :param before_kill: called at the kill point, before the signal (to check what the child is doing)
+    """
     state = sandbox.state
     target = len(state.requests_for("localleads", TX_PATH)) + pages
     reached = threading.Event()
@@ -60,6 +67,8 @@ def _kill_after_pages(sandbox: SandboxServer, table: str, pages: int) -> None:
             if child.poll() is not None:
                 raise AssertionError(f"the landing died before the kill point: {child.stderr.read()[-2000:]}")  # type: ignore[union-attr]
         assert child.poll() is None, "the landing finished before it could be killed"
+        if before_kill is not None:
+            before_kill()
         child.send_signal(signal.SIGKILL)
         out, _ = child.communicate(timeout=30)
     state.record = record  # type: ignore[method-assign]
@@ -101,3 +110,43 @@ def test_killed_incremental_run_keeps_its_cursor_and_recovers(
     # The newest rows may already be landed, but the cursor did not move: the rerun fetches the gap.
     land.execute({})
     assert landed(WAREHOUSE, warehouse) == ledger_rows(state.ledger.newest_first())
+
+
+@pytest.mark.postgres
+def test_killed_mid_copy_then_rerun_equals_the_ledger(
+    connections: SandboxServer, postgres_conn_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL lands through COPY: a kill while a COPY is open loses only that uncommitted batch."""
+    import time
+
+    import psycopg
+
+    from tests.warehouse_support import drop, postgres_connection, unique_table
+
+    postgres_connection(monkeypatch, WAREHOUSE, postgres_conn_uri)
+    table = unique_table()
+    connections.state.ledger.size = 1000
+
+    def copy_is_open() -> None:
+        # Page 3 opened the second batch's COPY; the child now waits for page 4 with it open.
+        deadline = time.monotonic() + 10
+        with psycopg.connect(postgres_conn_uri, autocommit=True) as conn:
+            while True:
+                row = conn.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE query LIKE %s AND state = 'active'",
+                    (f"COPY %_credits_stage_{table}%",),
+                ).fetchone()
+                if row and row[0] == 1:
+                    return
+                assert time.monotonic() < deadline, "no COPY was open at the kill point"
+                time.sleep(0.02)
+
+    try:
+        _kill_after_pages(connections, table, 4, before_kill=copy_is_open)
+        assert len(landed(WAREHOUSE, table)) == 200  # the first batch only
+        CreditTransactionsToSqlOperator(
+            task_id="land", credit_conn_id="localleads_default", sql_conn_id=WAREHOUSE, table=table
+        ).execute({})
+        assert landed(WAREHOUSE, table) == ledger_rows(connections.state.ledger.newest_first())
+    finally:
+        drop(WAREHOUSE, table, f"{table}_cursor")
