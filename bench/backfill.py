@@ -1,12 +1,18 @@
 """
-Backfill speed and memory of CreditTransactionsToSqlOperator into PostgreSQL.
+Landing speed and memory of CreditTransactionsToSqlOperator, against what a user would compare it with.
 
-Lands N sandbox transactions (the sandbox runs in its own process) and prints, in one run:
-- end-to-end rows/s of the operator (fetch + upsert, batches of 2,000 through ``insert_rows``),
-- the fetch-only rate (HTTP paging and parsing, no writes),
-- a naive baseline: the same rows through ``insert_rows`` with default arguments (row by row),
-- the operator's peak traced memory at 100k and 1M transactions, each in a fresh process.
-Goal: end-to-end at least half the fetch-only rate; peak memory at 1M within 1.2x of 100k.
+The sandbox serves N LocalLeads transactions from its own process on 127.0.0.1. Every figure is the
+median of ``--repeat`` interleaved runs (one warm-up each, not counted), printed in one table:
+
+- plain httpx paging: a loop a user would write (limit 100, ``.json()``, rows discarded): the baseline;
+- the hook's fetch path: ``LocalLeadsHook.iter_transaction_pages`` (pages parsed into transactions);
+- the operator end to end with default arguments, a first load into an empty table, into PostgreSQL,
+  SQLite and (when ``CREDITS_TEST_MYSQL_URI`` is set and the MySQL provider is installed) MariaDB;
+- dlt's ``rest_api`` source with ``write_disposition="merge"`` into PostgreSQL, on the same emulator and
+  rows; dlt is installed into a throwaway virtualenv this script makes (the project does not depend on
+  it), and only ``pipeline.run`` is timed;
+- peak RSS of a process that lands N and 1,000,000 rows against one that only imports Airflow;
+- a no-change incremental rerun: the requests it makes and its wall time.
 
     CREDITS_TEST_POSTGRES_URI=postgresql://postgres@127.0.0.1:5432/test python bench/backfill.py
 """
@@ -14,11 +20,14 @@ Goal: end-to-end at least half the fetch-only rate; peak memory at 1M within 1.2
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -30,125 +39,254 @@ sys.path.insert(0, str(ROOT))  # run as a script from anywhere: bench/ and tests
 from bench.sandbox_process import sandbox_process  # noqa: E402
 
 TABLE = "bench_credit_transactions"
+DLT_VERSION = "1.31.0"
+DLT_ENV = Path(tempfile.gettempdir()) / f"airflow-credits-bench-dlt-{DLT_VERSION}"
+
+GOALS = {"fetch": 0.9, "postgres": 0.6, "dlt": 3.0}
 
 
-def set_warehouse(uri: str) -> None:
-    from tests.warehouse_support import postgres_conn_json
+# -- the contenders --------------------------------------------------------------------------------
+def plain_httpx(url: str, key: str) -> int:
+    """What a user writes by hand: page through the ledger with httpx, parse the JSON, keep nothing."""
+    rows = offset = 0
+    with httpx.Client(base_url=f"{url}/localleads", headers={"Authorization": f"Bearer {key}"}) as client:
+        while True:
+            page = client.get("/api/v1/credits/transactions", params={"limit": 100, "offset": offset}).json()
+            rows += len(page["data"])
+            offset += len(page["data"])
+            if not page["data"] or offset >= page["meta"]["total"]:
+                return rows
 
-    os.environ["AIRFLOW_CONN_BENCH_WAREHOUSE"] = postgres_conn_json(uri)
+
+def fetch_path() -> int:
+    """The hook's pages, every record parsed into a ``CreditTransaction``."""
+    from airflow_credits_provider.hooks.localleads import LocalLeadsHook
+
+    with LocalLeadsHook() as hook:
+        return sum(len(page.transactions) for page in hook.iter_transaction_pages(100))
 
 
-def drop_tables() -> None:
-    from airflow_credits_provider.transfers.base import sql_hook_for
-
-    hook = sql_hook_for("bench_warehouse")
-    for table in (TABLE, f"{TABLE}_cursor", f"{TABLE}_naive"):
-        hook.run(f"DROP TABLE IF EXISTS {table}")
-
-
-def land(batch_size: int = 2000) -> int:
+def operator(sql_conn_id: str) -> int:
+    """The operator with default arguments (incremental, page 100, batch 2,000), into an empty table."""
     from airflow_credits_provider.transfers.credit_transactions_to_sql import CreditTransactionsToSqlOperator
 
-    return CreditTransactionsToSqlOperator(
-        task_id="bench",
-        credit_conn_id="localleads_default",
-        sql_conn_id="bench_warehouse",
-        table=TABLE,
-        batch_size=batch_size,
+    drop_tables(sql_conn_id)
+    return CreditTransactionsToSqlOperator(  # type: ignore[no-any-return]
+        task_id="bench", credit_conn_id="localleads_default", sql_conn_id=sql_conn_id, table=TABLE
     ).execute({})
 
 
-def fetch_only() -> int:
-    from airflow_credits_provider.hooks.localleads import LocalLeadsHook
+def drop_tables(sql_conn_id: str) -> None:
+    from airflow_credits_provider.transfers.base import sql_hook_for
 
-    count = 0
-    with LocalLeadsHook() as hook:
-        for _ in hook.iter_transactions():
-            count += 1
-    return count
+    hook = sql_hook_for(sql_conn_id)
+    for table in (TABLE, f"{TABLE}_cursor"):
+        hook.run(f"DROP TABLE IF EXISTS {table}")
 
 
-def naive(rows_wanted: int) -> tuple[int, float]:
-    from airflow_credits_provider.hooks.localleads import LocalLeadsHook
-    from airflow_credits_provider.transfers.base import LandingTarget, sql_hook_for
-    from airflow_credits_provider.transfers.credit_transactions_to_sql import CreditTransactionsToSqlOperator
-    from airflow_credits_provider.transfers.tables import to_naive_utc
+DLT_RUN = r"""
+import os, sys, tempfile, time
+import dlt, psycopg2
+from dlt.sources.rest_api import rest_api_source
 
-    hook = sql_hook_for("bench_warehouse")
-    target = LandingTarget.transactions(hook, f"{TABLE}_naive", None)
-    target.create()
-    rows = []
-    with LocalLeadsHook() as credit:
-        for tx in credit.iter_transactions():
-            rows.append(
-                CreditTransactionsToSqlOperator._row("localleads", "bench", tx, to_naive_utc(tx.created_at))
-            )
-            if len(rows) >= rows_wanted:
-                break
-    start = time.perf_counter()
-    hook.insert_rows(target.data.qualified, rows, target_fields=target.data.column_names)
-    return len(rows), time.perf_counter() - start
+url, key, uri = sys.argv[1:4]
+with psycopg2.connect(uri) as conn, conn.cursor() as cur:
+    cur.execute("DROP SCHEMA IF EXISTS dlt_bench CASCADE; DROP SCHEMA IF EXISTS dlt_bench_staging CASCADE")
+source = rest_api_source({
+    "client": {
+        "base_url": f"{url}/localleads/",
+        "auth": {"type": "bearer", "token": key},
+        "paginator": {"type": "offset", "limit": 100, "offset_param": "offset", "limit_param": "limit",
+                      "total_path": "meta.total"},
+    },
+    "resources": [{
+        "name": "credit_transactions",
+        "endpoint": {"path": "api/v1/credits/transactions", "data_selector": "data"},
+        "primary_key": "id",
+        "write_disposition": "merge",
+    }],
+})
+pipeline = dlt.pipeline(
+    pipeline_name="bench", destination=dlt.destinations.postgres(uri), dataset_name="dlt_bench",
+    pipelines_dir=tempfile.mkdtemp(),
+)
+start = time.perf_counter()
+pipeline.run(source)
+seconds = time.perf_counter() - start
+with psycopg2.connect(uri) as conn, conn.cursor() as cur:
+    cur.execute("SELECT count(*) FROM dlt_bench.credit_transactions")
+    rows = cur.fetchone()[0]
+print(rows, seconds)
+"""
 
 
-def peak_memory(size: int, url: str) -> float:
-    """Peak traced memory (MB) of one full landing of ``size`` transactions, in a fresh process."""
-    httpx.post(f"{url}/_sandbox/ledger", json={"size": size}, timeout=30).raise_for_status()
-    code = (
-        f"import sys, tracemalloc; sys.path.insert(0, {str(ROOT)!r})\n"
-        "from bench.backfill import drop_tables, land\n"
-        "drop_tables(); tracemalloc.start(); n = land(); print(n, tracemalloc.get_traced_memory()[1])\n"
-    )
+def dlt_python() -> Path:
+    """A throwaway virtualenv with dlt[postgres] (made once, kept in the temp directory)."""
+    python = DLT_ENV / "bin" / "python"
+    if not python.exists():
+        uv = ROOT / ".venv" / "bin" / "uv"
+        print(f"(installing dlt {DLT_VERSION} into {DLT_ENV} ...)", flush=True)
+        subprocess.run([str(uv), "venv", "--quiet", "--python", sys.executable, str(DLT_ENV)], check=True)
+        subprocess.run(
+            [str(uv), "pip", "install", "--quiet", "--python", str(python), f"dlt[postgres]=={DLT_VERSION}"],
+            check=True,
+        )
+    return python
+
+
+def dlt_rest_api(url: str, key: str, uri: str, python: Path) -> tuple[int, float]:
+    parts = urlsplit(uri)
+    if parts.password is None:  # dlt insists on one; a trust-auth server ignores it
+        uri = parts._replace(netloc=f"{parts.username or 'postgres'}:unused@{parts.hostname}:{parts.port or 5432}").geturl()
     out = subprocess.run(
-        [sys.executable, "-c", code], env=os.environ.copy(), capture_output=True, text=True, check=True
+        [str(python), "-c", DLT_RUN, url, key, uri],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "RUNTIME__LOG_LEVEL": "WARNING"},
     )
-    landed, peak = out.stdout.strip().splitlines()[-1].split()
-    assert int(landed) == size, (landed, size)
-    return int(peak) / 1e6
+    if out.returncode:
+        raise RuntimeError(f"the dlt run failed:\n{out.stderr[-3000:]}")
+    rows, seconds = out.stdout.split()[-2:]
+    return int(rows), float(seconds)
+
+
+# -- memory and the no-change rerun ------------------------------------------------------------
+MEMORY_RUN = r"""
+import resource, sys
+sys.path.insert(0, sys.argv[1])
+import airflow.sdk  # what every task process has loaded
+if sys.argv[2] == "land":
+    from bench.backfill import operator
+    assert operator(sys.argv[3]) == int(sys.argv[4])
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def peak_rss_mb(*args: str) -> float:
+    out = subprocess.run(
+        [sys.executable, "-c", MEMORY_RUN, str(ROOT), *args],
+        env=os.environ.copy(),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return int(out.stdout.split()[-1]) / 1024
+
+
+def no_change_rerun(url: str, sql_conn_id: str) -> tuple[int, float]:
+    """Requests and seconds of an incremental run right after a complete one."""
+    from airflow_credits_provider.transfers.credit_transactions_to_sql import CreditTransactionsToSqlOperator
+
+    task = CreditTransactionsToSqlOperator(
+        task_id="bench", credit_conn_id="localleads_default", sql_conn_id=sql_conn_id, table=TABLE
+    )
+    httpx.delete(f"{url}/_sandbox/requests").raise_for_status()
+    start = time.perf_counter()
+    task.execute({})
+    seconds = time.perf_counter() - start
+    requests = httpx.get(f"{url}/_sandbox/requests").json()
+    return sum(r["path"] == "/api/v1/credits/transactions" for r in requests), seconds
+
+
+# -- the run ---------------------------------------------------------------------------------------
+def set_warehouses(uri: str, tmp: str) -> list[str]:
+    from tests.warehouse_support import postgres_conn_json
+
+    os.environ["AIRFLOW_CONN_BENCH_POSTGRES"] = postgres_conn_json(uri)
+    os.environ["AIRFLOW_CONN_BENCH_SQLITE"] = json.dumps({"conn_type": "sqlite", "host": f"{tmp}/bench.db"})
+    warehouses = ["bench_postgres", "bench_sqlite"]
+    mysql = os.environ.get("CREDITS_TEST_MYSQL_URI")
+    try:
+        import airflow.providers.mysql  # noqa: F401
+    except ImportError:
+        mysql = None
+    if mysql:
+        from tests.mariadb import conn_json
+
+        os.environ["AIRFLOW_CONN_BENCH_MARIADB"] = conn_json(mysql)
+        warehouses.append("bench_mariadb")
+    return warehouses
+
+
+def median_rate(runs: list[tuple[int, float]]) -> float:
+    return statistics.median(rows / seconds for rows, seconds in runs)
+
+
+def timed(fn: Callable[[], int]) -> tuple[int, float]:
+    start = time.perf_counter()
+    rows = fn()
+    return rows, time.perf_counter() - start
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=100_000)
-    parser.add_argument("--memory-sizes", default="100000,1000000")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--memory-rows", default="100000,1000000")
+    parser.add_argument("--no-dlt", action="store_true", help="skip the dlt baseline")
     args = parser.parse_args()
     uri = os.environ.get("CREDITS_TEST_POSTGRES_URI", "postgresql://postgres@127.0.0.1:5432/test")
-    os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp())
+    tmp = tempfile.mkdtemp()
+    os.environ.setdefault("AIRFLOW_HOME", tmp)
     os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "WARNING"
-    set_warehouse(uri)
+    warehouses = set_warehouses(uri, tmp)
+    python = None if args.no_dlt else dlt_python()
     with sandbox_process() as url:
         httpx.post(f"{url}/_sandbox/ledger", json={"size": args.rows}, timeout=30).raise_for_status()
-        drop_tables()
-        start = time.perf_counter()
-        fetched = fetch_only()
-        fetch_rate = fetched / (time.perf_counter() - start)
-        start = time.perf_counter()
-        landed = land()
-        e2e_rate = landed / (time.perf_counter() - start)
-        naive_rows, naive_seconds = naive(args.rows)
-        naive_rate = naive_rows / naive_seconds
-        host = f"{urlsplit(uri).hostname}:{urlsplit(uri).port or 5432}"
-        naive_e2e = 1 / (1 / fetch_rate + 1 / naive_rate)  # fetch, then write, one after the other
-        goal = "met" if e2e_rate >= fetch_rate / 2 else "NOT met"
-        print(f"PostgreSQL at {host}, {args.rows:,} transactions")
-        print(f"fetch only (HTTP + parse):            {fetch_rate:>9,.0f} rows/s")
-        print(
-            f"operator end-to-end (fetch + upsert): {e2e_rate:>9,.0f} rows/s = "
-            f"{e2e_rate / fetch_rate:.2f}x fetch-only (goal >= 0.5x: {goal})"
-        )
-        print(f"naive insert_rows, default arguments: {naive_rate:>9,.0f} rows/s, write only (plain INSERT)")
-        ratio = naive_e2e / fetch_rate
-        print(f"naive fetch, then write:              {naive_e2e:>9,.0f} rows/s = {ratio:.2f}x")
-        sizes = [int(s) for s in args.memory_sizes.split(",") if s]
-        peaks = {size: peak_memory(size, url) for size in sizes}
-        for size, peak in peaks.items():
-            print(f"peak traced memory at {size:>9,} transactions: {peak:8.1f} MB")
-        if len(sizes) == 2:
-            ratio = peaks[sizes[1]] / peaks[sizes[0]]
-            print(
-                f"peak memory ratio {sizes[1]:,} / {sizes[0]:,}: {ratio:.2f}x  (goal <= 1.2x: "
-                f"{'met' if ratio <= 1.2 else 'NOT met'})"
-            )
-        drop_tables()
+        key = json.loads(os.environ["AIRFLOW_CONN_LOCALLEADS_DEFAULT"])["password"]
+        contenders: dict[str, Callable[[], tuple[int, float]]] = {
+            "plain httpx paging": lambda: timed(lambda: plain_httpx(url, key)),
+            "hook fetch path": lambda: timed(fetch_path),
+            **{f"operator -> {w.removeprefix('bench_')}": (lambda w=w: timed(lambda: operator(w))) for w in warehouses},
+        }
+        if python is not None:
+            contenders["dlt rest_api merge -> postgres"] = lambda: dlt_rest_api(url, key, uri, python)
+        runs: dict[str, list[tuple[int, float]]] = {name: [] for name in contenders}
+        for run in contenders.values():  # warm-up: imports, connections, first-run caches
+            run()
+        for _ in range(args.repeat):
+            for name, run in contenders.items():
+                rows, seconds = run()
+                assert rows == args.rows, (name, rows)
+                runs[name].append((rows, seconds))
+        rates = {name: median_rate(r) for name, r in runs.items()}
+        rerun_requests, rerun_seconds = no_change_rerun(url, "bench_postgres")
+        memory_sizes = [int(s) for s in args.memory_rows.split(",") if s]
+        baseline_rss = peak_rss_mb("import")
+        peaks = {}
+        for size in memory_sizes:
+            httpx.post(f"{url}/_sandbox/ledger", json={"size": size}, timeout=60).raise_for_status()
+            peaks[size] = peak_rss_mb("land", "bench_postgres", str(size))
+        for w in warehouses:
+            drop_tables(w)
+
+    plain = rates["plain httpx paging"]
+    print(f"\n{args.rows:,} LocalLeads transactions, medians of {args.repeat} interleaved runs")
+    print(f"{'':34} {'rows/s':>9}  {'x plain':>7}")
+    for name, rate in rates.items():
+        print(f"{name:34} {rate:9,.0f}  {rate / plain:6.2f}x")
+    pg = rates["operator -> postgres"]
+    fetch = rates["hook fetch path"]
+    verdict = lambda ok: "met" if ok else "NOT met"  # noqa: E731
+    print(f"\nfetch path / plain paging:        {fetch / plain:.2f}x (goal >= {GOALS['fetch']}x: "
+          f"{verdict(fetch / plain >= GOALS['fetch'])})")
+    print(f"operator -> postgres / plain:     {pg / plain:.2f}x (goal >= {GOALS['postgres']}x: "
+          f"{verdict(pg / plain >= GOALS['postgres'])})")
+    if "dlt rest_api merge -> postgres" in rates:
+        dlt = rates["dlt rest_api merge -> postgres"]
+        print(f"operator -> postgres / dlt {DLT_VERSION}: {pg / dlt:.2f}x (goal >= {GOALS['dlt']}x: "
+              f"{verdict(pg / dlt >= GOALS['dlt'])})")
+    print(f"\nno-change incremental rerun: {rerun_requests} request(s), {rerun_seconds:.3f} s "
+          f"(goal 1-2 requests, < 0.5 s: {verdict(rerun_requests <= 2 and rerun_seconds < 0.5)})")
+    print(f"peak RSS, a process that imports airflow.sdk: {baseline_rss:6.1f} MB")
+    for size, peak in peaks.items():
+        extra = peak - baseline_rss
+        print(f"peak RSS landing {size:>9,} rows into PostgreSQL: {peak:6.1f} MB (+{extra:.1f} MB; goal "
+              f"<= +15 MB: {verdict(extra <= 15)})")
+    if len(peaks) == 2:
+        small, large = (peaks[s] for s in memory_sizes)
+        print(f"peak RSS {memory_sizes[1]:,} / {memory_sizes[0]:,} rows: {large / small:.2f}x "
+              f"(goal within 10%: {verdict(large / small <= 1.10)})")
 
 
 if __name__ == "__main__":

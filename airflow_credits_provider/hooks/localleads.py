@@ -17,6 +17,11 @@ if TYPE_CHECKING:
     from airflow_credits_provider.vendors.base import ApiRequest
 
 
+#: Pages requested ahead of the caller: enough to keep the wire busy while a landing commits a batch
+#: (stopping early costs no extra request: ``since`` and ``max_pages`` stop the requests themselves).
+READ_AHEAD = 8
+
+
 class LocalLeadsHook(CreditApiHook):
     """Talk to LocalLeads' API with the key from an Airflow connection of type ``localleads``.
 
@@ -54,7 +59,7 @@ class LocalLeadsHook(CreditApiHook):
 
         The next page is requested as soon as the previous one has arrived, in a background thread
         (:func:`~airflow_credits_provider.ledger.read_ahead`), while the caller reads and uses the
-        previous one, never more than one page ahead. The stop rule is
+        previous one, at most :data:`READ_AHEAD` pages ahead. The stop rule is
         :class:`~airflow_credits_provider.ledger.OffsetPaginator`'s. HTTP connections are pooled while
         the iterator is open; stop consuming it (or close it) to stop early, after at most one more
         request.
@@ -87,7 +92,7 @@ class LocalLeadsHook(CreditApiHook):
                         reached_since = oldest.created_at < since
                     yield call, at, records, total
 
-        for call, at, records, total in read_ahead(pages()):
+        for call, at, records, total in read_ahead(pages(), depth=READ_AHEAD):
             transactions = client.parse(call, vendor.parse_records, records)
             yield TransactionPage(transactions=transactions, total=total, offset=at, limit=page_size)
 

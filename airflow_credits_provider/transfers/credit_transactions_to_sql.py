@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from airflow_credits_provider.transfers.base import (
@@ -150,6 +150,7 @@ class CreditTransactionsToSqlOperator(CreditToSqlBaseOperator):
     @staticmethod
     def _row(vendor: str, account: str, tx: CreditTransaction, loaded_at: datetime) -> tuple[Any, ...]:
         """One table row; ``loaded_at`` is the run's start as a naive UTC datetime."""
+        created = tx.created_at
         return (
             vendor,
             account,
@@ -157,7 +158,7 @@ class CreditTransactionsToSqlOperator(CreditToSqlBaseOperator):
             tx.type,
             tx.amount,
             tx.description,
-            to_naive_utc(tx.created_at),
+            created.replace(tzinfo=None) if created.tzinfo is timezone.utc else to_naive_utc(created),
             loaded_at,
             raw_json(tx.raw),
         )
