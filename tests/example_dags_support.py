@@ -17,7 +17,31 @@ def load_dag(module: str, dag_id: str) -> Any:
         v for v in vars(importlib.import_module(f"example_dags.{module}")).values() if isinstance(v, DAG)
     ]
     [dag] = [d for d in found if d.dag_id == dag_id]
+    _write_to_metadata_db(dag)
     return dag
+
+
+def _write_to_metadata_db(dag: Any) -> None:
+    """Write ``dag`` and its assets to the metadata database, as the dag-processor does, on Airflow 3.0.
+
+    Airflow 3.0's ``dag.test()`` runs a DAG it never wrote to the database, so the assets of its tasks'
+    outlets are never activated and those tasks fail with ``AirflowInactiveAssetInInletOrOutletException``
+    (apache/airflow#51644); 3.1's ``dag.test()`` writes the DAG first. Delete with Airflow 3.0 support.
+    """
+    import airflow
+    from packaging.version import Version
+
+    if Version(airflow.__version__) >= Version("3.1"):
+        return
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+    from airflow.models.dag import DAG as SchedulerDAG
+    from airflow.serialization.serialized_objects import SerializedDAG
+
+    DagBundlesManager().sync_bundles_to_db()
+
+    SchedulerDAG.bulk_write_to_db(
+        "dags-folder", None, [SerializedDAG.deserialize_dag(SerializedDAG.serialize_dag(dag))]
+    )
 
 
 def states(run: DagRun) -> dict[str, str]:

@@ -51,6 +51,15 @@ def _wait_for(check: object, timeout: float, what: str, step: float = 0.5) -> ob
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
+def _components(port: int) -> tuple[tuple[str, list[str]], ...]:
+    return (
+        ("api-server", ["api-server", "--port", str(port)]),
+        ("scheduler", ["scheduler", "--skip-serve-logs"]),
+        ("triggerer", ["triggerer", "--skip-serve-logs"]),
+        ("dag-processor", ["dag-processor"]),
+    )
+
+
 @pytest.fixture
 def stack(tmp_path: Path, connections: SandboxServer) -> Iterator[dict[str, object]]:
     port = _free_port()
@@ -74,12 +83,8 @@ def stack(tmp_path: Path, connections: SandboxServer) -> Iterator[dict[str, obje
     subprocess.run([*AIRFLOW, "db", "migrate"], env=env, check=True, capture_output=True, timeout=300)
     logs = {}
     procs = []
-    for name, args in (
-        ("api-server", ["api-server", "--port", str(port)]),
-        ("scheduler", ["scheduler", "--skip-serve-logs"]),
-        ("triggerer", ["triggerer", "--skip-serve-logs"]),
-        ("dag-processor", ["dag-processor"]),
-    ):
+    components = _components(port)
+    for name, args in components:
         log = (tmp_path / f"{name}.log").open("w")
         logs[name] = log
         procs.append(
@@ -88,7 +93,14 @@ def stack(tmp_path: Path, connections: SandboxServer) -> Iterator[dict[str, obje
             )
         )
     try:
-        _wait_for(lambda: _healthy(port), 120, "the api-server")
+        def api_server_up() -> bool:
+            for (name, _), proc in zip(components, procs, strict=True):
+                if proc.poll() is not None:  # died at start-up: say why, do not wait out the timeout
+                    tail = (tmp_path / f"{name}.log").read_text()[-3000:]
+                    raise AssertionError(f"the {name} exited with {proc.returncode}:\n{tail}")
+            return _healthy(port)
+
+        _wait_for(api_server_up, 120, "the api-server")
         yield {"env": env, "home": home, "tmp": tmp_path}
     finally:
         for proc in procs:

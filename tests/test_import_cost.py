@@ -41,9 +41,15 @@ SMALL_STDLIB = {
     "hashlib",
 }
 
+# The baseline is what any DAG file or provider pays: ``airflow.sdk``, Airflow's own authoring bases (on
+# Airflow 3.0, BaseHook still lives in ``airflow.hooks.base``, which loads SQLAlchemy) and httpx, which
+# Airflow 3.1+ loads for its own task API (on 3.0 the hook modules are the first to import it, with its
+# command line's click and rich). The operator and sensor modules import no hook: see the next test.
 PROBE = """
 import json, socket, sys
 import airflow.sdk
+from airflow.providers.common.compat.sdk import BaseHook, BaseOperator, BaseSensorOperator
+import httpx
 def refuse(*args, **kwargs):
     raise AssertionError("network access during import")
 socket.socket.connect = refuse
@@ -84,6 +90,21 @@ def test_dag_facing_modules_touch_no_network_and_no_heavy_module() -> None:
     ours_or_airflows = ("airflow_credits_provider", "airflow.", "httpx")
     foreign = {m for m in added if not m.startswith(ours_or_airflows)}
     assert foreign <= SMALL_STDLIB, foreign
+
+
+def test_operator_and_sensor_modules_import_no_hook() -> None:
+    """What a DAG file imports loads no hook, transport or HTTP client: those load when a task runs."""
+    added = _imported_by(
+        [
+            "airflow_credits_provider.operators.preflight",
+            "airflow_credits_provider.sensors.preflight",
+            "airflow_credits_provider.transfers.credit_transactions_to_sql",
+            "airflow_credits_provider.transfers.credit_balance_to_sql",
+        ]
+    )
+    assert "airflow_credits_provider.sensors.preflight" in added
+    loaded_at_run = ("airflow_credits_provider.hooks", "airflow_credits_provider.transport")
+    assert [m for m in added if m.startswith(loaded_at_run)] == []
 
 
 def test_trigger_modules_add_only_airflows_trigger_base() -> None:

@@ -192,12 +192,19 @@ class CreditApiHook(BaseHook):
 
     async def aget_client(self) -> CreditApiClient:
         """Resolve the connection without blocking the event loop and return a transport for it."""
+        from asgiref.sync import sync_to_async
+
         from airflow_credits_provider.compat import amask_secret, get_async_connection
 
         conn = await get_async_connection(self.credit_conn_id)
         if key := self._key_to_mask(conn):
             await amask_secret(key)
-        return self._client_from_connection(conn)
+        # Reading a connection's extra may register secrets with Airflow's masker, which in a triggerer
+        # is a synchronous call to the supervisor (Airflow 3.0 Connection.extra_dejson does it): made on
+        # the event loop's thread, it fails ("cannot use AsyncToSync in the same thread as an async
+        # event loop"). Build the client in a worker thread.
+        client: CreditApiClient = await sync_to_async(self._client_from_connection)(conn)
+        return client
 
     def __enter__(self) -> CreditApiHook:
         """Pool HTTP connections across the calls made inside the ``with`` block."""

@@ -101,8 +101,16 @@ class CreditApiSpec:
             raise CreditConnectionConfigError(f"auth must be one of {AUTH_STYLES}, got {self.auth!r}")
         if not self.available:
             raise CreditConnectionConfigError("a credit API needs the JSON path of its available balance")
+
+    def check_paths(self) -> CreditApiSpec:
+        """Compile every JSON path once, so that a bad expression fails before any request; return self.
+
+        Not done on construction: the presets are built when the module is imported (at DAG parsing
+        too), and the JSON path parser costs 30 ms to import.
+        """
         for expression in (*self.available, *(p for ps in self.pools.values() for p in ps)):
-            _compiled(expression)  # fail early on a bad expression
+            _compiled(expression)
+        return self
 
     @classmethod
     def from_extra(cls, extra: Mapping[str, Any]) -> CreditApiSpec:
@@ -173,7 +181,7 @@ class CreditApiSpec:
             spec = replace(
                 spec, available=spec.pools[pool], key=f"{spec.key}:{pool}", name=f"{spec.name} ({pool})"
             )
-        return spec
+        return spec.check_paths()
 
 
 def _list(value: Any) -> list[Any]:
