@@ -27,8 +27,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import httpx
@@ -37,6 +37,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere: bench/ and tests/ helpers
 
 from bench.sandbox_process import sandbox_process  # noqa: E402
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 TABLE = "bench_credit_transactions"
 DLT_VERSION = "1.31.0"
@@ -137,7 +140,9 @@ def dlt_python() -> Path:
 def dlt_rest_api(url: str, key: str, uri: str, python: Path) -> tuple[int, float]:
     parts = urlsplit(uri)
     if parts.password is None:  # dlt insists on one; a trust-auth server ignores it
-        uri = parts._replace(netloc=f"{parts.username or 'postgres'}:unused@{parts.hostname}:{parts.port or 5432}").geturl()
+        uri = parts._replace(
+            netloc=f"{parts.username or 'postgres'}:unused@{parts.hostname}:{parts.port or 5432}"
+        ).geturl()
     out = subprocess.run(
         [str(python), "-c", DLT_RUN, url, key, uri],
         capture_output=True,
@@ -237,7 +242,10 @@ def main() -> None:
         contenders: dict[str, Callable[[], tuple[int, float]]] = {
             "plain httpx paging": lambda: timed(lambda: plain_httpx(url, key)),
             "hook fetch path": lambda: timed(fetch_path),
-            **{f"operator -> {w.removeprefix('bench_')}": (lambda w=w: timed(lambda: operator(w))) for w in warehouses},
+            **{
+                f"operator -> {w.removeprefix('bench_')}": (lambda w=w: timed(lambda: operator(w)))
+                for w in warehouses
+            },
         }
         if python is not None:
             contenders["dlt rest_api merge -> postgres"] = lambda: dlt_rest_api(url, key, uri, python)
@@ -268,25 +276,37 @@ def main() -> None:
     pg = rates["operator -> postgres"]
     fetch = rates["hook fetch path"]
     verdict = lambda ok: "met" if ok else "NOT met"  # noqa: E731
-    print(f"\nfetch path / plain paging:        {fetch / plain:.2f}x (goal >= {GOALS['fetch']}x: "
-          f"{verdict(fetch / plain >= GOALS['fetch'])})")
-    print(f"operator -> postgres / plain:     {pg / plain:.2f}x (goal >= {GOALS['postgres']}x: "
-          f"{verdict(pg / plain >= GOALS['postgres'])})")
+    print(
+        f"\nfetch path / plain paging:        {fetch / plain:.2f}x (goal >= {GOALS['fetch']}x: "
+        f"{verdict(fetch / plain >= GOALS['fetch'])})"
+    )
+    print(
+        f"operator -> postgres / plain:     {pg / plain:.2f}x (goal >= {GOALS['postgres']}x: "
+        f"{verdict(pg / plain >= GOALS['postgres'])})"
+    )
     if "dlt rest_api merge -> postgres" in rates:
         dlt = rates["dlt rest_api merge -> postgres"]
-        print(f"operator -> postgres / dlt {DLT_VERSION}: {pg / dlt:.2f}x (goal >= {GOALS['dlt']}x: "
-              f"{verdict(pg / dlt >= GOALS['dlt'])})")
-    print(f"\nno-change incremental rerun: {rerun_requests} request(s), {rerun_seconds:.3f} s "
-          f"(goal 1-2 requests, < 0.5 s: {verdict(rerun_requests <= 2 and rerun_seconds < 0.5)})")
+        print(
+            f"operator -> postgres / dlt {DLT_VERSION}: {pg / dlt:.2f}x (goal >= {GOALS['dlt']}x: "
+            f"{verdict(pg / dlt >= GOALS['dlt'])})"
+        )
+    print(
+        f"\nno-change incremental rerun: {rerun_requests} request(s), {rerun_seconds:.3f} s "
+        f"(goal 1-2 requests, < 0.5 s: {verdict(rerun_requests <= 2 and rerun_seconds < 0.5)})"
+    )
     print(f"peak RSS, a process that imports airflow.sdk: {baseline_rss:6.1f} MB")
     for size, peak in peaks.items():
         extra = peak - baseline_rss
-        print(f"peak RSS landing {size:>9,} rows into PostgreSQL: {peak:6.1f} MB (+{extra:.1f} MB; goal "
-              f"<= +15 MB: {verdict(extra <= 15)})")
+        print(
+            f"peak RSS landing {size:>9,} rows into PostgreSQL: {peak:6.1f} MB (+{extra:.1f} MB; goal "
+            f"<= +15 MB: {verdict(extra <= 15)})"
+        )
     if len(peaks) == 2:
         small, large = (peaks[s] for s in memory_sizes)
-        print(f"peak RSS {memory_sizes[1]:,} / {memory_sizes[0]:,} rows: {large / small:.2f}x "
-              f"(goal within 10%: {verdict(large / small <= 1.10)})")
+        print(
+            f"peak RSS {memory_sizes[1]:,} / {memory_sizes[0]:,} rows: {large / small:.2f}x "
+            f"(goal within 10%: {verdict(large / small <= 1.10)})"
+        )
 
 
 if __name__ == "__main__":
