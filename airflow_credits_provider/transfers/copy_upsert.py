@@ -32,6 +32,7 @@ class PostgresCopyUpsert:
     :param table: the table's name (validated)
     :param qualified: the table's escaped, qualified name
     :param columns: the table's column names, in row order
+    :param types: the columns' PostgreSQL types (``numeric``, ``timestamp``, ``text``, ...), in row order
     :param key: the primary key's column names
     :param escape: the dialect's identifier escaping
     """
@@ -42,10 +43,12 @@ class PostgresCopyUpsert:
         table: str,
         qualified: str,
         columns: Sequence[str],
+        types: Sequence[str],
         key: Sequence[str],
         escape: Callable[[str], str],
     ) -> None:
         self.hook = hook
+        self._types = list(types)
         self._key_cells = [list(columns).index(k) for k in key]
         cols = ", ".join(escape(c) for c in columns)
         key_cols = ", ".join(escape(k) for k in key)
@@ -56,6 +59,7 @@ class PostgresCopyUpsert:
             f"CREATE TEMPORARY TABLE {stage} (LIKE {qualified}, {_SEQ} BIGSERIAL) ON COMMIT DROP"
         )
         self._copy = f"COPY {stage} ({cols}) FROM STDIN"
+        self._copy_binary = f"COPY {stage} ({cols}) FROM STDIN (FORMAT BINARY)"
         updates = ", ".join(f"{escape(c)} = EXCLUDED.{escape(c)}" for c in columns if c not in key)
         conflict = f"ON CONFLICT ({key_cols}) DO UPDATE SET {updates}"
         self._merge = f"INSERT INTO {qualified} ({cols}) SELECT {cols} FROM {stage} {conflict}"
@@ -72,13 +76,16 @@ class PostgresCopyUpsert:
         API meanwhile. An exception from a source or the database rolls the open batch back.
         """
         with closing(self.hook.get_conn()) as conn:
-            copy_rows = _copy_rows_psycopg2 if type(conn).__module__.startswith("psycopg2") else _copy_rows
+            psycopg2 = type(conn).__module__.startswith("psycopg2")
             with closing(conn.cursor()) as cur:
                 for batch in batches:
                     rows = _KeyWatch(batch, self._key_cells)
                     try:
                         cur.execute(self._create_stage)
-                        copy_rows(cur, self._copy, rows)
+                        if psycopg2:
+                            _copy_rows_psycopg2(cur, self._copy, rows)
+                        else:
+                            _copy_rows(cur, self._copy_binary, self._types, rows)
                         cur.execute(self._merge_latest if rows.repeated else self._merge)
                     except BaseException:
                         conn.rollback()
@@ -105,9 +112,14 @@ class _KeyWatch:
             yield row
 
 
-def _copy_rows(cur: Any, sql: str, rows: Iterable[tuple[Any, ...]]) -> None:
-    """Stream ``rows`` through psycopg 3's ``cursor.copy`` (adapted in the driver's C code)."""
+def _copy_rows(cur: Any, sql: str, types: list[str], rows: Iterable[tuple[Any, ...]]) -> None:
+    """Stream ``rows`` through psycopg 3's binary ``cursor.copy``, adapted in the driver's C code.
+
+    With the column types declared up front the driver skips a per-cell type look-up; the binary
+    format is exact for ``numeric`` and ``timestamp`` and half the work of the text one, on both sides.
+    """
     with cur.copy(sql) as copy:
+        copy.set_types(types)
         write_row = copy.write_row
         for row in rows:
             write_row(row)

@@ -56,6 +56,8 @@ _TYPES: dict[str, dict[str, str]] = {
     },
 }
 _ANSI = _TYPES["postgresql"]
+#: The same, as psycopg names the types for a binary COPY.
+_POSTGRES_COPY_TYPES = {"key": "varchar", "amount": "numeric", "ts": "timestamp", "text": "text"}
 #: Digits before and after the point that MySQL's DECIMAL(65, 30) holds.
 _MYSQL_DECIMAL = (35, 30)
 
@@ -206,8 +208,9 @@ class WarehouseTable:
             if self.dialect_name == "postgresql":
                 from airflow_credits_provider.transfers.copy_upsert import PostgresCopyUpsert
 
+                types = [_POSTGRES_COPY_TYPES[c.kind] for c in self.columns]
                 PostgresCopyUpsert(
-                    self.hook, self.table, self.qualified, self.column_names, self.key, self._escape
+                    self.hook, self.table, self.qualified, self.column_names, types, self.key, self._escape
                 ).upsert(_batches(checked, batch_size))
             else:
                 self.hook.insert_rows(
