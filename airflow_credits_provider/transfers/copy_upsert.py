@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import io
 from contextlib import closing
+from itertools import chain
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -69,11 +71,11 @@ class PostgresCopyUpsert:
             f"FROM {stage} ORDER BY {key_cols}, {_SEQ} DESC) AS latest {conflict}"
         )
 
-    def upsert(self, batches: Iterator[Iterator[tuple[Any, ...]]]) -> None:
-        """Write each batch of ``batches`` (an iterator of row iterators) in its own transaction.
+    def upsert(self, batches: Iterable[Iterable[Sequence[tuple[Any, ...]]]]) -> None:
+        """Write each batch of ``batches`` (chunks of rows) in its own transaction.
 
-        Rows are pulled from a batch while its ``COPY`` is open: the batch's source may page a vendor's
-        API meanwhile. An exception from a source or the database rolls the open batch back.
+        A batch's chunks are pulled while its ``COPY`` is open: their source may page a vendor's API
+        meanwhile. An exception from a source or the database rolls the open batch back.
         """
         with closing(self.hook.get_conn()) as conn:
             psycopg2 = type(conn).__module__.startswith("psycopg2")
@@ -94,25 +96,24 @@ class PostgresCopyUpsert:
 
 
 class _KeyWatch:
-    """Pass rows through, noting whether any key came twice (``repeated``)."""
+    """Pass chunks of rows through, noting whether any key came twice (``repeated``)."""
 
-    def __init__(self, rows: Iterator[tuple[Any, ...]], key_cells: list[int]) -> None:
-        self._rows = rows
-        self._key_cells = key_cells
+    def __init__(self, chunks: Iterable[Sequence[tuple[Any, ...]]], key_cells: list[int]) -> None:
+        self._chunks = chunks
+        self._key = itemgetter(*key_cells)
         self.repeated = False
 
-    def __iter__(self) -> Iterator[tuple[Any, ...]]:
-        seen: set[tuple[Any, ...]] = set()
-        add, cells = seen.add, self._key_cells
-        for row in self._rows:
-            key = tuple([row[i] for i in cells])
-            if key in seen:
+    def __iter__(self) -> Iterator[Sequence[tuple[Any, ...]]]:
+        seen: set[Any] = set()
+        for chunk in self._chunks:
+            before = len(seen)
+            seen.update(map(self._key, chunk))
+            if len(seen) - before != len(chunk):
                 self.repeated = True
-            add(key)
-            yield row
+            yield chunk
 
 
-def _copy_rows(cur: Any, sql: str, types: list[str], rows: Iterable[tuple[Any, ...]]) -> None:
+def _copy_rows(cur: Any, sql: str, types: list[str], chunks: Iterable[Sequence[tuple[Any, ...]]]) -> None:
     """Stream ``rows`` through psycopg 3's binary ``cursor.copy``, adapted in the driver's C code.
 
     With the column types declared up front the driver skips a per-cell type look-up; the binary
@@ -121,13 +122,14 @@ def _copy_rows(cur: Any, sql: str, types: list[str], rows: Iterable[tuple[Any, .
     with cur.copy(sql) as copy:
         copy.set_types(types)
         write_row = copy.write_row
-        for row in rows:
-            write_row(row)
+        for chunk in chunks:
+            for row in chunk:
+                write_row(row)
 
 
-def _copy_rows_psycopg2(cur: Any, sql: str, rows: Iterable[tuple[Any, ...]]) -> None:
-    """Stream ``rows`` as ``COPY`` text through psycopg2's ``copy_expert``."""
-    cur.copy_expert(sql, _CopyText(iter(rows)), size=1 << 16)
+def _copy_rows_psycopg2(cur: Any, sql: str, chunks: Iterable[Sequence[tuple[Any, ...]]]) -> None:
+    """Stream the rows of ``chunks`` as ``COPY`` text through psycopg2's ``copy_expert``."""
+    cur.copy_expert(sql, _CopyText(chain.from_iterable(chunks)), size=1 << 16)
 
 
 class _CopyText(io.RawIOBase):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta, timezone
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from airflow_credits_provider.transfers.base import (
@@ -115,9 +116,10 @@ class CreditTransactionsToSqlOperator(CreditToSqlBaseOperator):
         )
         pages = 0
         newest: datetime | None = None
+        created_at = attrgetter("created_at")
 
-        def rows() -> Iterator[tuple[Any, ...]]:
-            """Rows to upsert, streamed: the table pulls and commits them a batch at a time.
+        def chunks() -> Iterator[list[tuple[Any, ...]]]:
+            """The rows to upsert, a page at a time: the table pulls and commits them a batch at a time.
 
             Paging stops where the vendor says the ledger ends, or after the page that reaches past the
             incremental window (older rows were landed by earlier runs).
@@ -125,13 +127,17 @@ class CreditTransactionsToSqlOperator(CreditToSqlBaseOperator):
             nonlocal pages, newest
             for page in ledger.iter_transaction_pages(self.page_size, since=since):
                 pages += 1
-                for tx in page.transactions:
-                    newest = tx.created_at if newest is None or tx.created_at > newest else newest
-                    if since is None or tx.created_at >= since:
-                        yield self._row(vendor, account, tx, loaded_at)
+                transactions = page.transactions
+                if not transactions:
+                    continue
+                page_newest = max(map(created_at, transactions))
+                newest = page_newest if newest is None or page_newest > newest else newest
+                if since is not None:
+                    transactions = [tx for tx in transactions if tx.created_at >= since]
+                yield [self._row(vendor, account, tx, loaded_at) for tx in transactions]
 
         with credit:
-            landed = target.data.upsert(rows(), self.batch_size)
+            landed = target.data.upsert_chunks(chunks(), self.batch_size)
         if self.mode == "full_refresh":
             removed = target.delete_stale(vendor, account, run_started)
             self.log.info("Full refresh removed %d rows the ledger no longer holds", removed)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from itertools import chain, islice
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -203,7 +204,11 @@ class WarehouseTable:
         :raises RowRejectedError: a row cannot be stored exactly (checked before it is sent) or the
             database rejected it; the message names the row's key. Batches before it stay committed.
         """
-        checked = _Checked(rows, self, batch_size)
+        return self.upsert_chunks(_chunked(rows), batch_size)
+
+    def upsert_chunks(self, chunks: Iterable[Sequence[tuple[Any, ...]]], batch_size: int = 2000) -> int:
+        """:meth:`upsert` for rows that come in chunks (a page each): checked and sent a chunk at a time."""
+        batches = _Batches(chunks, self, batch_size)
         try:
             if self.dialect_name == "postgresql":
                 from airflow_credits_provider.transfers.copy_upsert import PostgresCopyUpsert
@@ -211,11 +216,12 @@ class WarehouseTable:
                 types = [_POSTGRES_COPY_TYPES[c.kind] for c in self.columns]
                 PostgresCopyUpsert(
                     self.hook, self.table, self.qualified, self.column_names, types, self.key, self._escape
-                ).upsert(_batches(checked, batch_size))
+                ).upsert(batches)
             else:
+                rows = chain.from_iterable(chain.from_iterable(batches))
                 self.hook.insert_rows(
                     self.qualified,
-                    map(self._adapt, checked) if self.dialect_name == "sqlite" else checked,
+                    map(self._adapt, rows) if self.dialect_name == "sqlite" else rows,
                     target_fields=self.column_names,
                     commit_every=batch_size,
                     replace=True,
@@ -226,12 +232,26 @@ class WarehouseTable:
             raise
         except Exception as exc:  # each driver has its own error tree; name the batch it hit
             raise RowRejectedError(
-                f"{self.qualified} rejected a row in the batch from {checked.batch_first} to "
-                f"{checked.last} ({type(exc).__name__}: {truncate(str(exc), 300)}). Batches before it "
+                f"{self.qualified} rejected a row in the batch from {batches.batch_first} to "
+                f"{batches.last} ({type(exc).__name__}: {truncate(str(exc), 300)}). Batches before it "
                 "are committed; the cursor has not moved.",
-                row_key=checked.last,
+                row_key=batches.last,
             ) from exc
-        return checked.count
+        return batches.count
+
+    def check_rows(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        """:meth:`check_row` for many rows: one scan of all their text, then row by row only if needed."""
+        cells = self._text_cells
+        text = "".join(filter(None, [row[i] for row in rows for i in cells]))
+        suspect = self.dialect_name == "mysql" or ("\x00" in text and self.dialect_name == "postgresql")
+        if not suspect and not text.isascii():
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:  # a lone surrogate somewhere
+                suspect = True
+        if suspect:
+            for row in rows:
+                self.check_row(row)
 
     def check_row(self, row: tuple[Any, ...]) -> None:
         """Fail before writing when a cell cannot be stored exactly in this database."""
@@ -281,40 +301,59 @@ class WarehouseTable:
         return " AND ".join(f"{self._escape(c)} = {self.param()}" for c in columns)
 
 
-class _Checked:
-    """Pass rows through, checking each and remembering the current batch's first key and the last row."""
+class _Batches:
+    """Chunks of rows, checked, regrouped into batches of exactly ``batch_size`` rows (the last may be less).
 
-    def __init__(self, rows: Iterable[tuple[Any, ...]], table: WarehouseTable, batch_size: int) -> None:
-        self._rows = rows
+    Iterating yields one batch at a time; a batch is an iterator of chunks, to be consumed before the
+    next batch is asked for. It remembers the current batch's first key and the last row given out, to
+    name them when the database rejects the batch.
+    """
+
+    def __init__(
+        self, chunks: Iterable[Sequence[tuple[Any, ...]]], table: WarehouseTable, batch_size: int
+    ) -> None:
+        self._chunks = iter(chunks)
         self._table = table
         self._batch_size = batch_size
+        self._pending: Sequence[tuple[Any, ...]] = ()
         self._last_row: tuple[Any, ...] | None = None
         self.count = 0
         self.batch_first = ""
 
-    def __iter__(self) -> Iterator[tuple[Any, ...]]:
-        table, batch_size = self._table, self._batch_size
-        for row in self._rows:
-            table.check_row(row)
-            if self.count % batch_size == 0:
-                self.batch_first = table.row_key(row)
-            self.count += 1
-            self._last_row = row
-            yield row
+    def __iter__(self) -> Iterator[Iterator[Sequence[tuple[Any, ...]]]]:
+        while self._pending or self._refill():
+            yield self._batch()
+
+    def _refill(self) -> bool:
+        """Take the next non-empty chunk, checked; ``False`` at the end."""
+        for chunk in self._chunks:
+            if chunk:
+                self._table.check_rows(chunk)
+                self._pending = chunk
+                return True
+        return False
+
+    def _batch(self) -> Iterator[Sequence[tuple[Any, ...]]]:
+        room = self._batch_size
+        self.batch_first = self._table.row_key(self._pending[0])
+        while room and (self._pending or self._refill()):
+            part, self._pending = self._pending[:room], self._pending[room:]
+            room -= len(part)
+            self.count += len(part)
+            self._last_row = part[-1]
+            yield part
 
     @property
     def last(self) -> str:
-        """The key of the last row passed on (the failing batch's last)."""
+        """The key of the last row given out (the failing batch's last)."""
         return self._table.row_key(self._last_row) if self._last_row is not None else ""
 
 
-def _batches(rows: Iterable[tuple[Any, ...]], size: int) -> Iterator[Iterator[tuple[Any, ...]]]:
-    """``rows`` in consecutive batches of ``size``, each pulled lazily (consume one before the next)."""
-    from itertools import chain, islice
-
+def _chunked(rows: Iterable[tuple[Any, ...]], size: int = 500) -> Iterator[list[tuple[Any, ...]]]:
+    """``rows`` in lists of ``size``."""
     it = iter(rows)
-    for first in it:
-        yield chain((first,), islice(it, size - 1))
+    while chunk := list(islice(it, size)):
+        yield chunk
 
 
 def _fits_mysql_decimal(amount: Any) -> bool:
