@@ -2,7 +2,9 @@
 Landing speed and memory of CreditTransactionsToSqlOperator, against what a user would compare it with.
 
 The sandbox serves N LocalLeads transactions from its own process on 127.0.0.1. Every figure is the
-median of ``--repeat`` interleaved runs (one warm-up each, not counted), printed in one table:
+median of ``--repeat`` interleaved runs (one warm-up each, not counted; before each run PostgreSQL is
+checkpointed and the machine left idle for a second, so that no contender pays for the previous one's
+background writes), printed in one table:
 
 - plain httpx paging: a loop a user would write (limit 100, ``.json()``, rows discarded): the baseline;
 - the hook's fetch path: ``LocalLeadsHook.iter_transaction_pages`` (pages parsed into transactions);
@@ -213,6 +215,15 @@ def set_warehouses(uri: str, tmp: str) -> list[str]:
     return warehouses
 
 
+def settle(uri: str) -> None:
+    """Let the databases finish the previous contender's background work (2 cores are shared)."""
+    import psycopg
+
+    with psycopg.connect(uri, autocommit=True) as conn:
+        conn.execute("CHECKPOINT")
+    time.sleep(1.0)
+
+
 def median_rate(runs: list[tuple[int, float]]) -> float:
     return statistics.median(rows / seconds for rows, seconds in runs)
 
@@ -254,6 +265,7 @@ def main() -> None:
             run()
         for _ in range(args.repeat):
             for name, run in contenders.items():
+                settle(uri)
                 rows, seconds = run()
                 assert rows == args.rows, (name, rows)
                 runs[name].append((rows, seconds))
