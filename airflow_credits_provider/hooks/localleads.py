@@ -61,8 +61,9 @@ class LocalLeadsHook(CreditApiHook):
         (:func:`~airflow_credits_provider.ledger.read_ahead`), while the caller reads and uses the
         previous one, at most :data:`READ_AHEAD` pages ahead. The stop rule is
         :class:`~airflow_credits_provider.ledger.OffsetPaginator`'s. HTTP connections are pooled while
-        the iterator is open; stop consuming it (or close it) to stop early, after at most one more
-        request.
+        the iterator is open. To stop early, pass ``since`` or ``max_pages``: no request is made past
+        them. Closing the iterator (or leaving a loop over it) also stops it, after at most
+        :data:`READ_AHEAD` requests more than were used.
 
         :param page_size: records per request, 1 to 100
         :param offset: records to skip before the first
