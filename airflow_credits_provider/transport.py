@@ -275,20 +275,35 @@ class CreditApiClient:
         return self._json_or_raise(call, *(await self._aexchange(call)))
 
     def _exchange(self, call: ApiRequest) -> tuple[httpx.Response, Any]:
-        import tenacity
-
+        # The first attempt goes out directly: building tenacity's retry state for every call cost as much
+        # as the HTTP exchange itself when paging. Only a failed call enters tenacity, which then sees
+        # that failure as its own first attempt (same waits, logs and give-up message as ever).
         with self.session() as client:
+            try:
+                return self._send_once(client, call)
+            except errors.CreditApiError as first_failure:
+                failed = [first_failure]
+            import tenacity
+
             for attempt in tenacity.Retrying(sleep=self.sleep, **self._retry_kwargs(call)):
                 with attempt:
+                    if failed:
+                        raise failed.pop()
                     return self._send_once(client, call)
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
     async def _aexchange(self, call: ApiRequest) -> tuple[httpx.Response, Any]:
-        import tenacity
-
         async with self.asession() as client:
+            try:
+                return await self._asend_once(client, call)
+            except errors.CreditApiError as first_failure:
+                failed = [first_failure]
+            import tenacity
+
             async for attempt in tenacity.AsyncRetrying(sleep=self.asleep, **self._retry_kwargs(call)):
                 with attempt:
+                    if failed:
+                        raise failed.pop()
                     return await self._asend_once(client, call)
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
