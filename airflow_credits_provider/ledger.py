@@ -23,7 +23,7 @@ T = TypeVar("T")
 
 
 class OffsetPaginator:
-    """Offset/limit paging over a newest-first ledger: a state machine (``offset``, ``update``, ``has_next``).
+    """Offset/limit paging over a newest-first ledger: state machine (``offset``, ``advance``, ``has_next``).
 
     The ledger is exhausted only when the vendor says so: an empty page, or the offset reaching the
     total the vendor reported with the page. When the vendor reports no total, a page shorter than asked
@@ -52,12 +52,12 @@ class OffsetPaginator:
         self._vendor = vendor
         self._vendor_name = vendor_name
 
-    def update(self, page: TransactionPage) -> None:
-        """Advance past ``page`` and decide whether another page follows."""
-        self.advance(len(page.transactions), page.total)
-
     def advance(self, received: int, total: int | None) -> None:
-        """Advance past a page of ``received`` rows that came with the vendor's ``total`` (or ``None``)."""
+        """Advance past a page of ``received`` rows and decide whether another page follows.
+
+        :param received: rows the page held
+        :param total: the ledger's size the vendor reported with the page, or ``None``
+        """
         self.pages += 1
         self.offset += received
         if total is not None:
