@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta, timezone
+from datetime import timedelta
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
@@ -156,7 +156,6 @@ class CreditTransactionsToSqlOperator(CreditToSqlBaseOperator):
     @staticmethod
     def _row(vendor: str, account: str, tx: CreditTransaction, loaded_at: datetime) -> tuple[Any, ...]:
         """One table row; ``loaded_at`` is the run's start as a naive UTC datetime."""
-        created = tx.created_at
         return (
             vendor,
             account,
@@ -164,7 +163,7 @@ class CreditTransactionsToSqlOperator(CreditToSqlBaseOperator):
             tx.type,
             tx.amount,
             tx.description,
-            created.replace(tzinfo=None) if created.tzinfo is timezone.utc else to_naive_utc(created),
+            to_naive_utc(tx.created_at),
             loaded_at,
             raw_json(tx.raw),
         )

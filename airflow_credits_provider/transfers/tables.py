@@ -386,6 +386,8 @@ def to_naive_utc(moment: datetime) -> datetime:
     """A naive datetime in UTC (what TIMESTAMP / DATETIME columns hold by this provider's convention)."""
     from datetime import datetime, timezone
 
+    if moment.tzinfo is timezone.utc and type(moment) is datetime:  # what the vendor parsers produce
+        return moment.replace(tzinfo=None)
     if moment.utcoffset():  # aware, not UTC (UTC, the common case, needs no conversion)
         moment = moment.astimezone(timezone.utc)
     if type(moment) is datetime:
