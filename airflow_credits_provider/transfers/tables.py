@@ -18,6 +18,8 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from datetime import datetime, timezone
+from decimal import Decimal
 from itertools import chain, islice
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +34,6 @@ from airflow_credits_provider.errors import (
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Sequence
-    from datetime import datetime
 
     from pendulum import DateTime
 
@@ -357,8 +358,6 @@ def _chunked(rows: Iterable[tuple[Any, ...]], size: int = 500) -> Iterator[list[
 
 
 def _fits_mysql_decimal(amount: Any) -> bool:
-    from decimal import Decimal
-
     if not isinstance(amount, Decimal):
         return True
     sign, digits, exponent = amount.as_tuple()
@@ -373,8 +372,6 @@ def _fits_mysql_decimal(amount: Any) -> bool:
 
 
 def _sqlite_cell(cell: Any) -> Any:
-    from decimal import Decimal
-
     if isinstance(cell, Decimal):
         return f"{cell:f}"
     if hasattr(cell, "isoformat") and hasattr(cell, "hour"):
@@ -383,20 +380,21 @@ def _sqlite_cell(cell: Any) -> Any:
 
 
 def to_naive_utc(moment: datetime) -> datetime:
-    """A naive datetime in UTC (what TIMESTAMP / DATETIME columns hold by this provider's convention)."""
-    from datetime import datetime, timezone
+    """A naive datetime in UTC (what TIMESTAMP / DATETIME columns hold by this provider's convention).
 
-    if moment.tzinfo is timezone.utc and type(moment) is datetime:  # what the vendor parsers produce
-        return moment.replace(tzinfo=None)
-    if moment.utcoffset():  # aware, not UTC (UTC, the common case, needs no conversion)
-        moment = moment.astimezone(timezone.utc)
-    if type(moment) is datetime:
-        return moment.replace(tzinfo=None) if moment.tzinfo is not None else moment
-    # A plain datetime, not a pendulum one: drivers subtract epochs from it, and pendulum's
+    Runs once per landed row: a plain ``datetime`` built from the fields costs a third of
+    ``moment.replace(tzinfo=None)`` (keyword parsing makes ``replace`` slow).
+    """
+    if moment.tzinfo is not None and moment.tzinfo is not timezone.utc and moment.utcoffset():
+        moment = moment.astimezone(timezone.utc)  # aware, not UTC
+    # Always a plain datetime, never a pendulum one: drivers subtract epochs from it, and pendulum's
     # arithmetic is several times slower (it dominated bulk upserts into PostgreSQL).
-    return datetime(
+    return _naive(
         moment.year, moment.month, moment.day, moment.hour, moment.minute, moment.second, moment.microsecond
     )
+
+
+_naive = datetime
 
 
 def parse_stored_time(value: Any) -> DateTime | None:
