@@ -137,6 +137,9 @@ class PreflightDecision:
     :param checked_at: when the balance was fetched
     :param balance: the normalised balance (``CreditBalance.to_dict()`` without ``raw``)
     :param message: the decision in words: what is needed and there, and, when short, what to do
+    :param reserved_by_others: credits other runs' active reservations hold on the account (with
+        ``reserve=True``); ``available - reserved_by_others`` is what this run may use
+    :param reservation: the reservation taken when the check passed with ``reserve=True``
     """
 
     conn_id: str
@@ -152,6 +155,8 @@ class PreflightDecision:
     checked_at: str
     balance: dict[str, Any]
     message: str = ""
+    reserved_by_others: Decimal = Decimal(0)
+    reservation: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly dict for XCom: exact decimal strings; the balance without the vendor's payload."""
@@ -169,6 +174,8 @@ class PreflightDecision:
             "checked_at": self.checked_at,
             "balance": self.balance,
             "message": self.message,
+            "reserved_by_others": _exact(self.reserved_by_others),
+            "reservation": self.reservation,
         }
 
 
@@ -180,14 +187,19 @@ def decide(
     basis: str,
     *,
     waiting: bool = False,
+    reserved_by_others: Decimal = Decimal(0),
+    other_reservations: int = 0,
 ) -> PreflightDecision:
     """Compare the balance with ``cost + margin``, exactly; exactly enough passes (``>=``).
 
     :param waiting: the decision is a sensor's, whose messages do not suggest waiting with a sensor
+    :param reserved_by_others: credits held by other runs' reservations, not usable by this one
+    :param other_reservations: how many reservations hold them (for the message)
     """
     with exact_arithmetic():
         required = cost + margin
-        shortfall = max(Decimal(0), required - balance.available)
+        free = balance.available - reserved_by_others
+        shortfall = max(Decimal(0), required - free)
     decision = PreflightDecision(
         conn_id=conn_id,
         vendor=balance.vendor,
@@ -197,32 +209,43 @@ def decide(
         required=required,
         available=balance.available,
         shortfall=shortfall,
-        passed=balance.available >= required,
+        passed=free >= required,
         basis=basis,
         checked_at=balance.fetched_at.isoformat(),
         balance=balance.to_dict(),
+        reserved_by_others=reserved_by_others,
     )
+    held = ""
+    if other_reservations or reserved_by_others:
+        runs = "run" if other_reservations == 1 else "runs"
+        held = (
+            f" ({_fmt(reserved_by_others)} of it reserved by {other_reservations} other {runs}, "
+            f"{_fmt(free)} free)"
+        )
     if decision.passed:
         margin_text = f" + margin {_fmt(margin)}" if margin else ""
         message = (
             f"Enough {balance.vendor_name} credits on connection {conn_id!r}: need {_fmt(required)} "
-            f"({basis}{margin_text}), available {_fmt(balance.available)}."
+            f"({basis}{margin_text}), available {_fmt(balance.available)}{held}."
         )
     else:
-        message = shortfall_message(decision, balance, waiting=waiting)
+        message = shortfall_message(decision, balance, waiting=waiting, held=held)
     return dataclasses.replace(decision, message=message)
 
 
-def shortfall_message(decision: PreflightDecision, balance: CreditBalance, *, waiting: bool = False) -> str:
+def shortfall_message(
+    decision: PreflightDecision, balance: CreditBalance, *, waiting: bool = False, held: str = ""
+) -> str:
     """Explain a failed check: what is needed, what is there, how short, and what locks and resets mean.
 
     :param waiting: the message is for a sensor, which waits by itself (so it does not suggest one)
+    :param held: what other runs' reservations hold, in words (with ``reserve=True``)
     """
     parts = [
         f"Not enough {balance.vendor_name} credits on connection {decision.conn_id!r}: "
         f"need {_fmt(decision.required)} ({decision.basis}"
         + (f" + margin {_fmt(decision.margin)}" if decision.margin else "")
-        + f"), available {_fmt(decision.available)}, short by {_fmt(decision.shortfall)}."
+        + f"), available {_fmt(decision.available)}{held}, short by {_fmt(decision.shortfall)}."
     ]
     if balance.locked:
         reason = f" ({balance.locked_reason})" if balance.locked_reason else ""
@@ -236,6 +259,8 @@ def shortfall_message(decision: PreflightDecision, balance: CreditBalance, *, wa
             covers = "enough" if after >= decision.required else "still not enough"
             renewal = f" to {_fmt(after)} credits, {covers} for this job"
         parts.append(f"Credits renew at {balance.next_reset_at.isoformat()}{renewal}.")
+    if held:
+        parts.append("Reserved credits come back when their runs release them or their reservations expire.")
     if waiting:
         parts.append("Top up the account or lower the job's size.")
     else:

@@ -16,6 +16,7 @@ The tree::
     ├── UnknownValidationTypeError      the vendor prices no such service (TrueMail validation type)
     ├── RowRejectedError                a landing row cannot be stored exactly, or the database refused
     │                                   it (row_key names it); the run fails, its cursor unmoved
+    ├── ReservationLockTimeout          another reserver held the account's lock longer than lock_timeout
     ├── ResponseFormatError             a vendor payload lacks the documented shape (names the field);
     │                                   the transport turns it into BadResponseError
     ├── CreditPreflightFailed           the balance does not cover the job, or never can; also an
@@ -85,6 +86,10 @@ class RowRejectedError(CreditProviderError):
     def __init__(self, message: str, *, row_key: str = "") -> None:
         super().__init__(message)
         self.row_key = row_key
+
+
+class ReservationLockTimeout(CreditProviderError):
+    """The reservation table's account lock was not granted within ``lock_timeout`` (worth retrying)."""
 
 
 class ResponseFormatError(CreditProviderError, ValueError):

@@ -47,7 +47,10 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [
             {
                 "integration-name": "Credits",
-                "python-modules": ["airflow_credits_provider.operators.preflight"],
+                "python-modules": [
+                    "airflow_credits_provider.operators.preflight",
+                    "airflow_credits_provider.operators.reservation",
+                ],
             }
         ],
         "sensors": [
@@ -59,7 +62,10 @@ def get_provider_info() -> dict[str, Any]:
         "triggers": [
             {
                 "integration-name": "Credits",
-                "python-modules": ["airflow_credits_provider.triggers.balance"],
+                "python-modules": [
+                    "airflow_credits_provider.triggers.balance",
+                    "airflow_credits_provider.triggers.reservation",
+                ],
             }
         ],
         "transfers": [

@@ -6,6 +6,7 @@ Also holds :class:`PreflightArgs`, the arguments and the single check that the o
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow_credits_provider.compat import BaseOperator
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     from airflow_credits_provider.compat import Context
     from airflow_credits_provider.decision import PreflightDecision
     from airflow_credits_provider.models import CreditBalance
+    from airflow_credits_provider.reservations import ReservationStore
 
 #: XCom key of the decision record (also returned, as ``return_value``, when the check passes).
 XCOM_KEY = "credit_preflight"
@@ -30,7 +32,14 @@ PREFLIGHT_TEMPLATE_FIELDS = (
     "validation_type",
     "margin",
     "margin_percent",
+    "reservation_conn_id",
+    "account",
 )
+
+#: Seconds a balance shared under the reservation lock may be reused by the one-shot operator.
+DEFAULT_BALANCE_MAX_AGE = 30.0
+#: A reservation's lifetime unless released (a run that was killed returns its credits then).
+DEFAULT_RESERVATION_TTL = timedelta(hours=6)
 
 
 class PreflightArgs:
@@ -58,6 +67,15 @@ class PreflightArgs:
         warn_below: Any = None,
         critical_below: Any = None,
         on_low_balance: Callable[..., Any] | None = None,
+        reserve: bool = False,
+        reservation_conn_id: str | None = None,
+        account: str | None = None,
+        reservation_ttl: timedelta | float = DEFAULT_RESERVATION_TTL,
+        reservation_table: str | None = None,
+        reservation_schema: str | None = None,
+        usage_table: str | None = None,
+        balance_max_age: float | None = None,
+        lock_timeout: float | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)  # the operator's or sensor's own base class
@@ -65,6 +83,18 @@ class PreflightArgs:
             raise ValueError(f"Task {self.task_id!r}: pass exactly one of estimated_cost or units.")
         if units is not None and unit_cost is None and validation_type is None:
             raise ValueError(f"Task {self.task_id!r}: with units, pass unit_cost or validation_type.")
+        if reserve and not reservation_conn_id:
+            raise ValueError(
+                f"Task {self.task_id!r}: reserve=True needs reservation_conn_id, a SQL connection "
+                "(PostgreSQL, MySQL/MariaDB or SQLite) where reservations are kept."
+            )
+        ttl = (
+            reservation_ttl if isinstance(reservation_ttl, timedelta) else timedelta(seconds=reservation_ttl)
+        )
+        if ttl <= timedelta(0):
+            raise ValueError(
+                f"Task {self.task_id!r}: reservation_ttl must be positive, got {reservation_ttl!r}."
+            )
         self.credit_conn_id = credit_conn_id
         self.estimated_cost = estimated_cost
         self.units = units
@@ -75,6 +105,15 @@ class PreflightArgs:
         self.warn_below = warn_below
         self.critical_below = critical_below
         self.on_low_balance = on_low_balance
+        self.reserve = reserve
+        self.reservation_conn_id = reservation_conn_id
+        self.account = account
+        self.reservation_ttl = ttl
+        self.reservation_table = reservation_table
+        self.reservation_schema = reservation_schema
+        self.usage_table = usage_table
+        self.balance_max_age = balance_max_age
+        self.lock_timeout = lock_timeout
 
     def _needs_vendor_price(self) -> bool:
         return self.units is not None and self.unit_cost is None
@@ -105,12 +144,38 @@ class PreflightArgs:
         return self._record(context, balance, cost, margin, basis)
 
     def _record(
-        self, context: Context, balance: CreditBalance, cost: Decimal, margin: Decimal, basis: str
+        self,
+        context: Context,
+        balance: CreditBalance,
+        cost: Decimal,
+        margin: Decimal,
+        basis: str,
+        reserved: dict[str, Any] | None = None,
     ) -> PreflightDecision:
-        """Compare ``balance`` with an estimate already made; log it and push it to XCom once."""
+        """Compare ``balance`` with an estimate already made; log it and push it to XCom once.
+
+        :param reserved: with ``reserve=True``, what the reservation attempt found: ``held_by_others``,
+            ``others`` and the ``reservation`` taken (``None``: none, as it did not fit)
+        """
+        import dataclasses
+        from decimal import Decimal
+
         from airflow_credits_provider.decision import decide
 
-        decision = decide(self.credit_conn_id, balance, cost, margin, basis, waiting=self.waits_for_credits)
+        decision = decide(
+            self.credit_conn_id,
+            balance,
+            cost,
+            margin,
+            basis,
+            waiting=self.waits_for_credits,
+            reserved_by_others=Decimal(reserved["held_by_others"]) if reserved else Decimal(0),
+            other_reservations=int(reserved["others"]) if reserved else 0,
+        )
+        if reserved is not None:
+            if decision.passed != (reserved["reservation"] is not None):  # cannot happen: same arithmetic
+                raise RuntimeError(f"Reservation and decision disagree for task {self.task_id!r}.")
+            decision = dataclasses.replace(decision, reservation=reserved["reservation"])
         waiting = " Waiting." if self.waits_for_credits and not decision.passed else ""
         self.log.info("Credit preflight: %s%s", decision.message, waiting)
         context["ti"].xcom_push(key=XCOM_KEY, value=decision.to_dict())
@@ -144,6 +209,88 @@ class PreflightArgs:
             raise CreditPreflightFailed(str(exc)) from None
         except UnknownValidationTypeError as exc:
             raise CreditPreflightFailed(f"Task {self.task_id!r}: {exc}") from None
+
+    # -- reservations ---------------------------------------------------------------------------------
+    def _reservation_store(self) -> ReservationStore:
+        """The reservation tables behind ``reservation_conn_id`` (validated names, created on first use)."""
+        from airflow_credits_provider.reservations import ReservationStore
+        from airflow_credits_provider.transfers.base import sql_hook_for
+
+        assert self.reservation_conn_id is not None
+        return ReservationStore(sql_hook_for(self.reservation_conn_id), **self._store_options())
+
+    def _store_options(self) -> dict[str, Any]:
+        options: dict[str, Any] = {
+            "table": self.reservation_table,
+            "schema": self.reservation_schema,
+            "usage_table": self.usage_table,
+            "lock_timeout": self.lock_timeout,
+        }
+        return {k: v for k, v in options.items() if v is not None}
+
+    def _reserve(
+        self,
+        context: Context,
+        estimate: tuple[Decimal, Decimal, str] | None,
+        max_age: float,
+    ) -> tuple[PreflightDecision, CreditBalance]:
+        """Reserve ``cost + margin`` on the account if its free credits cover it; record the decision.
+
+        One transaction under the account's lock (see :class:`~airflow_credits_provider.reservations.
+        ReservationStore`); the threshold checks and the XCom push run after it commits.
+        """
+        from airflow_credits_provider.decision import check_thresholds
+        from airflow_credits_provider.parsing import exact_arithmetic
+        from airflow_credits_provider.reservations import Holder
+
+        made: list[tuple[Decimal, Decimal, str]] = []
+
+        def amount_for(balance: CreditBalance) -> Decimal:
+            made[:] = [estimate or self._estimate(context, balance)]
+            cost, margin, _ = made[0]
+            with exact_arithmetic():
+                return cost + margin
+
+        result = self._reservation_store().reserve(
+            account=self.account or self.credit_conn_id,
+            credit_conn_id=self.credit_conn_id,
+            holder=Holder.from_context(context),
+            amount_for=amount_for,
+            fetch_balance=self._fetch_balance,
+            ttl=self.reservation_ttl,
+            max_age=max_age,
+        )
+        account = self.account or self.credit_conn_id
+        for expired in result.expired:
+            self.log.warning(
+                "A reservation on account %r passed its TTL and expired: %s", account, expired[:12]
+            )
+        check_thresholds(
+            result.balance,
+            warn_below=self.warn_below,
+            critical_below=self.critical_below,
+            task_id=self.task_id,
+            log=self.log,
+            callback=self.on_low_balance,
+            context=context,
+        )
+        cost, margin, basis = made[0]
+        reserved = {
+            "held_by_others": str(result.held_by_others),
+            "others": result.others,
+            "reservation": result.reservation.to_dict() if result.reservation else None,
+        }
+        decision = self._record(context, result.balance, cost, margin, basis, reserved)
+        if result.reservation is not None:
+            self.log.info(
+                "%s %s credits on account %r until %s (reservation %s)",
+                "Kept the reservation of" if result.reused else "Reserved",
+                decision.required,
+                account,
+                decision.reservation["expires_at"] if decision.reservation else "?",
+                result.reservation.reservation_id[:12],
+            )
+        return decision, result.balance
 
     def _fetch_balance(self) -> CreditBalance:
         """Fetch the balance; errors that waiting cannot fix fail the task at once."""
@@ -183,6 +330,24 @@ class CreditPreflightOperator(PreflightArgs, BaseOperator):
     :param warn_below: log a warning (and call ``on_low_balance``) when available credits are below it
     :param critical_below: as ``warn_below``, at the critical level
     :param on_low_balance: called as ``on_low_balance(level=..., balance=..., context=...)``
+    :param reserve: hold ``cost + margin`` against the account until released (see
+        docs/reservations.md): the check then compares with the balance minus every other active
+        reservation on the account, and passes only by taking a reservation, in one transaction under the
+        account's lock. Release it with :class:`~airflow_credits_provider.operators.reservation.
+        CreditReleaseOperator` as a teardown.
+    :param reservation_conn_id: with ``reserve``: the SQL connection (PostgreSQL, MySQL/MariaDB or SQLite)
+        holding the reservation tables, created on first use (templated)
+    :param account: the account reservations are held against (default: ``credit_conn_id``; name one
+        when several connections share a vendor account) (templated)
+    :param reservation_ttl: how long a reservation holds unless released (``timedelta`` or seconds;
+        default 6 hours): longer than the spending work can run
+    :param reservation_table: the reservations table (default ``credit_reservations``; its lock table is
+        ``<table>_accounts``)
+    :param reservation_schema: the schema of the reservation and usage tables
+    :param usage_table: where released reservations are recorded (default ``credit_usage``)
+    :param balance_max_age: seconds a balance fetched by any reserver of the account (with no release
+        since) is reused instead of calling the vendor (default 30)
+    :param lock_timeout: seconds to wait for another reserver's lock on the account (default 60)
     """
 
     template_fields = PREFLIGHT_TEMPLATE_FIELDS
@@ -200,7 +365,11 @@ class CreditPreflightOperator(PreflightArgs, BaseOperator):
         from airflow_credits_provider.errors import CreditPreflightFailed
 
         estimate = self._estimate_early(context)
-        decision = self._decide(context, self._fetch_balance(), estimate)
+        if self.reserve:
+            max_age = DEFAULT_BALANCE_MAX_AGE if self.balance_max_age is None else self.balance_max_age
+            decision, _ = self._reserve(context, estimate, max_age)
+        else:
+            decision = self._decide(context, self._fetch_balance(), estimate)
         if decision.passed:
             return decision.to_dict()
         if self.on_insufficient == "skip":

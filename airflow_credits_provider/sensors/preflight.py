@@ -50,6 +50,12 @@ class CreditPreflightSensor(PreflightArgs, BaseSensorOperator):
     :param warn_below: log a warning (and call ``on_low_balance``) when available credits are below it
     :param critical_below: as ``warn_below``, at the critical level
     :param on_low_balance: called as ``on_low_balance(level=..., balance=..., context=...)``
+    :param reserve: pass only by reserving ``cost + margin`` on the account, against the balance minus
+        every other active reservation (see :class:`~airflow_credits_provider.operators.preflight.
+        CreditPreflightOperator` for this and the other reservation arguments). While waiting, each poke
+        (or the trigger, when deferrable) tries the reservation again, so credits another run releases are
+        taken as soon as they fit. ``balance_max_age`` defaults to ``poke_interval``: waiters on one
+        account share one vendor request per interval, across workers and triggerers.
     """
 
     template_fields = PREFLIGHT_TEMPLATE_FIELDS
@@ -94,17 +100,25 @@ class CreditPreflightSensor(PreflightArgs, BaseSensorOperator):
         if self._quiet_until is not None and pendulum.now("UTC") < self._quiet_until:
             return False  # poke mode, waiting for a known renewal: no calls until then
         try:
-            balance = self._fetch_balance()
+            if self.reserve:
+                decision, balance = self._reserve(context, None, self._balance_max_age())
+            else:
+                balance = self._fetch_balance()
         except CreditPreflightFailed:  # waiting cannot help (a bad key, a denied plan)
             raise
         except CreditProviderError as exc:  # retryable errors, already retried by the hook: keep waiting
             self.log.warning("Balance check failed, will check again: %s", exc)
             return False
-        decision = self._decide(context, balance)
+        if not self.reserve:
+            decision = self._decide(context, balance)
         if decision.passed:
             return PokeReturnValue(is_done=True, xcom_value=decision.to_dict())
         self._plan_reset_wait(decision, balance, self._poke_deadline)
         return False
+
+    def _balance_max_age(self) -> float:
+        """How old a balance shared under the reservation lock may be: one poke interval by default."""
+        return float(self.poke_interval) if self.balance_max_age is None else self.balance_max_age
 
     def _deadline(self, context: Context) -> DateTime:
         import pendulum
@@ -168,19 +182,39 @@ class CreditPreflightSensor(PreflightArgs, BaseSensorOperator):
             cost, margin, basis = estimate
         with exact_arithmetic():
             required = cost + margin
-        self.defer(
-            trigger=CreditBalanceTrigger(
-                credit_conn_id=self.credit_conn_id,
-                required=str(required),
-                poll_interval=self.poke_interval,
-                deadline=deadline.isoformat(),
-                not_before=not_before.isoformat() if not_before else None,
-                # Returned with the success event: resuming must not call a cost callable again.
-                estimate={"cost": str(cost), "margin": str(margin), "basis": basis},
-            ),
-            method_name="execute_complete",
-            timeout=timedelta(seconds=self.timeout),
-        )
+        trigger_kwargs: dict[str, Any] = {
+            "credit_conn_id": self.credit_conn_id,
+            "required": str(required),
+            "poll_interval": self.poke_interval,
+            "deadline": deadline.isoformat(),
+            "not_before": not_before.isoformat() if not_before else None,
+            # Returned with the success event: resuming must not call a cost callable again.
+            "estimate": {"cost": str(cost), "margin": str(margin), "basis": basis},
+        }
+        if self.reserve:
+            from airflow_credits_provider.reservations import Holder
+            from airflow_credits_provider.triggers.reservation import CreditReservationTrigger
+
+            holder = Holder.from_context(context)
+            trigger: CreditBalanceTrigger = CreditReservationTrigger(
+                reservation={
+                    "reservation_conn_id": self.reservation_conn_id,
+                    "account": self.account or self.credit_conn_id,
+                    "holder": {
+                        "dag_id": holder.dag_id,
+                        "run_id": holder.run_id,
+                        "task_id": holder.task_id,
+                        "map_index": holder.map_index,
+                    },
+                    "ttl": self.reservation_ttl.total_seconds(),
+                    "max_age": self._balance_max_age(),
+                    "store": self._store_options(),
+                },
+                **trigger_kwargs,
+            )
+        else:
+            trigger = CreditBalanceTrigger(**trigger_kwargs)
+        self.defer(trigger=trigger, method_name="execute_complete", timeout=timedelta(seconds=self.timeout))
 
     def _first_check(
         self, context: Context
@@ -190,6 +224,9 @@ class CreditPreflightSensor(PreflightArgs, BaseSensorOperator):
 
         estimate = self._estimate_early(context)
         try:
+            if self.reserve:
+                decision, balance = self._reserve(context, estimate, self._balance_max_age())
+                return decision, balance, estimate
             balance = self._fetch_balance()
         except CreditPreflightFailed:
             raise
@@ -217,7 +254,8 @@ class CreditPreflightSensor(PreflightArgs, BaseSensorOperator):
             balance = CreditBalance.from_dict(event["balance"])
             estimate = event["estimate"]
             cost, margin = Decimal(estimate["cost"]), Decimal(estimate["margin"])
-            decision = self._record(context, balance, cost, margin, estimate["basis"])
+            # With reserve=True the trigger took the reservation: record it, do not reserve again.
+            decision = self._record(context, balance, cost, margin, estimate["basis"], event.get("reserved"))
             if decision.passed:
                 return decision.to_dict()
             raise CreditPreflightFailed("The balance dropped again after the trigger saw enough credits.")

@@ -48,9 +48,16 @@ _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _MYSQL_TEXT = "CHARACTER SET utf8mb4 COLLATE {collation}"
 _MYSQL_NO_PAD = {"mariadb": "utf8mb4_nopad_bin", "mysql": "utf8mb4_0900_bin"}
 _TYPES: dict[str, dict[str, str]] = {
-    "sqlite": {"key": "TEXT", "amount": "TEXT", "ts": "TEXT", "text": "TEXT"},
-    "postgresql": {"key": "VARCHAR(255)", "amount": "NUMERIC", "ts": "TIMESTAMP", "text": "TEXT"},
+    "sqlite": {"key": "TEXT", "amount": "TEXT", "ts": "TEXT", "text": "TEXT", "int": "INTEGER"},
+    "postgresql": {
+        "key": "VARCHAR(255)",
+        "amount": "NUMERIC",
+        "ts": "TIMESTAMP",
+        "text": "TEXT",
+        "int": "BIGINT",
+    },
     "mysql": {
+        "int": "BIGINT",
         "key": f"VARCHAR(255) {_MYSQL_TEXT}",
         "amount": "DECIMAL(65, 30)",
         "ts": "DATETIME(6)",
@@ -59,14 +66,20 @@ _TYPES: dict[str, dict[str, str]] = {
 }
 _ANSI = _TYPES["postgresql"]
 #: The same, as psycopg names the types for a binary COPY.
-_POSTGRES_COPY_TYPES = {"key": "varchar", "amount": "numeric", "ts": "timestamp", "text": "text"}
+_POSTGRES_COPY_TYPES = {
+    "key": "varchar",
+    "amount": "numeric",
+    "ts": "timestamp",
+    "text": "text",
+    "int": "int8",
+}
 #: Digits before and after the point that MySQL's DECIMAL(65, 30) holds.
 _MYSQL_DECIMAL = (35, 30)
 
 
 @dataclass(frozen=True)
 class Column:
-    """A column of a landing table: name, kind (key, amount, ts, text) and nullability."""
+    """A column of a provider table: name, kind (key, amount, ts, text, int) and nullability."""
 
     name: str
     kind: str
@@ -195,6 +208,36 @@ class WarehouseTable:
         ]
         lines.append(f"PRIMARY KEY ({', '.join(self._escape(k) for k in self.key)})")
         self.hook.run(f"CREATE TABLE IF NOT EXISTS {self.qualified} (\n  " + ",\n  ".join(lines) + "\n)")
+
+    def create_index(self, suffix: str, columns: Sequence[str]) -> None:
+        """Create the index ``<table>_<suffix>`` on ``columns`` when it is missing.
+
+        MySQL has no ``CREATE INDEX IF NOT EXISTS``: there the index is looked up first, and a
+        concurrent creator's duplicate is ignored.
+        """
+        name = check_identifier(f"{self.table}_{suffix}", "Index name")
+        index, cols = self._escape(name), ", ".join(self._escape(c) for c in columns)
+        if self.dialect_name == "sqlite":  # SQLite qualifies the index's name, not the table's
+            schema = f"{self._escape(self.schema)}." if self.schema else ""
+            self.hook.run(
+                f"CREATE INDEX IF NOT EXISTS {schema}{index} ON {self._escape(self.table)} ({cols})"
+            )
+            return
+        if self.dialect_name != "mysql":
+            self.hook.run(f"CREATE INDEX IF NOT EXISTS {index} ON {self.qualified} ({cols})")
+            return
+        exists = (
+            "SELECT 1 FROM information_schema.statistics WHERE table_schema = "
+            f"{'%s' if self.schema else 'DATABASE()'} AND table_name = %s AND index_name = %s"
+        )
+        params = ((self.schema,) if self.schema else ()) + (self.table, name)
+        if self.hook.get_first(exists, parameters=params):
+            return
+        try:
+            self.hook.run(f"CREATE INDEX {index} ON {self.qualified} ({cols})")
+        except Exception:
+            if not self.hook.get_first(exists, parameters=params):  # not a concurrent creator's: a real error
+                raise
 
     def upsert(self, rows: Iterable[tuple[Any, ...]], batch_size: int = 2000) -> int:
         """Insert or replace ``rows`` (in table column order) on the primary key; return their number.

@@ -14,6 +14,8 @@ if TYPE_CHECKING:
 
     from pendulum import DateTime
 
+    from airflow_credits_provider.triggers.poller import SharedBalancePoller
+
 #: Longest pause between polls after errors (seconds).
 MAX_ERROR_BACKOFF = 600.0
 
@@ -123,7 +125,7 @@ class CreditBalanceTrigger(BaseTrigger):
                     await self._sleep((not_before - now).total_seconds(), deadline)
                     continue
                 try:
-                    balance = await poller.get(max_age=self.poll_interval, clock=clock)
+                    event = await self._check(poller, required)
                 except CreditProviderError as exc:
                     if is_fatal(exc):
                         yield TriggerEvent(
@@ -138,21 +140,28 @@ class CreditBalanceTrigger(BaseTrigger):
                     await self._sleep(delay, deadline)
                     continue
                 failures = 0
-                if balance.available >= required:
-                    yield TriggerEvent(
-                        {"status": "success", "balance": balance.to_dict(), "estimate": self.estimate}
-                    )
+                if event is not None:
+                    yield event
                     return
-                self.log.info(
-                    "%s: %s credits available, %s required; checking again in %ss",
-                    self.credit_conn_id,
-                    balance.available,
-                    self.required,
-                    self.poll_interval,
-                )
                 await self._sleep(self.poll_interval, deadline)
         finally:
             await poller.release()
+
+    async def _check(self, poller: SharedBalancePoller, required: Decimal) -> TriggerEvent | None:
+        """One check: the success event, or ``None`` to wait; vendor errors raise."""
+        balance = await poller.get(max_age=self.poll_interval, clock=self.clock)
+        if balance.available >= required:
+            return TriggerEvent(
+                {"status": "success", "balance": balance.to_dict(), "estimate": self.estimate}
+            )
+        self.log.info(
+            "%s: %s credits available, %s required; checking again in %ss",
+            self.credit_conn_id,
+            balance.available,
+            self.required,
+            self.poll_interval,
+        )
+        return None
 
     async def _sleep(self, seconds: float, deadline: DateTime | None) -> None:
         """Wait ``seconds``, but not past ``deadline``."""

@@ -1,0 +1,98 @@
+"""The trigger behind deferrable sensors with ``reserve=True``: wait until a reservation fits, and take it."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from airflow_credits_provider.triggers.balance import CreditBalanceTrigger
+
+if TYPE_CHECKING:
+    from decimal import Decimal
+
+    from airflow.triggers.base import TriggerEvent
+
+    from airflow_credits_provider.models import CreditBalance
+    from airflow_credits_provider.reservations import ReservationStore, ReserveResult
+    from airflow_credits_provider.triggers.poller import SharedBalancePoller
+
+
+class CreditReservationTrigger(CreditBalanceTrigger):
+    """Try to reserve ``required`` credits every ``poll_interval`` until it fits or the deadline passes.
+
+    Each try is one transaction under the account's lock in the reservation database (run in a worker
+    thread): a reservation another run released, or a balance that rose, lets the next try succeed. The
+    balance is shared through the reservation table (a balance fetched by any reserver of the account
+    less than ``max_age`` seconds ago, with no release since, is reused), so waiting tasks in every
+    triggerer and worker make about one vendor request per ``max_age`` together.
+
+    The reservation is taken here, for the deferred task instance (``holder``); the success event carries
+    it back, and the resumed task records the decision without reserving again.
+
+    :param reservation: what the try needs, all primitives: ``reservation_conn_id``, ``account``,
+        ``holder`` (``dag_id``, ``run_id``, ``task_id``, ``map_index``), ``ttl`` (seconds), ``max_age``
+        (seconds) and ``store`` (the store's table options)
+    """
+
+    def __init__(self, *, reservation: dict[str, Any], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.reservation = reservation
+        self._store: ReservationStore | None = None
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        """Class path and primitive kwargs (no key: connections are resolved by id)."""
+        path, kwargs = super().serialize()
+        return path, {**kwargs, "reservation": self.reservation}
+
+    async def _check(self, poller: SharedBalancePoller, required: Decimal) -> TriggerEvent | None:
+        from airflow.triggers.base import TriggerEvent
+        from asgiref.sync import sync_to_async
+
+        result = await sync_to_async(self._try_reserve)(required)
+        if result.reservation is not None:
+            return TriggerEvent(
+                {
+                    "status": "success",
+                    "balance": result.balance.to_dict(),
+                    "estimate": self.estimate,
+                    "reserved": {
+                        "held_by_others": str(result.held_by_others),
+                        "others": result.others,
+                        "reservation": result.reservation.to_dict(),
+                    },
+                }
+            )
+        self.log.info(
+            "%s: %s credits available, %s reserved by %s other run(s), %s required; trying again in %ss",
+            self.reservation["account"],
+            result.balance.available,
+            result.held_by_others,
+            result.others,
+            self.required,
+            self.poll_interval,
+        )
+        return None
+
+    def _try_reserve(self, required: Decimal) -> ReserveResult:
+        """One reservation attempt (blocking: database and, when the shared balance is stale, the vendor)."""
+        from datetime import timedelta
+
+        from airflow_credits_provider.reservations import Holder, ReservationStore
+        from airflow_credits_provider.transfers.base import sql_hook_for
+
+        spec = self.reservation
+        if self._store is None:
+            self._store = ReservationStore(sql_hook_for(spec["reservation_conn_id"]), **spec.get("store", {}))
+        return self._store.reserve(
+            account=spec["account"],
+            credit_conn_id=self.credit_conn_id,
+            holder=Holder(**spec["holder"]),
+            amount_for=lambda _balance: required,
+            fetch_balance=self._fetch_balance,
+            ttl=timedelta(seconds=float(spec["ttl"])),
+            max_age=float(spec["max_age"]),
+        )
+
+    def _fetch_balance(self) -> CreditBalance:
+        from airflow_credits_provider.hooks.resolve import get_credit_hook
+
+        return get_credit_hook(self.credit_conn_id).get_balance()

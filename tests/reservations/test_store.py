@@ -1,0 +1,383 @@
+"""ReservationStore on real databases, with the balance read over real HTTP from the sandbox."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import random
+import signal
+import threading
+import time
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import pytest
+
+from airflow_credits_provider.errors import CreditConnectionConfigError, ReservationLockTimeout
+from airflow_credits_provider.reservations import Holder, ReservationStore
+from tests.reservations.conftest import CREDIT_CONN, RESERVATION_DB, set_credits
+
+if TYPE_CHECKING:
+    from airflow_credits_provider.models import CreditBalance
+    from airflow_credits_provider.sandbox import SandboxServer
+
+pytestmark = pytest.mark.integration
+
+COST = Decimal(100)
+RESERVERS = 20
+
+
+def store_for(tables: dict[str, str], **options: Any) -> ReservationStore:
+    from airflow_credits_provider.transfers.base import sql_hook_for
+
+    return ReservationStore(sql_hook_for(RESERVATION_DB), **tables, **options)
+
+
+def live_balance() -> CreditBalance:
+    from airflow_credits_provider.hooks.resolve import get_credit_hook
+
+    return get_credit_hook(CREDIT_CONN).get_balance()
+
+
+def reserve(
+    store: ReservationStore,
+    account: str,
+    holder: Holder,
+    amount: Decimal = COST,
+    max_age: float = 0.0,
+    ttl: float = 3600.0,
+) -> Any:
+    from datetime import timedelta
+
+    return store.reserve(
+        account=account,
+        credit_conn_id=CREDIT_CONN,
+        holder=holder,
+        amount_for=lambda _balance: amount,
+        fetch_balance=live_balance,
+        ttl=timedelta(seconds=ttl),
+        max_age=max_age,
+    )
+
+
+def active_rows(store: ReservationStore, account: str) -> list[tuple[Any, ...]]:
+    table = store.reservations
+    return list(
+        store.hook.get_records(
+            f"SELECT reservation_id, amount FROM {table.qualified} WHERE account = {table.param()} "
+            f"AND status = {table.param()}",
+            parameters=(account, "active"),
+        )
+    )
+
+
+def credit_requests(sandbox: SandboxServer) -> int:
+    return len(sandbox.state.requests_for("leadmagic", "/v1/credits"))
+
+
+# -- exactly k of 20 ---------------------------------------------------------------------------------
+def _race_threads(
+    tables: dict[str, str], account: str, run_id: str, max_age: float, jitters: list[float]
+) -> int:
+    """Start one reserver thread per jitter at a barrier; return how many got a reservation."""
+    barrier = threading.Barrier(len(jitters))
+    won: list[bool] = []
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        try:
+            store = store_for(tables)
+            barrier.wait()
+            time.sleep(jitters[i])
+            result = reserve(store, account, Holder("dag", run_id, "reserve", i), max_age=max_age)
+            won.append(result.reservation is not None)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(jitters))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    return sum(won)
+
+
+def test_exactly_k_of_20_threads_reserve(
+    reservation_tables: dict[str, str], leadmagic: SandboxServer
+) -> None:
+    """20 threads race for a balance covering k of them: exactly k win, in every seeded round."""
+    for seed in range(8):
+        rng = random.Random(seed)
+        k = rng.randint(0, RESERVERS)
+        set_credits(leadmagic, k * COST + rng.randint(0, int(COST) - 1))  # covers k, never k + 1
+        account, max_age = f"acct-threads-{seed}", rng.choice([0.0, 30.0])
+        jitters = [rng.uniform(0, 0.02) for _ in range(RESERVERS)]
+        won = _race_threads(reservation_tables, account, f"run-{seed}", max_age, jitters)
+        assert won == k, (seed, k, max_age, won)
+        rows = active_rows(store_for(reservation_tables), account)
+        assert len(rows) == k
+        assert sum(Decimal(str(amount)) for _, amount in rows) == k * COST
+
+
+def reserver_processes() -> Any:
+    """Separate processes forked from a server that has imported Airflow once (a fork of this
+    multi-threaded test process could deadlock; spawning 20 fresh interpreters costs a minute)."""
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(
+        [__name__, "airflow_credits_provider.transfers.base", "airflow_credits_provider.hooks.leadmagic"]
+    )
+    return ctx
+
+
+def connections_env() -> dict[str, str]:
+    """This test's Airflow settings and connections, for its reserver processes."""
+    return {k: v for k, v in os.environ.items() if k.startswith("AIRFLOW")}
+
+
+def _process_reserver(
+    index: int, rounds: int, tables: dict[str, str], env: dict[str, str], barrier: Any, results: Any
+) -> None:
+    """A separate process: in each round, wait for the start, reserve once, report."""
+    os.environ.update(env)  # the fork server started with an earlier test's connections
+    store = store_for(tables)
+    rng = random.Random(index)
+    for round_ in range(rounds):
+        barrier.wait()
+        time.sleep(rng.uniform(0, 0.02))
+        try:
+            result = reserve(
+                store, f"acct-processes-{round_}", Holder("dag", f"run-{round_}", "reserve", index)
+            )
+            results.put((round_, index, result.reservation is not None, None))
+        except BaseException as exc:  # noqa: BLE001 - reported to the parent
+            results.put((round_, index, False, repr(exc)))
+
+
+@pytest.mark.parametrize("reservation_tables", ["sqlite", "postgres"], indirect=True)
+def test_exactly_k_of_20_processes_reserve(
+    reservation_tables: dict[str, str], leadmagic: SandboxServer
+) -> None:
+    """The same race between 20 separate processes (each its own interpreter and connections)."""
+    rounds = 4
+    ctx = reserver_processes()
+    barrier, results = ctx.Barrier(RESERVERS + 1), ctx.Queue()
+    procs = [
+        ctx.Process(
+            target=_process_reserver,
+            args=(i, rounds, reservation_tables, connections_env(), barrier, results),
+        )
+        for i in range(RESERVERS)
+    ]
+    for p in procs:
+        p.start()
+    try:
+        rng = random.Random(1234)
+        for round_ in range(rounds):
+            k = rng.randint(0, RESERVERS)
+            set_credits(leadmagic, k * COST + rng.randint(0, int(COST) - 1))
+            barrier.wait(timeout=180)  # every process has started and imported what it needs
+            got = [results.get(timeout=120) for _ in range(RESERVERS)]
+            assert [e for *_, e in got if e] == []
+            assert {r for r, *_ in got} == {round_}
+            assert sum(won for _, _, won, _ in got) == k, (round_, k)
+            assert len(active_rows(store_for(reservation_tables), f"acct-processes-{round_}")) == k
+    finally:
+        for p in procs:
+            p.join(timeout=30)
+            if p.is_alive():
+                p.kill()
+
+
+# -- a killed holder ---------------------------------------------------------------------------------
+def _hold_then_sleep(tables: dict[str, str], env: dict[str, str], ttl: float, ready: Any) -> None:
+    os.environ.update(env)
+    store = store_for(tables)
+    result = reserve(store, "acct-killed", Holder("dag", "run-killed", "reserve"), ttl=ttl)
+    ready.put(result.reservation is not None)
+    time.sleep(600)
+
+
+def test_killed_holder_returns_its_credits_at_ttl_and_not_before(
+    reservation_tables: dict[str, str], leadmagic: SandboxServer
+) -> None:
+    set_credits(leadmagic, 150)  # one reservation of 100 at a time
+    ctx = reserver_processes()
+    ready = ctx.Queue()
+    holder = ctx.Process(target=_hold_then_sleep, args=(reservation_tables, connections_env(), 6.0, ready))
+    holder.start()
+    try:
+        assert ready.get(timeout=120) is True
+        os.kill(holder.pid, signal.SIGKILL)  # type: ignore[arg-type]
+        holder.join(timeout=30)
+    finally:
+        holder.kill()
+    store = store_for(reservation_tables)
+    (held,) = store.active("acct-killed")
+    from datetime import datetime, timezone
+
+    def seconds_left() -> float:
+        return (held.expires_at - datetime.now(timezone.utc).replace(tzinfo=None)).total_seconds()
+
+    other = Holder("dag", "run-other", "reserve")
+    assert reserve(store, "acct-killed", other).reservation is None  # still held by the dead run
+    time.sleep(max(0.0, seconds_left() - 1.0))
+    assert seconds_left() > 0.2
+    early = reserve(store, "acct-killed", other)
+    assert early.reservation is None, "credits came back before the TTL"
+    assert early.held_by_others == COST
+    time.sleep(max(0.0, seconds_left() + 0.2))
+    late = reserve(store, "acct-killed", other)
+    assert late.reservation is not None
+    assert late.expired == (held.reservation_id,)
+    usage = store.hook.get_records(
+        f"SELECT outcome, balance_after, spent FROM {store.usage.qualified} WHERE run_id = 'run-killed'"
+    )
+    assert [tuple(row) for row in usage] == [("expired", None, None)]
+
+
+# -- semantics ---------------------------------------------------------------------------------------
+def test_retry_reuses_and_mapped_instances_each_hold_their_own(
+    reservation_tables: dict[str, str], leadmagic: SandboxServer
+) -> None:
+    set_credits(leadmagic, 1000)
+    store = store_for(reservation_tables)
+    first = reserve(store, "acct", Holder("dag", "run", "reserve"), amount=Decimal(300))
+    retry = reserve(store, "acct", Holder("dag", "run", "reserve"), amount=Decimal(400))
+    assert first.reservation is not None
+    assert not first.reused
+    assert retry.reused
+    assert retry.held_by_others == 0  # its own reservation is not counted against it
+    assert retry.reservation.amount == 400
+    assert retry.reservation.reserved_at == first.reservation.reserved_at
+    mapped = [
+        reserve(store, "acct", Holder("dag", "run", "mapped", i), amount=Decimal(200)) for i in range(3)
+    ]
+    assert [m.reservation is not None for m in mapped] == [True, True, True]
+    assert [m.held_by_others for m in mapped] == [400, 600, 800]
+    assert reserve(store, "acct", Holder("dag", "run", "mapped", 3), amount=Decimal(1)).reservation is None
+    assert len(active_rows(store, "acct")) == 4
+
+    only_one = store.release(dag_id="dag", run_id="run", task_ids=["mapped"], map_index=1)
+    assert [r.reservation.holder.map_index for r in only_one] == [1]
+    rest = store.release(dag_id="dag", run_id="run", task_ids=["mapped", "reserve"])
+    assert sorted((r.reservation.holder.task_id, r.reservation.holder.map_index) for r in rest) == [
+        ("mapped", 0),
+        ("mapped", 2),
+        ("reserve", -1),
+    ]
+    assert store.release(dag_id="dag", run_id="run", task_ids=["mapped", "reserve"]) == []  # idempotent
+    assert active_rows(store, "acct") == []
+
+
+def _spend(sandbox: SandboxServer, credits: int) -> None:
+    """Spend credits the way a DAG does: LeadMagic's email finder, 1 credit per found email."""
+    conn = sandbox.connection("leadmagic")
+    with httpx.Client(base_url=conn["host"], headers={"X-API-Key": conn["password"]}) as client:
+        for i in range(credits):
+            response = client.post(
+                "/v1/people/email-finder", json={"first_name": "a", "domain": f"d{i}.example"}
+            )
+            response.raise_for_status()
+
+
+def test_usage_is_exact_alone_and_an_upper_bound_when_runs_overlap(
+    reservation_tables: dict[str, str], leadmagic: SandboxServer
+) -> None:
+    set_credits(leadmagic, 1000)
+    store = store_for(reservation_tables)
+    alone = Holder("dag", "run-alone", "reserve")
+    assert reserve(store, "acct", alone, amount=Decimal(50)).reservation is not None
+    _spend(leadmagic, 7)
+    (record,) = store.release(
+        dag_id="dag", run_id="run-alone", task_ids=["reserve"], balance_after=lambda _c: live_balance()
+    )
+    assert (record.balance_after, record.spent, record.exact, record.overlapping) == (993, 7, True, 0)
+
+    a, b = Holder("dag", "run-a", "reserve"), Holder("dag", "run-b", "reserve")
+    assert reserve(store, "acct", a, amount=Decimal(5)).reservation is not None
+    assert reserve(store, "acct", b, amount=Decimal(50)).reservation is not None
+    _spend(leadmagic, 10)  # together: a and b overlap, the drop is theirs together
+    (rec_a,) = store.release(
+        dag_id="dag", run_id="run-a", task_ids=["reserve"], balance_after=lambda _c: live_balance()
+    )
+    assert (rec_a.spent, rec_a.exact, rec_a.overlapping) == (5, False, 1)  # capped at its reservation
+    usage = store.hook.get_records(
+        f"SELECT run_id, reserved, balance_before, balance_after, spent, exact, overlapping "
+        f"FROM {store.usage.qualified} ORDER BY released_at"
+    )
+    assert [(r[0], Decimal(str(r[4])), int(r[5])) for r in usage] == [("run-alone", 7, 1), ("run-a", 5, 0)]
+
+
+def test_a_balance_from_before_a_release_is_never_reused(
+    reservation_tables: dict[str, str], leadmagic: SandboxServer
+) -> None:
+    """Shared balances save requests, but one fetched before a run released may miss its spending."""
+    set_credits(leadmagic, 1000)
+    store = store_for(reservation_tables)
+    before = credit_requests(leadmagic)
+    first = reserve(store, "acct", Holder("dag", "r1", "reserve"), amount=Decimal(800), max_age=300)
+    second = reserve(store, "acct", Holder("dag", "r2", "reserve"), amount=Decimal(100), max_age=300)
+    assert (first.fetched, second.fetched) == (True, False)  # the second used the shared balance
+    assert credit_requests(leadmagic) == before + 1
+    _spend(leadmagic, 600)  # r1 spends, then releases without telling the balance after
+    store.release(dag_id="dag", run_id="r1", task_ids=["reserve"])
+    third = reserve(store, "acct", Holder("dag", "r3", "reserve"), amount=Decimal(350), max_age=300)
+    assert third.fetched  # the shared 1000 predates the release: fetched again
+    assert third.balance.available == 400
+    assert third.reservation is None  # 400 - 100 held by r2 < 350
+
+
+def test_a_released_balance_after_is_shared_with_waiters(
+    reservation_tables: dict[str, str], leadmagic: SandboxServer
+) -> None:
+    set_credits(leadmagic, 1000)
+    store = store_for(reservation_tables)
+    reserve(store, "acct", Holder("dag", "r1", "reserve"), amount=Decimal(800), max_age=300)
+    _spend(leadmagic, 3)
+    store.release(dag_id="dag", run_id="r1", task_ids=["reserve"], balance_after=lambda _c: live_balance())
+    before = credit_requests(leadmagic)
+    waiter = reserve(store, "acct", Holder("dag", "r2", "reserve"), amount=Decimal(900), max_age=300)
+    assert not waiter.fetched
+    assert credit_requests(leadmagic) == before
+    assert waiter.balance.available == 997
+    assert waiter.reservation is not None
+
+
+def test_a_held_lock_times_out_with_a_clear_error(
+    reservation_tables: dict[str, str], leadmagic: SandboxServer
+) -> None:
+    set_credits(leadmagic, 1000)
+    store = store_for(reservation_tables, lock_timeout=1.0)
+    reserve(store, "acct", Holder("dag", "r0", "reserve"))  # creates the account's row
+    release = threading.Event()
+    holding = threading.Event()
+
+    def hold() -> None:
+        with store._locked("acct"):
+            holding.set()
+            release.wait(30)
+
+    t = threading.Thread(target=hold)
+    t.start()
+    try:
+        assert holding.wait(30)
+        start = time.monotonic()
+        with pytest.raises(ReservationLockTimeout, match=r"lock on credit account 'acct' for more than 1s"):
+            reserve(store, "acct", Holder("dag", "r1", "reserve"))
+        assert time.monotonic() - start < 20
+    finally:
+        release.set()
+        t.join()
+    assert reserve(store, "acct", Holder("dag", "r1", "reserve")).reservation is not None
+
+
+def test_unsupported_databases_and_bad_names_fail_before_any_io() -> None:
+    class _Hook:
+        dialect_name = "mssql"
+
+    with pytest.raises(CreditConnectionConfigError, match="PostgreSQL, MySQL/MariaDB or SQLite"):
+        ReservationStore(_Hook())
+    with pytest.raises(CreditConnectionConfigError, match="not a plain SQL identifier"):
+        ReservationStore(type("H", (), {"dialect_name": "sqlite"})(), table="x; DROP TABLE y")
