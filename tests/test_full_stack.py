@@ -93,6 +93,7 @@ def stack(tmp_path: Path, connections: SandboxServer) -> Iterator[dict[str, obje
             )
         )
     try:
+
         def api_server_up() -> bool:
             for (name, _), proc in zip(components, procs, strict=True):
                 if proc.poll() is not None:  # died at start-up: say why, do not wait out the timeout
@@ -188,3 +189,104 @@ def test_deferrable_sensor_through_scheduler_and_triggerer(
         p.read_text() for p in home.glob(f"logs/dag_id={DAG_ID}/**/task_id=credit_preflight/*")
     )
     assert "1 credits available, 2.2 required; checking again in 1.0s" in task_logs
+
+
+@pytest.fixture
+def reservation_db(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """The examples' reservation connection: a SQLite file every worker process opens."""
+    path = tmp_path / "reservations.db"
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_CREDITS_RESERVATIONS", json.dumps({"conn_type": "sqlite", "host": str(path)})
+    )
+    return path
+
+
+def _trigger(stack: dict[str, object], dag_id: str, conf: dict[str, object]) -> None:
+    subprocess.run(
+        [*AIRFLOW, "dags", "trigger", dag_id, "-c", json.dumps(conf)],
+        env=stack["env"],
+        check=True,
+        capture_output=True,
+        timeout=120,  # type: ignore[arg-type]
+    )
+
+
+def _run_states(home: Path, dag_id: str) -> list[str]:
+    return [str(r[0]) for r in _query(home, "SELECT state FROM dag_run WHERE dag_id = ?", dag_id)]
+
+
+def test_concurrent_runs_on_one_account_never_spend_the_same_credits(
+    reservation_db: Path, stack: dict[str, object], connections: SandboxServer
+) -> None:
+    """Three runs of 44 credits each on a 100-credit account, at once: two reserve and spend, one fails.
+
+    Then a deferrable run that does not fit waits in the triggerer and reserves when the account is topped up.
+    """
+    home = stack["home"]
+    assert isinstance(home, Path)
+    state = connections.state
+    state.leadmagic.credits = Decimal(100)
+    contacts, companies = "example_shared_account_contacts", "example_shared_account_companies"
+    _wait_for(
+        lambda: len(_query(home, "SELECT 1 FROM dag WHERE dag_id IN (?, ?)", contacts, companies)) == 2,
+        120,
+        "the DAGs to be parsed",
+    )
+    for _ in range(3):
+        _trigger(stack, contacts, {"leads": 40, "seconds_per_lead": 0.05})
+
+    def all_finished() -> bool:
+        runs = _run_states(home, contacts)
+        return len(runs) == 3 and all(s in ("success", "failed") for s in runs)
+
+    _wait_for(all_finished, 240, "the three runs to finish")
+    assert sorted(_run_states(home, contacts)) == ["failed", "success", "success"]
+    preflights = sorted(
+        str(r[0])
+        for r in _query(
+            home, "SELECT state FROM task_instance WHERE dag_id = ? AND task_id = 'reserve_credits'", contacts
+        )
+    )
+    assert preflights == ["failed", "success", "success"]
+    assert len(state.requests_for("leadmagic", "/v1/people/email-finder")) == 80
+    assert state.leadmagic.credits == 20  # nobody ran out half-way
+    with sqlite3.connect(reservation_db) as db:
+        usage = db.execute("SELECT outcome, reserved, spent FROM credit_usage").fetchall()
+        active = db.execute("SELECT COUNT(*) FROM credit_reservations WHERE status = 'active'").fetchone()
+    assert sorted(u[:2] for u in usage) == [("released", "44"), ("released", "44")]
+    assert active == (0,)
+
+    _trigger(stack, companies, {"leads": 30})  # needs 33, 20 there: waits in the triggerer
+
+    def deferred() -> bool:
+        rows = _query(
+            home,
+            "SELECT state FROM task_instance WHERE dag_id = ? AND task_id = 'reserve_credits'",
+            companies,
+        )
+        return bool(rows) and rows[0][0] == "deferred"
+
+    _wait_for(deferred, 180, "the reserving sensor to defer")
+    scheduler_log = Path(str(stack["tmp"])) / "scheduler.log"
+    _wait_for(
+        lambda: (
+            "task_id=reserve_credits" in scheduler_log.read_text()
+            and any(
+                "TaskInstance Finished" in line
+                and "task_id=reserve_credits" in line
+                and "state=deferred" in line
+                for line in scheduler_log.read_text().splitlines()
+            )
+        ),
+        120,
+        "the scheduler to process the deferral",
+    )
+    with state.lock:
+        state.leadmagic.credits += 50
+
+    def finished() -> str | None:
+        runs = _run_states(home, companies)
+        return runs[0] if runs and runs[0] in ("success", "failed") else None
+
+    assert _wait_for(finished, 180, "the waiting run to finish") == "success"
+    assert state.leadmagic.credits == 40

@@ -1,0 +1,122 @@
+"""The shared-account example DAGs, run for real with dag.test() against the sandbox and a SQLite file."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+import pytest
+
+from airflow_credits_provider.reservations import Holder, ReservationStore
+from tests.example_dags_support import load_dag, states, xcom
+from tests.warehouse_support import sqlite_connection
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from airflow_credits_provider.sandbox import SandboxServer
+
+pytestmark = [pytest.mark.usefixtures("airflow_db"), pytest.mark.integration]
+
+MODULE = "example_shared_account_reservations"
+
+
+@pytest.fixture
+def reservations(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> ReservationStore:
+    monkeypatch.setenv("CREDITS_EXAMPLE_POKE_INTERVAL", "0.2")
+    sqlite_connection(monkeypatch, "credits_reservations", tmp_path / "reservations.db")
+    from airflow_credits_provider.transfers.base import sql_hook_for
+
+    return ReservationStore(sql_hook_for("credits_reservations"))
+
+
+def hold(store: ReservationStore, credits: int, ttl: float = 3600) -> None:
+    """Another run's reservation on the shared account."""
+    from airflow_credits_provider.hooks.resolve import get_credit_hook
+
+    result = store.reserve(
+        account="leadmagic_shared",
+        credit_conn_id="leadmagic_default",
+        holder=Holder("another_dag", "another_run", "reserve_credits"),
+        amount_for=lambda _b: Decimal(credits),
+        fetch_balance=get_credit_hook("leadmagic_default").get_balance,
+        ttl=timedelta(seconds=ttl),
+    )
+    assert result.reservation is not None
+
+
+def usage_rows(store: ReservationStore) -> list[tuple[object, ...]]:
+    return [
+        tuple(r)
+        for r in store.hook.get_records(
+            "SELECT dag_id, task_id, outcome, reserved, balance_before, balance_after, spent, exact "
+            "FROM credit_usage ORDER BY released_at"
+        )
+    ]
+
+
+def test_a_run_reserves_spends_and_releases_with_its_usage(
+    connections: SandboxServer, reservations: ReservationStore
+) -> None:
+    connections.state.leadmagic.credits = Decimal(100)
+    run = load_dag(MODULE, "example_shared_account_contacts").test(run_conf={"leads": 4})
+    assert states(run) == {
+        "count_leads": "success",
+        "reserve_credits": "success",
+        "enrich": "success",
+        "release_credits": "success",
+    }
+    decision = xcom(run, "reserve_credits", "credit_preflight")
+    assert decision["passed"] is True
+    assert decision["reservation"]["amount"] == "4.4"
+    assert decision["reservation"]["account"] == "leadmagic_shared"
+    (released,) = xcom(run, "release_credits")
+    assert (released["balance_before"], released["balance_after"], released["spent"]) == ("100", "96", "4")
+    assert usage_rows(reservations) == [
+        ("example_shared_account_contacts", "reserve_credits", "released", "4.4", "100", "96", "4", 1)
+    ]
+    assert reservations.active("leadmagic_shared") == []
+
+
+def test_credits_another_run_holds_are_not_spendable(
+    connections: SandboxServer, reservations: ReservationStore, capfd: pytest.CaptureFixture[str]
+) -> None:
+    connections.state.leadmagic.credits = Decimal(100)
+    hold(reservations, 90)
+    run = load_dag(MODULE, "example_shared_account_contacts").test(run_conf={"leads": 20})
+    assert states(run) == {
+        "count_leads": "success",
+        "reserve_credits": "failed",
+        "enrich": "upstream_failed",
+        "release_credits": "upstream_failed",
+    }
+    assert (
+        "need 22 (estimated cost 20 + margin 2), available 100 (90 of it reserved by 1 other run, "
+        "10 free), short by 12." in capfd.readouterr().out
+    )
+    assert connections.state.requests_for("leadmagic", "/v1/people/email-finder") == []
+    assert [r.holder.dag_id for r in reservations.active("leadmagic_shared")] == ["another_dag"]
+
+
+def test_the_deferrable_sensor_takes_credits_another_run_gives_back(
+    connections: SandboxServer, reservations: ReservationStore
+) -> None:
+    """The other run's reservation expires (as a killed run's would): the waiting sensor's trigger gets it."""
+    connections.state.leadmagic.credits = Decimal(100)
+    hold(reservations, 90, ttl=3)
+    run = load_dag(MODULE, "example_shared_account_companies").test(run_conf={"leads": 20})
+    assert states(run) == {
+        "count_leads": "success",
+        "reserve_credits": "success",
+        "enrich": "success",
+        "release_credits": "success",
+    }
+    decision = xcom(run, "reserve_credits", "credit_preflight")
+    assert decision["reservation"]["amount"] == "22"
+    assert decision["reserved_by_others"] == "0"
+    assert [row[:3] for row in usage_rows(reservations)] == [
+        ("another_dag", "reserve_credits", "expired"),
+        ("example_shared_account_companies", "reserve_credits", "released"),
+    ]
+    assert connections.state.leadmagic.credits == 80
