@@ -39,10 +39,12 @@ export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN="sqlite:///$AIRFLOW_HOME/airflow.db"
 export CREDITS_EXAMPLE_POKE_INTERVAL=1
 rm -f "$DEMO/warehouse.db"
 export AIRFLOW_CONN_CREDITS_WAREHOUSE="{\"conn_type\": \"sqlite\", \"host\": \"$PWD/$DEMO/warehouse.db\"}"
+rm -f "$DEMO/reservations.db"
+export AIRFLOW_CONN_CREDITS_RESERVATIONS="{\"conn_type\": \"sqlite\", \"host\": \"$PWD/$DEMO/reservations.db\"}"
 if ! "$BIN/python" scripts/run_examples.py "$SANDBOX_URL" "$DEMO/summary.txt" > "$DEMO/examples.log" 2>&1; then
   tail -n 40 "$DEMO/examples.log"
   exit 1
 fi
 cat "$DEMO/summary.txt"
 echo
-echo "Warehouse (SQLite): $DEMO/warehouse.db"
+echo "Warehouse (SQLite): $DEMO/warehouse.db; credit reservations and usage (SQLite): $DEMO/reservations.db"

@@ -18,10 +18,30 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
+def hold_for_another_run(credits: int) -> None:
+    """A reservation on the shared account by another DAG's run, as if it were running now."""
+    from datetime import timedelta
+    from decimal import Decimal
+
+    from airflow_credits_provider.hooks.resolve import get_credit_hook
+    from airflow_credits_provider.reservations import Holder, ReservationStore
+    from airflow_credits_provider.transfers.base import sql_hook_for
+
+    ReservationStore(sql_hook_for("credits_reservations")).reserve(
+        account="leadmagic_shared",
+        credit_conn_id="leadmagic_default",
+        holder=Holder("example_shared_account_companies", "demo_run", "reserve_credits"),
+        amount_for=lambda _balance: Decimal(credits),
+        fetch_balance=get_credit_hook("leadmagic_default").get_balance,
+        ttl=timedelta(minutes=5),
+    )
+
+
 def main() -> int:
     url, summary_path = sys.argv[1], Path(sys.argv[2])
     from airflow.utils import db
 
+    from airflow_credits_provider.transfers.base import sql_hook_for
     from tests.example_dags_support import load_dag, states, xcom
 
     db.resetdb()
@@ -77,6 +97,28 @@ def main() -> int:
         {"leads": 3},
     )
     timer.join()
+    # Two DAGs sharing one LeadMagic account: reservations in the embedded SQLite file.
+    set_state("leadmagic", credits=100, credits_frozen=0)
+    run(
+        "Shared account: a run reserves 44 credits, spends 40, releases and records its usage",
+        "example_shared_account_reservations",
+        "example_shared_account_contacts",
+        {"leads": 40},
+        task="reserve_credits",
+    )
+    lines.append("-- another run (example_shared_account_companies) reserves 50 of the 60 credits left")
+    hold_for_another_run(50)
+    run(
+        "Shared account: the next run needs 44 but only 10 are free: it fails before spending",
+        "example_shared_account_reservations",
+        "example_shared_account_contacts",
+        {"leads": 40},
+        task="reserve_credits",
+    )
+    for row in sql_hook_for("credits_reservations").get_records(
+        "SELECT dag_id, outcome, reserved, balance_before, balance_after, spent FROM credit_usage"
+    ):
+        lines.append("   credit_usage: " + ", ".join(str(cell) for cell in row))
     set_state("zerobounce", credits=10)
     lines.append("-- sandbox: in 3 s, zerobounce credits will be topped up to 5000")
     timer = threading.Timer(3.0, set_state, args=("zerobounce",), kwargs={"credits": 5000, "quiet": True})
@@ -118,8 +160,6 @@ def main() -> int:
         {"emails": 5000},
     )
     # Credit history: land LocalLeads transactions and snapshots of every vendor into SQLite, twice.
-    from airflow_credits_provider.transfers.base import sql_hook_for
-
     httpx.post(f"{control}/ledger", json={"size": 2500}, timeout=10).raise_for_status()
     run(
         "Credit history: first load into the embedded SQLite warehouse",
