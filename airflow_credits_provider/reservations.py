@@ -10,8 +10,9 @@ common-sql hook (PostgreSQL, MySQL/MariaDB or SQLite), created on first use:
     ``dag_id``, ``run_id``, ``task_id`` and ``map_index`` of the task that reserved.
 ``credit_reservations_accounts``
     one row per account: the lock every reserver takes, the last balance fetched under it (shared by
-    every waiter, so N waiting tasks make about one vendor request per ``max_age``) and a release
-    counter that tells whether that balance predates a release.
+    every waiter, so N waiting tasks make about one vendor request per ``max_age``; a release shares the
+    balance it fetched after the work) and a release counter that tells whether that balance predates a
+    release.
 ``credit_usage``
     one row per released (or expired) reservation: who held what, and what the account's balance did.
 
@@ -210,7 +211,8 @@ class UsageRecord:
     """One row of ``credit_usage``: a reservation's end and what the account's balance did meanwhile.
 
     ``spent`` is ``balance_before - balance_after``. It is ``exact`` only when no other reservation on
-    the account overlapped this one (``overlapping == 0``) and the balance did not rise (a top-up or
+    the account overlapped this one (``overlapping == 0``), the drop is within the reservation (a larger
+    one shows spending outside it) and the balance did not rise (a top-up or
     renewal meanwhile makes it ``None``); when runs overlap it includes their spending too, and is then
     capped at ``reserved`` (an upper bound for this run). Expired reservations have no balance after.
     """
@@ -708,7 +710,8 @@ def _usage(
         return UsageRecord(r, outcome, after.available, None, False, overlapping, at)
     if overlapping:
         return UsageRecord(r, outcome, after.available, min(drop, r.amount), False, overlapping, at)
-    return UsageRecord(r, outcome, after.available, drop, True, 0, at)
+    # Alone, a drop beyond the reservation means spending outside it (another tool, a person): not exact.
+    return UsageRecord(r, outcome, after.available, drop, drop <= r.amount, 0, at)
 
 
 def _idempotent_ddl(step: Callable[[], None], attempts: int = 5) -> None:

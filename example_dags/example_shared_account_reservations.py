@@ -116,3 +116,34 @@ with DAG(
     )
     leads = count_leads()
     leads >> wait_and_reserve >> enrich(leads) >> release.as_teardown(setups=wait_and_reserve)
+
+# The same waiting run in the sensor's other two modes: each poke (or rescheduled try) reserves again.
+for mode in ("poke", "reschedule"):
+    with DAG(
+        f"example_shared_account_companies_{mode}",
+        schedule=None,
+        start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+        catchup=False,
+        max_active_runs=4,
+        params=_params(),
+        tags=["credits", "reservations"],
+    ) as waiting_dag:
+        waiting = CreditPreflightSensor(
+            task_id="reserve_credits",
+            credit_conn_id=CONN_ID,
+            estimated_cost=COST_FROM_XCOM,
+            margin_percent=10,
+            reserve=True,
+            reservation_conn_id=RESERVATIONS_CONN_ID,
+            account=ACCOUNT,
+            mode=mode,
+            deferrable=False,
+            poke_interval=POKE_INTERVAL,
+            timeout=6 * 3600,
+        )
+        leads = count_leads()
+        leads >> waiting >> enrich(leads) >> CreditReleaseOperator(
+            task_id="release_credits", reserved_by="reserve_credits", reservation_conn_id=RESERVATIONS_CONN_ID
+        ).as_teardown(setups=waiting)
+    globals()[f"companies_{mode}"] = waiting_dag  # a module-level name, as DAG loaders look for
+del waiting_dag

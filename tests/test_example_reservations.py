@@ -120,3 +120,41 @@ def test_the_deferrable_sensor_takes_credits_another_run_gives_back(
         ("example_shared_account_companies", "reserve_credits", "released"),
     ]
     assert connections.state.leadmagic.credits == 80
+
+
+@pytest.mark.parametrize("mode", ["poke", "reschedule"])
+def test_poke_and_reschedule_sensors_retry_the_reservation(
+    mode: str, connections: SandboxServer, reservations: ReservationStore
+) -> None:
+    """Not deferrable: each poke tries the reservation again, and takes it once the other run's expires."""
+    connections.state.leadmagic.credits = Decimal(100)
+    hold(reservations, 90, ttl=2)
+    dag_id = f"example_shared_account_companies_{mode}"
+    run = load_dag(MODULE, dag_id).test(run_conf={"leads": 20})
+    assert states(run) == {
+        "count_leads": "success",
+        "reserve_credits": "success",
+        "enrich": "success",
+        "release_credits": "success",
+    }
+    assert xcom(run, "reserve_credits", "credit_preflight")["reservation"]["amount"] == "22"
+    assert [row[:3] for row in usage_rows(reservations)] == [
+        ("another_dag", "reserve_credits", "expired"),
+        (dag_id, "reserve_credits", "released"),
+    ]
+
+
+def test_no_key_reaches_the_reservation_tables(
+    canary_connections: SandboxServer, reservations: ReservationStore
+) -> None:
+    from tests.conftest import CANARY
+
+    canary_connections.state.leadmagic.credits = Decimal(100)
+    run = load_dag(MODULE, "example_shared_account_contacts").test(run_conf={"leads": 2})
+    assert states(run)["release_credits"] == "success"
+    for table in ("credit_reservations", "credit_reservations_accounts", "credit_usage"):
+        rows = reservations.hook.get_records(f"SELECT * FROM {table}")
+        assert rows
+        assert CANARY not in repr(rows)
+    assert CANARY not in repr(xcom(run, "reserve_credits", "credit_preflight"))
+    assert CANARY not in repr(xcom(run, "release_credits"))

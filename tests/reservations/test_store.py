@@ -381,3 +381,18 @@ def test_unsupported_databases_and_bad_names_fail_before_any_io() -> None:
         ReservationStore(_Hook())
     with pytest.raises(CreditConnectionConfigError, match="not a plain SQL identifier"):
         ReservationStore(type("H", (), {"dialect_name": "sqlite"})(), table="x; DROP TABLE y")
+
+
+def test_waiters_share_one_vendor_request(
+    reservation_tables: dict[str, str], leadmagic: SandboxServer
+) -> None:
+    """Ten reservers that do not fit, retrying within max_age, make one balance request between them."""
+    set_credits(leadmagic, 50)
+    before = credit_requests(leadmagic)
+    stores = [store_for(reservation_tables) for _ in range(10)]  # as ten worker processes would have
+    for _attempt in range(3):
+        for i, store in enumerate(stores):
+            result = reserve(store, "acct", Holder("dag", f"waiter-{i}", "reserve"), max_age=300)
+            assert result.reservation is None
+            assert result.balance.available == 50
+    assert credit_requests(leadmagic) == before + 1
