@@ -1,0 +1,189 @@
+"""Runway: how fast an account burns credits and when it will run dry. Pure arithmetic, no I/O.
+
+Input: balance snapshots (``credit_balance_snapshots``, landed by ``CreditBalanceToSqlOperator``), each a
+time and the credits available then. The rule, documented in docs/runway.md:
+
+- Only the last ``window`` of history is used (default 14 days), from its first snapshot to its last.
+- **Spend** is the sum of every *drop* in the available balance between consecutive snapshots. A rise
+  (a monthly reset, a top-up, released locks) is not negative spend: it is counted as a refill and
+  left out. So a reset in the middle of the window does not hide the spending on either side of it.
+- **Burn per day** = spend / the time the window covers (28 significant digits). Flat periods count
+  (they are part of the rate); gaps between snapshots count too, and a drop across a gap is spend
+  within it. A reset inside a gap hides the spending in that gap before it (the drop and the rise net
+  out): land snapshots often enough (hourly) that gaps are short.
+- **Days left** = (balance - reserve) / burn per day, and the forecast date is the last snapshot's time
+  plus that. No spending in the window: no forecast (the runway is not finite on this history). Already
+  at or under the reserve: zero days, the forecast date is now.
+
+Sums are exact ``Decimal`` arithmetic; times are aware UTC datetimes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta, timezone
+from decimal import ROUND_HALF_EVEN, Context, Decimal, localcontext
+from typing import TYPE_CHECKING, Any
+
+from airflow_credits_provider.parsing import exact_arithmetic, format_amount
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+    from datetime import datetime
+
+DEFAULT_WINDOW = timedelta(days=14)
+_DAY = Decimal(86400)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The credits available on an account at one time."""
+
+    at: datetime
+    available: Decimal
+
+
+@dataclass(frozen=True)
+class Runway:
+    """A runway forecast and the history it rests on.
+
+    :param balance: available credits at the last snapshot
+    :param at: the last snapshot's time
+    :param reserve: credits the forecast stops at (0: empty)
+    :param burn_per_day: credits spent per day over the window (``0``: nothing spent)
+    :param days_left: days until the balance reaches the reserve (``None``: no spending, no end in sight)
+    :param runs_out_at: when it does (``None`` likewise)
+    :param spent: credits spent in the window (the sum of drops)
+    :param refilled: credits added in the window (the sum of rises: resets, top-ups)
+    :param refills: how many rises there were
+    :param snapshots: snapshots used
+    :param history: the time the window covers
+    """
+
+    balance: Decimal
+    at: datetime
+    reserve: Decimal
+    burn_per_day: Decimal
+    days_left: Decimal | None
+    runs_out_at: datetime | None
+    spent: Decimal
+    refilled: Decimal
+    refills: int
+    snapshots: int
+    history: timedelta
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly, exact decimal strings (XCom)."""
+        return {
+            "balance": _text(self.balance),
+            "at": self.at.isoformat(),
+            "reserve": _text(self.reserve),
+            "burn_per_day": _text(self.burn_per_day),
+            "days_left": None if self.days_left is None else _text(self.days_left),
+            "runs_out_at": None if self.runs_out_at is None else self.runs_out_at.isoformat(),
+            "spent": _text(self.spent),
+            "refilled": _text(self.refilled),
+            "refills": self.refills,
+            "snapshots": self.snapshots,
+            "history_days": round(self.history.total_seconds() / 86400, 3),
+        }
+
+    def describe(self) -> str:
+        """The forecast in one sentence."""
+        days = self.history.total_seconds() / 86400
+        basis = f"{self.snapshots} snapshots over {days:.1f} days"
+        if self.refills:
+            basis += f", {self.refills} refill(s) of {format_amount(self.refilled)} left out"
+        target = "empty" if not self.reserve else f"the reserve of {format_amount(self.reserve)}"
+        if self.days_left is None:
+            return f"{format_amount(self.balance)} credits; nothing spent in {basis}: no end in sight."
+        return (
+            f"{format_amount(self.balance)} credits, burning {format_amount(self.burn_per_day)} a day: "
+            f"{_round(self.days_left)} days to {target}, on {self.runs_out_at:%Y-%m-%d %H:%M} UTC "
+            f"({basis})."
+        )
+
+
+def forecast(
+    snapshots: Iterable[Snapshot], *, reserve: Decimal | int = 0, window: timedelta = DEFAULT_WINDOW
+) -> Runway:
+    """Forecast when the balance reaches ``reserve`` from the last ``window`` of ``snapshots``.
+
+    :raises ValueError: with fewer than two snapshots in the window (no rate can be measured)
+    """
+    ordered = sorted(snapshots, key=lambda s: s.at)
+    if not ordered:
+        raise ValueError("No balance snapshots: land some with CreditBalanceToSqlOperator first.")
+    last = ordered[-1]
+    used = [s for s in ordered if s.at >= last.at - window]
+    if len(used) < 2 or used[0].at == last.at:
+        raise ValueError(
+            f"Need at least two balance snapshots at different times within {window}; "
+            f"found {len(used)}. Snapshot more often or widen the window."
+        )
+    reserve = Decimal(reserve)
+    with exact_arithmetic():
+        spent = refilled = Decimal(0)
+        refills = 0
+        for before, after in zip(used, used[1:], strict=False):
+            change = after.available - before.available
+            if change < 0:
+                spent -= change
+            elif change > 0:
+                refilled += change
+                refills += 1
+        history = last.at - used[0].at
+        micros = Decimal((history.days * 86400 + history.seconds) * 10**6 + history.microseconds)
+        headroom = last.available - reserve
+    with localcontext(Context(prec=28)):  # rates and quotients are not exact: 28 digits, as Decimal's default
+        burn = spent * _DAY * 10**6 / micros
+        if headroom <= 0:
+            days_left: Decimal | None = Decimal(0)
+        elif burn == 0:
+            days_left = None
+        else:
+            days_left = headroom / burn
+    runs_out = None
+    if days_left is not None:
+        runs_out = last.at + timedelta(seconds=float(days_left * _DAY))
+    return Runway(
+        balance=last.available,
+        at=last.at,
+        reserve=reserve,
+        burn_per_day=burn,
+        days_left=days_left,
+        runs_out_at=runs_out,
+        spent=spent,
+        refilled=refilled,
+        refills=refills,
+        snapshots=len(used),
+        history=history,
+    )
+
+
+def daily_chart(snapshots: Sequence[Snapshot], days: int = 14, width: int = 40) -> list[str]:
+    """A small text chart of the last balance of each of the last ``days`` days, one line per day."""
+    if not snapshots:
+        return []
+    last_of_day: dict[str, Snapshot] = {}
+    for s in sorted(snapshots, key=lambda s: s.at):
+        last_of_day[s.at.astimezone(timezone.utc).strftime("%Y-%m-%d")] = s
+    shown = list(last_of_day.items())[-days:]
+    top = max(s.available for _, s in shown) or Decimal(1)
+    lines = []
+    for day, s in shown:
+        with localcontext(Context(prec=28)):
+            bar = (
+                int((s.available / top * width).to_integral_value(ROUND_HALF_EVEN)) if s.available > 0 else 0
+            )
+        lines.append(f"{day} {'#' * bar:<{width}} {format_amount(s.available)}")
+    return lines
+
+
+def _round(value: Decimal) -> str:
+    return f"{value.quantize(Decimal('0.1'), ROUND_HALF_EVEN):f}" if value < 10**9 else format_amount(value)
+
+
+def _text(value: Decimal) -> str:
+    with exact_arithmetic():
+        return f"{value.normalize():f}"

@@ -1,0 +1,93 @@
+"""Runway arithmetic on histories with resets, top-ups, gaps and flat periods."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+
+import pytest
+
+from airflow_credits_provider.runway import Snapshot, daily_chart, forecast
+
+START = datetime(2026, 11, 1, tzinfo=timezone.utc)
+
+
+def hourly(
+    values: list[int | str], start: datetime = START, step: timedelta = timedelta(hours=1)
+) -> list[Snapshot]:
+    return [Snapshot(start + i * step, Decimal(v)) for i, v in enumerate(values)]
+
+
+def test_steady_spend() -> None:
+    # 24 credits an hour for 10 hours: 576 a day; 1000 left -> 1000/576 days.
+    runway = forecast(hourly([1240 - 24 * i for i in range(11)]))
+    assert runway.balance == 1000
+    assert runway.burn_per_day == 576
+    assert runway.spent == 240
+    assert runway.days_left == Decimal(1000) / 576
+    assert runway.runs_out_at == START + timedelta(hours=10) + timedelta(days=1000 / 576)
+    assert (runway.refills, runway.snapshots) == (0, 11)
+
+
+def test_a_monthly_reset_is_not_negative_spend() -> None:
+    # 100 an hour, reset to 5000 in the middle, then 100 an hour again.
+    runway = forecast(hourly([600, 500, 400, 5000, 4900, 4800]))
+    assert runway.spent == 400  # 100 + 100 + 100 + 100, the reset left out
+    assert (runway.refills, runway.refilled) == (1, 4600)
+    assert runway.burn_per_day == 400 * 24 / 5
+    assert runway.days_left == Decimal(4800) / Decimal(400 * 24 / 5)
+
+
+def test_top_up_and_flat_periods_count_time_not_spend() -> None:
+    flat = forecast(hourly([100, 100, 100, 100, 90]))  # 10 spent in 4 hours
+    assert flat.burn_per_day == 60
+    topped = forecast(hourly([100, 90, 1090, 1090, 1080]))  # 20 spent, a 1000 top-up
+    assert (topped.spent, topped.refilled, topped.burn_per_day) == (20, 1000, 120)
+
+
+def test_gaps_count_a_drop_across_them_as_spend_in_them() -> None:
+    snaps = [Snapshot(START, Decimal(1000)), Snapshot(START + timedelta(days=3), Decimal(700))]
+    snaps.append(Snapshot(START + timedelta(days=3, hours=12), Decimal(650)))
+    runway = forecast(snaps)
+    assert runway.spent == 350
+    assert runway.burn_per_day == 100  # 350 over 3.5 days
+    assert runway.days_left == Decimal("6.5")
+
+
+def test_nothing_spent_has_no_end_and_a_reserve_already_reached_is_now() -> None:
+    idle = forecast(hourly([500, 500, 500]))
+    assert (idle.burn_per_day, idle.days_left, idle.runs_out_at) == (0, None, None)
+    assert "no end in sight" in idle.describe()
+    under = forecast(hourly([500, 400, 300]), reserve=300)
+    assert under.days_left == 0
+    assert under.runs_out_at == START + timedelta(hours=2)
+
+
+def test_only_the_window_is_used() -> None:
+    old = hourly([10_000, 1_000], start=START - timedelta(days=30))  # a big old drop, outside the window
+    recent = hourly([900, 890, 880])
+    runway = forecast(old + recent, window=timedelta(days=7))
+    assert runway.snapshots == 3
+    assert runway.burn_per_day == 240
+
+
+def test_reserve_shortens_the_runway_and_describe_says_it() -> None:
+    runway = forecast(hourly([1100, 1000]), reserve=200)  # 100 an hour = 2400 a day; 800 headroom
+    assert runway.days_left == Decimal(800) / 2400
+    assert "to the reserve of 200" in runway.describe()
+    assert runway.to_dict()["burn_per_day"] == "2400"
+
+
+def test_too_little_history_says_what_to_do() -> None:
+    with pytest.raises(ValueError, match="No balance snapshots"):
+        forecast([])
+    with pytest.raises(ValueError, match="at least two balance snapshots"):
+        forecast(hourly([5]))
+
+
+def test_daily_chart_shows_the_last_balance_of_each_day() -> None:
+    snaps = hourly([100, 50], step=timedelta(hours=12)) + hourly(
+        [80], start=START + timedelta(days=1, hours=13)
+    )
+    lines = daily_chart(snaps, width=10)
+    assert lines == ["2026-11-01 ######     50", "2026-11-02 ########## 80"]  # 50/80 of 10
