@@ -90,37 +90,12 @@ with DAG(
     leads = count_leads()
     leads >> reserve >> enrich(leads) >> release.as_teardown(setups=reserve)
 
-with DAG(
-    "example_shared_account_companies",
-    schedule=None,
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-    catchup=False,
-    max_active_runs=4,
-    params=_params(),
-    tags=["credits", "reservations"],
-) as companies:
-    wait_and_reserve = CreditPreflightSensor(
-        task_id="reserve_credits",
-        credit_conn_id=CONN_ID,
-        estimated_cost=COST_FROM_XCOM,
-        margin_percent=10,
-        reserve=True,
-        reservation_conn_id=RESERVATIONS_CONN_ID,
-        account=ACCOUNT,
-        deferrable=True,
-        poke_interval=POKE_INTERVAL,
-        timeout=6 * 3600,
-    )
-    release = CreditReleaseOperator(
-        task_id="release_credits", reserved_by="reserve_credits", reservation_conn_id=RESERVATIONS_CONN_ID
-    )
-    leads = count_leads()
-    leads >> wait_and_reserve >> enrich(leads) >> release.as_teardown(setups=wait_and_reserve)
-
-# The same waiting run in the sensor's other two modes: each poke (or rescheduled try) reserves again.
-for mode in ("poke", "reschedule"):
+# The waiting variant, in each of the sensor's modes: deferrable (``example_shared_account_companies``,
+# waits in the triggerer), poke and reschedule (each poke, or rescheduled try, reserves again).
+for mode in ("deferrable", "poke", "reschedule"):
+    suffix = "" if mode == "deferrable" else f"_{mode}"
     with DAG(
-        f"example_shared_account_companies_{mode}",
+        f"example_shared_account_companies{suffix}",
         schedule=None,
         start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
         catchup=False,
@@ -136,8 +111,8 @@ for mode in ("poke", "reschedule"):
             reserve=True,
             reservation_conn_id=RESERVATIONS_CONN_ID,
             account=ACCOUNT,
-            mode=mode,
-            deferrable=False,
+            deferrable=mode == "deferrable",
+            mode="reschedule" if mode == "reschedule" else "poke",
             poke_interval=POKE_INTERVAL,
             timeout=6 * 3600,
         )
@@ -145,5 +120,5 @@ for mode in ("poke", "reschedule"):
         leads >> waiting >> enrich(leads) >> CreditReleaseOperator(
             task_id="release_credits", reserved_by="reserve_credits", reservation_conn_id=RESERVATIONS_CONN_ID
         ).as_teardown(setups=waiting)
-    globals()[f"companies_{mode}"] = waiting_dag  # a module-level name, as DAG loaders look for
+    globals()[f"companies{suffix}"] = waiting_dag  # a module-level name, as DAG loaders look for
 del waiting_dag

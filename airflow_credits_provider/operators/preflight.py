@@ -129,6 +129,12 @@ class PreflightArgs:
         estimate: tuple[Decimal, Decimal, str] | None = None,
     ) -> PreflightDecision:
         """Compare ``balance`` with the estimate (made now unless given), record the decision."""
+        self._check_thresholds(context, balance)
+        cost, margin, basis = estimate or self._estimate(context, balance)
+        return self._record(context, balance, cost, margin, basis)
+
+    def _check_thresholds(self, context: Context, balance: CreditBalance) -> None:
+        """Warn (and call ``on_low_balance``) below ``warn_below`` or ``critical_below``."""
         from airflow_credits_provider.decision import check_thresholds
 
         check_thresholds(
@@ -140,8 +146,6 @@ class PreflightArgs:
             callback=self.on_low_balance,
             context=context,
         )
-        cost, margin, basis = estimate or self._estimate(context, balance)
-        return self._record(context, balance, cost, margin, basis)
 
     def _record(
         self,
@@ -239,7 +243,6 @@ class PreflightArgs:
         One transaction under the account's lock (see :class:`~airflow_credits_provider.reservations.
         ReservationStore`); the threshold checks and the XCom push run after it commits.
         """
-        from airflow_credits_provider.decision import check_thresholds
         from airflow_credits_provider.parsing import exact_arithmetic
         from airflow_credits_provider.reservations import Holder
 
@@ -265,15 +268,7 @@ class PreflightArgs:
             self.log.warning(
                 "A reservation on account %r passed its TTL and expired: %s", account, expired[:12]
             )
-        check_thresholds(
-            result.balance,
-            warn_below=self.warn_below,
-            critical_below=self.critical_below,
-            task_id=self.task_id,
-            log=self.log,
-            callback=self.on_low_balance,
-            context=context,
-        )
+        self._check_thresholds(context, result.balance)
         cost, margin, basis = made[0]
         reserved = {
             "held_by_others": str(result.held_by_others),
