@@ -1,6 +1,8 @@
 """``airflow-credits``: look at balances and run the sandbox from a shell.
 
 - ``airflow-credits balance CONN_ID [--json]`` prints the normalised balance of any credit connection.
+- ``airflow-credits runway ACCOUNT --sql-conn-id ID`` prints an account's balance, burn per day, the
+  forecast date it runs dry and a small chart of its recent history, from its landed balance snapshots.
 - ``airflow-credits sandbox [--port N]`` runs the offline sandbox in the foreground and prints the
   connections to use with it.
 """
@@ -10,6 +12,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
+import os
 import sys
 from typing import TYPE_CHECKING
 
@@ -99,6 +103,53 @@ def _balance(args: argparse.Namespace) -> int:
     return 0
 
 
+def _runway(args: argparse.Namespace) -> int:
+    # common-sql hooks log every statement at INFO: not what a reader of this command wants to see.
+    # Airflow reads per-logger levels from [logging] namespace_levels when it configures logging, on
+    # import (so before the imports below); older versions use the standard-library level. A user's own
+    # setting wins.
+    os.environ.setdefault("AIRFLOW__LOGGING__NAMESPACE_LEVELS", "airflow.task.hooks=WARNING")
+    logging.getLogger("airflow.task.hooks").setLevel(logging.WARNING)
+
+    from datetime import timedelta
+
+    from airflow_credits_provider.decision import to_amount
+    from airflow_credits_provider.errors import CreditProviderError
+    from airflow_credits_provider.operators.runway import read_snapshots
+    from airflow_credits_provider.runway import daily_chart, forecast
+
+    window = timedelta(days=args.window_days)
+    try:
+        reserve = to_amount(args.reserve, "--reserve")
+        _load_connection(args.sql_conn_id)
+        snapshots = read_snapshots(
+            args.sql_conn_id, args.account, table=args.table, schema=args.schema, window=window
+        )
+        runway = forecast(snapshots, reserve=reserve, window=window)
+    except CreditProviderError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps({"account": args.account, **runway.to_dict()}, indent=2), file=args.out)
+        return 0
+    days = "never (nothing spent)" if runway.days_left is None else f"{runway.days_left:.1f}"
+    when = "-" if runway.runs_out_at is None else f"{runway.runs_out_at:%Y-%m-%d %H:%M} UTC"
+    history_days = runway.history.total_seconds() / 86400
+    lines = [
+        f"{args.account}: {runway.describe()}",
+        f"  {'balance:':<16}{runway.balance.normalize():f} (at {runway.at:%Y-%m-%d %H:%M} UTC)",
+        f"  {'burn per day:':<16}{runway.burn_per_day:.2f}",
+        f"  {'days left:':<16}{days}" + (f" (to the reserve of {args.reserve})" if runway.reserve else ""),
+        f"  {'runs out:':<16}{when}",
+        f"  {'history used:':<16}{runway.snapshots} snapshots, {history_days:.1f} days, "
+        f"{runway.refills} refill(s) left out",
+        "",
+        *daily_chart(snapshots),
+    ]
+    print("\n".join(lines), file=args.out)
+    return 0
+
+
 def _sandbox(args: argparse.Namespace) -> int:
     from airflow_credits_provider.sandbox import SandboxServer, SandboxState
 
@@ -139,6 +190,24 @@ def build_parser() -> argparse.ArgumentParser:
     balance.add_argument("--raw", action="store_true", help="with --json, include the vendor's payload")
     balance.set_defaults(func=_balance)
 
+    runway = commands.add_parser(
+        "runway",
+        help="forecast when an account runs dry, from its landed balance snapshots",
+        description="Print an account's balance, burn per day, forecast date and recent history from the "
+        "balance snapshots CreditBalanceToSqlOperator landed. Exit codes: 0 ok, 2 no connection, table or "
+        "history to forecast from.",
+    )
+    runway.add_argument(
+        "account", help="the account label of the snapshots (usually the credit connection id)"
+    )
+    runway.add_argument("--sql-conn-id", required=True, help="the SQL connection holding the snapshots")
+    runway.add_argument("--table", default="credit_balance_snapshots", help="the snapshots table")
+    runway.add_argument("--schema", default=None, help="its schema")
+    runway.add_argument("--reserve", default="0", help="forecast reaching this many credits instead of zero")
+    runway.add_argument("--window-days", type=float, default=14, help="days of history to use")
+    runway.add_argument("--json", action="store_true", help="print JSON instead of text")
+    runway.set_defaults(func=_runway)
+
     sandbox = commands.add_parser("sandbox", help="run the offline sandbox of the vendor APIs")
     sandbox.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (0 picks a free one)")
     sandbox.add_argument("--ledger-size", type=int, default=28, help="LocalLeads transactions to serve")
@@ -158,7 +227,7 @@ def _quiet_airflow() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
     args = build_parser().parse_args(argv)
-    if args.command != "balance":
+    if args.command not in ("balance", "runway"):
         args.out = sys.stdout
         return int(args.func(args))
     # Depending on its version, Airflow logs to standard output while it loads its configuration,

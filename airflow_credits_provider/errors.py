@@ -17,6 +17,8 @@ The tree::
     ├── RowRejectedError                a landing row cannot be stored exactly, or the database refused
     │                                   it (row_key names it); the run fails, its cursor unmoved
     ├── ReservationLockTimeout          another reserver held the account's lock longer than lock_timeout
+    ├── SnapshotHistoryError            the balance snapshots cannot be read (table, schema, database)
+    │   └── NotEnoughHistoryError       fewer than two snapshots in the window: no burn rate to forecast
     ├── ResponseFormatError             a vendor payload lacks the documented shape (names the field);
     │                                   the transport turns it into BadResponseError
     ├── CreditPreflightFailed           the balance does not cover the job, or never can; also an
@@ -90,6 +92,21 @@ class RowRejectedError(CreditProviderError):
 
 class ReservationLockTimeout(CreditProviderError):
     """The reservation table's account lock was not granted within ``lock_timeout`` (worth retrying)."""
+
+
+class SnapshotHistoryError(CreditProviderError):
+    """The balance snapshots a runway forecast needs cannot be read (no table, wrong schema, database)."""
+
+
+class NotEnoughHistoryError(SnapshotHistoryError, ValueError):
+    """Fewer than two balance snapshots at different times in the window: no burn rate can be measured.
+
+    :param snapshots: how many snapshots the window held
+    """
+
+    def __init__(self, message: str, *, snapshots: int = 0) -> None:
+        super().__init__(message)
+        self.snapshots = snapshots
 
 
 class ResponseFormatError(CreditProviderError, ValueError):

@@ -50,6 +50,7 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": [
                     "airflow_credits_provider.operators.preflight",
                     "airflow_credits_provider.operators.reservation",
+                    "airflow_credits_provider.operators.runway",
                 ],
             }
         ],

@@ -476,7 +476,7 @@ class ReservationStore:
         cols = ("account", "release_seq", "updated_at")
         self.hook.run(
             insert.format(t=self.accounts.qualified, c=self._cols(cols), v=", ".join([self._p] * 3)),
-            parameters=self.accounts._adapt((account, 0, _utcnow())),
+            parameters=self.accounts.adapt((account, 0, _utcnow())),
         )
         self._accounts_seen.add(account)
 
@@ -536,7 +536,7 @@ class ReservationStore:
         sets = ", ".join(f"{table._escape(c)} = {self._p}" for c in cols)
         cur.execute(
             f"UPDATE {table.qualified} SET {sets} WHERE {table.where_key(('account',))}",
-            table._adapt(
+            table.adapt(
                 (
                     balance.available,
                     to_naive_utc(balance.fetched_at),
@@ -573,7 +573,7 @@ class ReservationStore:
         cur.execute(
             f"INSERT INTO {table.qualified} ({self._cols(table.column_names)}) "
             f"VALUES ({', '.join([self._p] * len(row))})",
-            table._adapt(row),
+            table.adapt(row),
         )
 
     def _finish(
@@ -594,7 +594,7 @@ class ReservationStore:
             cur.execute(
                 f"UPDATE {table.qualified} SET {table._escape('status')} = {self._p}, "
                 f"{table._escape('released_at')} = {self._p} WHERE {table.where_key(('reservation_id',))}",
-                table._adapt((outcome, at, r.reservation_id)),
+                table.adapt((outcome, at, r.reservation_id)),
             )
             overlapping = self._overlapping(cur, r, at)
             records.append(_usage(r, outcome, after, overlapping, at))
@@ -603,7 +603,7 @@ class ReservationStore:
         cur.execute(
             f"UPDATE {accounts.qualified} SET {accounts._escape('release_seq')} = {self._p}, "
             f"{accounts._escape('updated_at')} = {self._p} WHERE {accounts.where_key(('account',))}",
-            accounts._adapt((acct.release_seq, now, account)),
+            accounts.adapt((acct.release_seq, now, account)),
         )
         usage = self.usage
         for rec in records:
@@ -628,12 +628,12 @@ class ReservationStore:
             )
             cur.execute(
                 f"DELETE FROM {usage.qualified} WHERE {usage.where_key(usage.key)}",
-                usage._adapt((r.reservation_id, r.reserved_at)),
+                usage.adapt((r.reservation_id, r.reserved_at)),
             )
             cur.execute(
                 f"INSERT INTO {usage.qualified} ({self._cols(usage.column_names)}) "
                 f"VALUES ({', '.join([self._p] * len(row))})",
-                usage._adapt(row),
+                usage.adapt(row),
             )
         return records
 

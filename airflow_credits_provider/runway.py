@@ -98,7 +98,7 @@ class Runway:
         if self.days_left is None:
             return f"{format_amount(self.balance)} credits; nothing spent in {basis}: no end in sight."
         return (
-            f"{format_amount(self.balance)} credits, burning {format_amount(self.burn_per_day)} a day: "
+            f"{format_amount(self.balance)} credits, burning {_round(self.burn_per_day, '0.01')} a day: "
             f"{_round(self.days_left)} days to {target}, on {self.runs_out_at:%Y-%m-%d %H:%M} UTC "
             f"({basis})."
         )
@@ -109,17 +109,21 @@ def forecast(
 ) -> Runway:
     """Forecast when the balance reaches ``reserve`` from the last ``window`` of ``snapshots``.
 
-    :raises ValueError: with fewer than two snapshots in the window (no rate can be measured)
+    :raises NotEnoughHistoryError: with fewer than two snapshots at different times in the window (no
+        rate can be measured)
     """
+    from airflow_credits_provider.errors import NotEnoughHistoryError
+
     ordered = sorted(snapshots, key=lambda s: s.at)
     if not ordered:
-        raise ValueError("No balance snapshots: land some with CreditBalanceToSqlOperator first.")
+        raise NotEnoughHistoryError("No balance snapshots: land some with CreditBalanceToSqlOperator first.")
     last = ordered[-1]
     used = [s for s in ordered if s.at >= last.at - window]
     if len(used) < 2 or used[0].at == last.at:
-        raise ValueError(
+        raise NotEnoughHistoryError(
             f"Need at least two balance snapshots at different times within {window}; "
-            f"found {len(used)}. Snapshot more often or widen the window."
+            f"found {len(used)}. Snapshot more often or widen the window.",
+            snapshots=len(used),
         )
     reserve = Decimal(reserve)
     with exact_arithmetic():
@@ -180,8 +184,9 @@ def daily_chart(snapshots: Sequence[Snapshot], days: int = 14, width: int = 40) 
     return lines
 
 
-def _round(value: Decimal) -> str:
-    return f"{value.quantize(Decimal('0.1'), ROUND_HALF_EVEN):f}" if value < 10**9 else format_amount(value)
+def _round(value: Decimal, step: str = "0.1") -> str:
+    """``value`` to ``step`` for reading (huge values as they are)."""
+    return f"{value.quantize(Decimal(step), ROUND_HALF_EVEN):f}" if value < 10**9 else format_amount(value)
 
 
 def _text(value: Decimal) -> str:

@@ -47,4 +47,6 @@ if ! "$BIN/python" scripts/run_examples.py "$SANDBOX_URL" "$DEMO/summary.txt" > 
 fi
 cat "$DEMO/summary.txt"
 echo
+"$BIN/airflow-credits" runway localleads_default --sql-conn-id credits_warehouse
+echo
 echo "Warehouse (SQLite): $DEMO/warehouse.db; credit reservations and usage (SQLite): $DEMO/reservations.db"

@@ -11,6 +11,7 @@ import json
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -197,8 +198,55 @@ def main() -> int:
         "WHERE amount < 0 GROUP BY 1 ORDER BY 1 DESC LIMIT 3"
     ):
         lines.append(f"   spend on {day}: {day_spent:,.0f} credits")
+    lines.extend(runway(warehouse, load_dag, xcom, states))
     summary_path.write_text("\n".join(lines) + "\n")
     return 0
+
+
+def runway(warehouse: Any, load_dag: Any, xcom: Any, states: Any) -> list[str]:
+    """Seed two weeks of hourly snapshots ending at each vendor's balance, then run the runway example."""
+    from datetime import datetime, timezone
+    from decimal import Decimal
+
+    from tests.warehouse_support import seed_snapshots, steady_history
+
+    now = datetime.now(timezone.utc)
+    lines = [
+        "-- warehouse: two weeks of synthetic hourly snapshots before the ones just landed (LocalLeads with "
+        "its monthly reset 5 days ago, TrueMail with a top-up 9 days ago)"
+    ]
+    # Days of runway each vendor's synthetic spending leaves, and when its balance rose.
+    story = {"leadmagic": (45, -1), "localleads": (3, 9 * 24), "truemail": (60, 5 * 24)}
+    for vendor, account, available in warehouse.get_records(
+        "SELECT vendor, account, available FROM credit_balance_snapshots s WHERE fetched_at = "
+        "(SELECT MIN(fetched_at) FROM credit_balance_snapshots WHERE account = s.account)"
+    ):
+        days, refill_at = story[vendor]
+        per_hour = (Decimal(str(available)) / (days * 24)).quantize(Decimal("0.01"))
+        history = steady_history(
+            ending_at=now.replace(minute=0, second=0, microsecond=0),
+            before=Decimal(str(available)),
+            per_hour=per_hour,
+            hours=14 * 24,
+            refill_at=refill_at,
+            # The rise leaves the balance a day's spending before it: the history stays positive.
+            refill=Decimal(str(available)) + per_hour * (14 * 24 - refill_at + 1 - 24),
+        )
+        seed_snapshots("credits_warehouse", "credit_balance_snapshots", vendor, account, history)
+    run = load_dag("example_credit_runway", "example_credit_runway").test()
+    lines.append(
+        f"== Runway: snapshot every vendor, forecast from the last 14 days (min 7 days) -> run {run.state}"
+    )
+    for vendor in story:
+        result = xcom(run, f"runway_{vendor}")
+        flag = "SHORT, alert sent" if result["short"] else "ok"
+        balance, burn = Decimal(result["balance"]), Decimal(result["burn_per_day"])
+        lines.append(
+            f"   {vendor}: {balance:,f} credits, {burn:,.1f} a day "
+            f"-> {Decimal(result['days_left']):.1f} days, runs out {result['runs_out_at'][:16]} UTC "
+            f"({result['snapshots']} snapshots, {result['refills']} refill(s) left out): {flag}"
+        )
+    return lines
 
 
 if __name__ == "__main__":

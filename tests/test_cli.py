@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
+import pytest
 
 from tests.conftest import subprocess_env
 
@@ -131,3 +132,53 @@ def test_balance_reads_connections_stored_in_the_metadata_database(
     missing = run(CLI, "balance", "not_in_db")
     assert missing.returncode == 2
     assert "Connection 'not_in_db' is not defined" in missing.stderr
+
+
+def test_runway_prints_the_forecast_and_a_chart(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import datetime, timezone
+    from decimal import Decimal
+
+    from tests.warehouse_support import seed_snapshots, sqlite_connection, steady_history
+
+    sqlite_connection(monkeypatch, "credits_warehouse", tmp_path / "warehouse.db")
+    now = datetime(2026, 11, 20, 12, tzinfo=timezone.utc)
+    # 5 days spending 2 an hour (48 a day) down to 244, with a monthly reset of 500 in the middle.
+    history = steady_history(
+        ending_at=now, before=Decimal(242), per_hour=Decimal(2), hours=5 * 24, refill_at=60, refill=500
+    )
+    seed_snapshots(
+        "credits_warehouse", "credit_balance_snapshots", "localleads", "localleads_default", history
+    )
+    text = _run("runway", "localleads_default", "--sql-conn-id", "credits_warehouse")
+    assert text.returncode == 0, text.stderr
+    assert "Running statement" not in text.stderr  # the SQL hooks' statement log is kept quiet
+    lines = text.stdout.splitlines()
+    assert lines[0].startswith("localleads_default: 244 credits, burning 47.60 a day: 5.1 days to empty")
+    assert "  balance:        244 (at 2026-11-20 11:00 UTC)" in lines
+    assert "  runs out:       2026-11-25 14:02 UTC"  # 244 / 47.6 days later in lines
+    assert "  history used:   120 snapshots, 5.0 days, 1 refill(s) left out" in lines
+    chart = [line for line in lines if line.startswith("2026-11-")]
+    assert [line.split()[0] for line in chart] == [f"2026-11-{d}" for d in range(15, 21)]
+    assert chart[-1].endswith(" 244")
+    as_json = json.loads(
+        _run(
+            "runway", "localleads_default", "--sql-conn-id", "credits_warehouse", "--json", "--reserve", "100"
+        ).stdout
+    )
+    assert (as_json["account"], as_json["reserve"], as_json["refills"]) == ("localleads_default", "100", 1)
+    assert Decimal(as_json["days_left"]) == pytest.approx(
+        (Decimal(244) - 100) / Decimal(as_json["burn_per_day"])
+    )
+
+
+def test_runway_without_history_or_table_exits_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.warehouse_support import sqlite_connection
+
+    sqlite_connection(monkeypatch, "credits_warehouse", tmp_path / "warehouse.db")
+    missing = _run("runway", "leadmagic_default", "--sql-conn-id", "credits_warehouse")
+    assert missing.returncode == 2
+    assert "Cannot read balance snapshots from credit_balance_snapshots" in missing.stderr
+    assert "Traceback" not in missing.stderr
+    bad = _run("runway", "x", "--sql-conn-id", "credits_warehouse", "--reserve", "lots")
+    assert (bad.returncode, bad.stdout) == (2, "")
+    assert "--reserve must be a number of credits" in bad.stderr

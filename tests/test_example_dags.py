@@ -289,3 +289,38 @@ def test_generic_connection_gates_a_dag_in_deferrable_mode(
     decision = xcom(run, "credit_preflight")
     assert (decision["vendor"], decision["available"], decision["required"]) == ("zerobounce", "5000", "2000")
     assert len(state.requests_for("zerobounce")) == 3
+
+
+def test_runway_example_snapshots_every_vendor_and_alerts_on_the_short_one(
+    connections: SandboxServer, history_warehouse: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    from datetime import datetime, timezone
+    from decimal import Decimal
+
+    from tests.warehouse_support import seed_snapshots, steady_history
+
+    table = "credit_balance_snapshots"
+    now = datetime.now(timezone.utc)
+    # A week of hourly history ending at each sandbox balance: LocalLeads (82 left) spends 1 an hour.
+    for vendor, before, per_hour in (
+        ("leadmagic", "15432.5", 5),
+        ("localleads", "82", 1),
+        ("truemail", "45230", 9),
+    ):
+        history = steady_history(
+            ending_at=now, before=Decimal(before), per_hour=Decimal(per_hour), hours=7 * 24
+        )
+        seed_snapshots("credits_warehouse", table, vendor, f"{vendor}_default", history)
+    run = load_dag("example_credit_runway", "example_credit_runway").test()
+    assert set(states(run).values()) == {"success"}
+    localleads = xcom(run, "runway_localleads")
+    assert (localleads["short"], localleads["balance"], localleads["snapshots"]) == (True, "82", 7 * 24 + 1)
+    assert Decimal(localleads["days_left"]) == pytest.approx(Decimal(82) / 24, rel=Decimal("0.001"))
+    for vendor, days in (("leadmagic", Decimal("15432.5") / 120), ("truemail", Decimal(45230) / 216)):
+        result = xcom(run, f"runway_{vendor}")
+        assert result["short"] is False
+        assert Decimal(result["days_left"]) == pytest.approx(days, rel=Decimal("0.001"))
+    out = capfd.readouterr().out
+    assert "ALERT runway_localleads: 82 credits, burning 24.00 a day: 3.4 days to empty" in out
+    assert "ALERT runway_leadmagic" not in out
+    assert "ALERT runway_truemail" not in out

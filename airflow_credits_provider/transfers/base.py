@@ -116,7 +116,7 @@ class LandingTarget:
         from contextlib import closing
 
         table = self.data
-        cells = table._adapt((vendor, account, to_naive_utc(run_started)))
+        cells = table.adapt((vendor, account, to_naive_utc(run_started)))
         where = f"{table.where_key(('vendor', 'account'))} AND loaded_at < {table.param()}"
         sql = f"DELETE FROM {table.qualified} WHERE {where}"
         with closing(table.hook.get_conn()) as conn, closing(conn.cursor()) as cur:

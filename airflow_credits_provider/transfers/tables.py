@@ -265,7 +265,7 @@ class WarehouseTable:
                 rows = chain.from_iterable(chain.from_iterable(batches))
                 self.hook.insert_rows(
                     self.qualified,
-                    map(self._adapt, rows) if self.dialect_name == "sqlite" else rows,
+                    map(self.adapt, rows) if self.dialect_name == "sqlite" else rows,
                     target_fields=self.column_names,
                     commit_every=batch_size,
                     replace=True,
@@ -330,7 +330,7 @@ class WarehouseTable:
             f"Cannot land the row ({key}): {why}. Nothing past it was written.", row_key=key
         )
 
-    def _adapt(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
+    def adapt(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
         """Driver-friendly cells: SQLite gets text for decimals and times (exact, sortable)."""
         if self.dialect_name != "sqlite":
             return row

@@ -1,0 +1,167 @@
+"""CreditRunwayOperator: when will an account run dry, from its balance snapshots; warn, fail or call back."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow_credits_provider.compat import BaseOperator
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from airflow_credits_provider.compat import Context
+    from airflow_credits_provider.runway import Snapshot
+
+DEFAULT_SNAPSHOT_TABLE = "credit_balance_snapshots"
+ON_SHORT = ("warn", "fail", "skip")
+
+
+def read_snapshots(
+    sql_conn_id: str,
+    account: str,
+    *,
+    table: str = DEFAULT_SNAPSHOT_TABLE,
+    schema: str | None = None,
+    window: timedelta = timedelta(days=14),
+) -> list[Snapshot]:
+    """The account's balance snapshots from the last ``window`` before its newest one, oldest first.
+
+    Reads what ``CreditBalanceToSqlOperator`` landed (``account`` is its account label, by default the
+    credit connection's id) through any common-sql connection.
+
+    :raises SnapshotHistoryError: the table cannot be read (missing, wrong schema, database error)
+    """
+    from decimal import Decimal
+
+    from airflow_credits_provider.errors import SnapshotHistoryError, truncate
+    from airflow_credits_provider.runway import Snapshot
+    from airflow_credits_provider.transfers.base import LandingTarget, sql_hook_for
+    from airflow_credits_provider.transfers.tables import parse_stored_time, to_naive_utc
+
+    hook = sql_hook_for(sql_conn_id)
+    snapshots = LandingTarget.snapshots(hook, table, schema).data
+    p = snapshots.param()
+    try:
+        newest = hook.get_first(
+            f"SELECT MAX(fetched_at) FROM {snapshots.qualified} WHERE account = {p}", parameters=(account,)
+        )
+        if not newest or newest[0] is None:
+            return []
+        newest_at = parse_stored_time(newest[0])
+        assert newest_at is not None
+        rows = hook.get_records(
+            f"SELECT fetched_at, available FROM {snapshots.qualified} "
+            f"WHERE account = {p} AND fetched_at >= {p} ORDER BY fetched_at",
+            parameters=snapshots.adapt((account, to_naive_utc(newest_at - window))),
+        )
+    except Exception as exc:  # any driver's error: name the table and what to do
+        raise SnapshotHistoryError(
+            f"Cannot read balance snapshots from {snapshots.qualified} on connection {sql_conn_id!r} "
+            f"({type(exc).__name__}: {truncate(str(exc))}). Land them with CreditBalanceToSqlOperator "
+            "(it creates the table), or pass the table and schema it landed into."
+        ) from exc
+    return [Snapshot(parse_stored_time(at), Decimal(str(available))) for at, available in rows]  # type: ignore[arg-type]  # fetched_at is NOT NULL
+
+
+class CreditRunwayOperator(BaseOperator):
+    """Forecast when a credit account runs dry (or reaches a reserve) from its landed balance snapshots.
+
+    Reads the account's snapshots from the last ``window_days`` (``credit_balance_snapshots``, landed by
+    :class:`~airflow_credits_provider.transfers.credit_balance_to_sql.CreditBalanceToSqlOperator` on a
+    schedule), computes the burn per day and the forecast date (see
+    :mod:`~airflow_credits_provider.runway` for the rule: resets and top-ups are not negative spend) and
+    returns the numbers (XCom). When the runway is shorter than ``min_days`` it warns, fails or skips
+    (``on_short``), and calls ``on_short_callback(runway=..., context=...)`` first.
+
+    Until the window holds two snapshots at different times (the first run of a new snapshot schedule)
+    there is no burn rate: the task logs that and returns ``{"forecast": False, ...}`` without judging
+    the runway. A table that cannot be read fails the task (:class:`SnapshotHistoryError`).
+
+    :param sql_conn_id: the common-sql connection holding the snapshots (templated)
+    :param account: the account label the snapshots were landed with (default: ``credit_conn_id`` there,
+        so usually the credit connection's id) (templated)
+    :param table: the snapshots table (templated)
+    :param schema: its schema (templated)
+    :param min_days: the shortest acceptable runway, in days (``None``: only report)
+    :param reserve: forecast the date the balance reaches this many credits instead of zero
+    :param window_days: days of history used
+    :param on_short: ``"warn"`` (default), ``"fail"`` or ``"skip"`` when the runway is below ``min_days``
+    :param on_short_callback: called as ``on_short_callback(runway=Runway, context=...)`` when it is
+    """
+
+    template_fields: Sequence[str] = ("sql_conn_id", "account", "table", "schema")
+    ui_color = "#fdf1d6"
+
+    def __init__(
+        self,
+        *,
+        sql_conn_id: str,
+        account: str,
+        table: str = DEFAULT_SNAPSHOT_TABLE,
+        schema: str | None = None,
+        min_days: float | None = None,
+        reserve: float | str = 0,
+        window_days: float = 14,
+        on_short: str = "warn",
+        on_short_callback: Callable[..., Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if on_short not in ON_SHORT:
+            raise ValueError(f"on_short must be one of {', '.join(ON_SHORT)}, got {on_short!r}")
+        if not window_days > 0:
+            raise ValueError(f"window_days must be a positive number of days, got {window_days!r}")
+        if min_days is not None and not min_days >= 0:
+            raise ValueError(f"min_days must be a number of days (or None), got {min_days!r}")
+        from airflow_credits_provider.decision import to_amount
+
+        to_amount(reserve, "reserve", kwargs.get("task_id"))  # a bad reserve fails at DAG parse time
+        self.sql_conn_id = sql_conn_id
+        self.account = account
+        self.table = table
+        self.schema = schema
+        self.min_days = min_days
+        self.reserve = reserve
+        self.window_days = window_days
+        self.on_short = on_short
+        self.on_short_callback = on_short_callback
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        """Forecast, log it, act on a short runway, return the numbers."""
+        from decimal import Decimal
+
+        from airflow_credits_provider.compat import AirflowFailException, AirflowSkipException
+        from airflow_credits_provider.decision import to_amount
+        from airflow_credits_provider.errors import NotEnoughHistoryError
+        from airflow_credits_provider.runway import forecast
+
+        reserve = to_amount(self.reserve, "reserve", self.task_id)  # checked in __init__ already
+        window = timedelta(days=self.window_days)
+        snapshots = read_snapshots(
+            self.sql_conn_id, self.account, table=self.table, schema=self.schema, window=window
+        )
+        try:
+            runway = forecast(snapshots, reserve=reserve, window=window)
+        except NotEnoughHistoryError as exc:
+            self.log.warning("No runway for %r yet: %s", self.account, exc)
+            return {"account": self.account, "forecast": False, "snapshots": exc.snapshots, "short": False}
+        self.log.info("Runway of %r: %s", self.account, runway.describe())
+        result = {"account": self.account, "forecast": True, **runway.to_dict(), "short": False}
+        if (
+            self.min_days is not None
+            and runway.days_left is not None
+            and runway.days_left < Decimal(str(self.min_days))
+        ):
+            result["short"] = True
+            message = (
+                f"Account {self.account!r} runs out in less than {self.min_days:g} days: {runway.describe()}"
+            )
+            if self.on_short_callback is not None:
+                self.on_short_callback(runway=runway, context=context)
+            if self.on_short == "fail":
+                raise AirflowFailException(message)
+            if self.on_short == "skip":
+                raise AirflowSkipException(message)
+            self.log.warning(message)
+        return result
