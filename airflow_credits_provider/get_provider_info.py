@@ -66,6 +66,7 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": [
                     "airflow_credits_provider.triggers.balance",
                     "airflow_credits_provider.triggers.reservation",
+                    "airflow_credits_provider.triggers.credits_available",
                 ],
             }
         ],

@@ -117,8 +117,15 @@ for mode in ("deferrable", "poke", "reschedule"):
             timeout=6 * 3600,
         )
         leads = count_leads()
-        leads >> waiting >> enrich(leads) >> CreditReleaseOperator(
-            task_id="release_credits", reserved_by="reserve_credits", reservation_conn_id=RESERVATIONS_CONN_ID
-        ).as_teardown(setups=waiting)
+        (
+            leads
+            >> waiting
+            >> enrich(leads)
+            >> CreditReleaseOperator(
+                task_id="release_credits",
+                reserved_by="reserve_credits",
+                reservation_conn_id=RESERVATIONS_CONN_ID,
+            ).as_teardown(setups=waiting)
+        )
     globals()[f"companies{suffix}"] = waiting_dag  # a module-level name, as DAG loaders look for
 del waiting_dag

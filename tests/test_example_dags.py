@@ -324,3 +324,15 @@ def test_runway_example_snapshots_every_vendor_and_alerts_on_the_short_one(
     assert "ALERT runway_localleads: 82 credits, burning 24.00 a day: 3.4 days to empty" in out
     assert "ALERT runway_leadmagic" not in out
     assert "ALERT runway_truemail" not in out
+
+
+def test_start_when_credits_arrive_runs_by_hand_too(
+    connections: SandboxServer, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The arrival itself is proven with the real triggerer in tests/test_full_stack.py."""
+    run = load_dag("example_start_when_credits_arrive", "example_start_when_credits_arrive").test()
+    assert states(run) == {"credits_arrived": "success", "credit_preflight": "success"}
+    assert xcom(run, "credits_arrived") == {}
+    assert "Started by hand, not by an arrival" in capfd.readouterr().out
+    decision = xcom(run, "credit_preflight", "credit_preflight")
+    assert (decision["passed"], decision["required"]) == (True, "1000")

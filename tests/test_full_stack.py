@@ -84,14 +84,29 @@ def stack(tmp_path: Path, connections: SandboxServer) -> Iterator[dict[str, obje
     logs = {}
     procs = []
     components = _components(port)
-    for name, args in components:
-        log = (tmp_path / f"{name}.log").open("w")
+
+    def start(name: str, args: list[str]) -> subprocess.Popen[bytes]:
+        log = logs.get(name) or (tmp_path / f"{name}.log").open("w")
         logs[name] = log
-        procs.append(
-            subprocess.Popen(
-                [*AIRFLOW, *args], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
+        return subprocess.Popen(
+            [*AIRFLOW, *args], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
+
+    for name, args in components:
+        procs.append(start(name, args))
+
+    def stop(name: str) -> None:
+        """Stop one component as an operator does (SIGTERM, then wait)."""
+        proc = procs[[n for n, _ in components].index(name)]
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=60)
+
+    def restart(name: str) -> None:
+        index = [n for n, _ in components].index(name)
+        if procs[index].poll() is None:
+            stop(name)
+        procs[index] = start(name, components[index][1])
+
     try:
 
         def api_server_up() -> bool:
@@ -102,7 +117,7 @@ def stack(tmp_path: Path, connections: SandboxServer) -> Iterator[dict[str, obje
             return _healthy(port)
 
         _wait_for(api_server_up, 120, "the api-server")
-        yield {"env": env, "home": home, "tmp": tmp_path}
+        yield {"env": env, "home": home, "tmp": tmp_path, "stop": stop, "restart": restart}
     finally:
         for proc in procs:
             with __import__("contextlib").suppress(ProcessLookupError):
@@ -290,3 +305,83 @@ def test_concurrent_runs_on_one_account_never_spend_the_same_credits(
 
     assert _wait_for(finished, 180, "the waiting run to finish") == "success"
     assert state.leadmagic.credits == 40
+
+
+ARRIVAL_DAG = "example_start_when_credits_arrive"
+
+
+def test_a_dag_runs_once_per_arrival_of_credits_through_the_triggerer(
+    stack: dict[str, object], connections: SandboxServer
+) -> None:
+    """The watcher in the real triggerer: one run per crossing, none while above, none more on restart.
+
+    On Airflow 3.3+ it remembers across triggerer restarts (the asset state store): a crossing that
+    happens while the triggerer is down starts a run when it is back. Older versions have no store: the
+    first balance after a restart is only a new starting point.
+    """
+    from airflow.triggers.base import BaseEventTrigger
+
+    has_state_store = hasattr(BaseEventTrigger, "open_shared_stream")  # both arrived in Airflow 3.3
+    home = stack["home"]
+    assert isinstance(home, Path)
+    state = connections.state
+
+    def set_credits(amount: int) -> None:
+        with state.lock:
+            state.leadmagic.credits = Decimal(amount)
+
+    def polls() -> int:
+        return len(state.requests_for("leadmagic", "/v1/credits"))
+
+    def wait_polls(count: int, what: str) -> None:
+        start = polls()
+        _wait_for(lambda: polls() >= start + count, 120, what)
+
+    def runs() -> list[str]:
+        return _run_states(home, ARRIVAL_DAG)
+
+    def wait_runs(count: int) -> None:
+        _wait_for(
+            lambda: len(runs()) == count and all(r == "success" for r in runs()), 180, f"{count} run(s)"
+        )
+
+    set_credits(100)
+    _wait_for(
+        lambda: _query(home, "SELECT 1 FROM dag WHERE dag_id = ?", ARRIVAL_DAG), 120, "the DAG to be parsed"
+    )
+    wait_polls(3, "the triggerer to watch the balance")
+    assert runs() == []
+    set_credits(5000)  # a top-up: crosses 1000
+    wait_runs(1)
+    wait_polls(5, "more polls above the threshold")
+    assert runs() == ["success"]  # still above: nothing more
+
+    stack["restart"]("triggerer")  # type: ignore[operator]
+    wait_polls(5, "the restarted triggerer to watch")
+    assert runs() == ["success"]  # it already fired for this crossing
+
+    set_credits(10)  # spent: below the threshold again
+    wait_polls(3, "the watcher to see the drop")
+    stack["stop"]("triggerer")  # type: ignore[operator]
+    set_credits(3000)  # credits arrive while the triggerer is down
+    stack["restart"]("triggerer")  # type: ignore[operator]
+    if has_state_store:
+        wait_runs(2)
+        triggerer_log = (Path(str(stack["tmp"])) / "triggerer.log").read_text()
+        # Each restart read what the watcher had seen from the store: 5000 the first time, 10 the second.
+        assert "to reach 1000 credits (every 1.0s); last seen 5000" in triggerer_log
+        assert "to reach 1000 credits (every 1.0s); last seen 10" in triggerer_log
+    else:
+        wait_polls(5, "the restarted triggerer to watch")
+        assert runs() == ["success"]
+        set_credits(10)
+        wait_polls(3, "the watcher to see the drop")
+        set_credits(3000)
+        wait_runs(2)
+    wait_polls(5, "more polls above the threshold")
+    assert runs() == ["success", "success"]
+    task_logs = "".join(
+        p.read_text() for p in home.glob(f"logs/dag_id={ARRIVAL_DAG}/**/task_id=credits_arrived/*")
+    )
+    assert "Credits arrived on leadmagic_default: 5000 (was 100)" in task_logs
+    assert "Credits arrived on leadmagic_default: 3000 (was 10)" in task_logs

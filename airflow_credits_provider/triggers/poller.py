@@ -58,6 +58,15 @@ class SharedBalancePoller:
         self._registry.pop((id(asyncio.get_running_loop()), self.conn_id), None)
         await self._connections.aclose()
 
+    async def reset(self) -> None:
+        """Forget the balance, the hook and its HTTP session: the next :meth:`get` reads the connection again.
+
+        Used after an authentication or configuration error, so that a fixed connection is picked up.
+        """
+        await self._connections.aclose()
+        self._connections = contextlib.AsyncExitStack()
+        self._hook = self._client = self._cached = None
+
     async def get(self, max_age: float, clock: TriggerClock) -> CreditBalance:
         """A balance fetched less than ``max_age`` seconds ago on ``clock``, or a fresh one (shared)."""
         if self._cached is not None and clock.monotonic() - self._cached_at < max_age:
