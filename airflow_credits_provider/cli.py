@@ -56,8 +56,6 @@ def _load_connection(conn_id: str) -> None:
     metadata database); the connection found is exported to this process's environment only, as
     Airflow's connection-test endpoint does, so that the hooks read it the usual way.
     """
-    import os
-
     from airflow_credits_provider.errors import CreditConnectionConfigError
 
     variable = f"AIRFLOW_CONN_{conn_id.upper()}"
