@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import logging
 import os
 import sys
 from typing import TYPE_CHECKING
@@ -102,13 +101,6 @@ def _balance(args: argparse.Namespace) -> int:
 
 
 def _runway(args: argparse.Namespace) -> int:
-    # common-sql hooks log every statement at INFO: not what a reader of this command wants to see.
-    # Airflow reads per-logger levels from [logging] namespace_levels when it configures logging, on
-    # import (so before the imports below); older versions use the standard-library level. A user's own
-    # setting wins.
-    os.environ.setdefault("AIRFLOW__LOGGING__NAMESPACE_LEVELS", "airflow.task.hooks=WARNING")
-    logging.getLogger("airflow.task.hooks").setLevel(logging.WARNING)
-
     from datetime import timedelta
 
     from airflow_credits_provider.decision import to_amount
@@ -121,7 +113,12 @@ def _runway(args: argparse.Namespace) -> int:
         reserve = to_amount(args.reserve, "--reserve")
         _load_connection(args.sql_conn_id)
         snapshots = read_snapshots(
-            args.sql_conn_id, args.account, table=args.table, schema=args.schema, window=window
+            args.sql_conn_id,
+            args.account,
+            table=args.table,
+            schema=args.schema,
+            window=window,
+            log_sql=False,  # common-sql logs every statement at INFO: not for this command's reader
         )
         runway = forecast(snapshots, reserve=reserve, window=window)
     except CreditProviderError as exc:

@@ -24,11 +24,14 @@ def read_snapshots(
     table: str = DEFAULT_SNAPSHOT_TABLE,
     schema: str | None = None,
     window: timedelta = timedelta(days=14),
+    log_sql: bool = True,
 ) -> list[Snapshot]:
     """The account's balance snapshots from the last ``window`` before its newest one, oldest first.
 
     Reads what ``CreditBalanceToSqlOperator`` landed (``account`` is its account label, by default the
     credit connection's id) through any common-sql connection.
+
+    :param log_sql: let the SQL hook log its statements (common-sql's ``log_sql``); the CLI turns it off
 
     :raises SnapshotHistoryError: the table cannot be read (missing, wrong schema, database error)
     """
@@ -40,6 +43,7 @@ def read_snapshots(
     from airflow_credits_provider.transfers.tables import parse_stored_time, to_naive_utc
 
     hook = sql_hook_for(sql_conn_id)
+    hook.log_sql = log_sql
     snapshots = LandingTarget.snapshots(hook, table, schema).data
     p = snapshots.param()
     try:
