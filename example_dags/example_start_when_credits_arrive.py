@@ -47,7 +47,8 @@ def credits_arrived(**context: object) -> dict[str, object]:
     payload: dict[str, object] = dict(events[-1].extra.get("payload") or {}) if events else {}
     if payload:
         print(
-            f"Credits arrived on {payload['credit_conn_id']}: {payload['available']} (was {payload['previous']})"
+            f"Credits arrived on {payload['credit_conn_id']}: {payload['available']} "
+            f"(was {payload.get('previous', 'not seen before')})"
         )
     else:
         print("Started by hand, not by an arrival: going on to the preflight")

@@ -310,11 +310,6 @@ def test_concurrent_runs_on_one_account_never_spend_the_same_credits(
 ARRIVAL_DAG = "example_start_when_credits_arrive"
 
 
-@pytest.mark.skipif(
-    __import__("airflow").__version__.startswith("3.0."),
-    reason="On Airflow 3.0.6 no run followed the top-up within 180 s (seen 2026-12-01, not yet diagnosed); "
-    "docs/events.md says so",
-)
 def test_a_dag_runs_once_per_arrival_of_credits_through_the_triggerer(
     stack: dict[str, object], connections: SandboxServer
 ) -> None:

@@ -44,8 +44,9 @@ class CreditsAvailableTrigger(BaseEventTrigger):
     Its kwargs are the connection id and the rule: never a key.
 
     Event payload (the asset event's ``extra``): ``credit_conn_id``, ``vendor``, ``vendor_name``,
-    ``available``, ``previous`` (the balance seen before), ``threshold`` or ``rise_by``,
-    ``fetched_at``; amounts as exact decimal strings.
+    ``available``, ``previous`` (the balance seen before; absent on a first balance that fires),
+    ``threshold`` or ``rise_by`` (the rule's one), ``fetched_at``; amounts as exact decimal strings,
+    no null values.
 
     :param credit_conn_id: the credit connection to watch (any vendor)
     :param threshold: fire when available credits reach this many (from below)
@@ -143,7 +144,9 @@ class CreditsAvailableTrigger(BaseEventTrigger):
             yield event
 
     def _payload(self, balance: CreditBalance, before: WatchState | None) -> dict[str, Any]:
-        return {
+        # No None values: a task that returns the payload with multiple_outputs pushes each key as an
+        # XCom, and Airflow 3.0's execution API rejects a null XCom body (422).
+        payload = {
             "credit_conn_id": self.credit_conn_id,
             "vendor": balance.vendor,
             "vendor_name": balance.vendor_name,
@@ -153,6 +156,7 @@ class CreditsAvailableTrigger(BaseEventTrigger):
             "rise_by": self.rise_by,
             "fetched_at": balance.fetched_at.isoformat(),
         }
+        return {key: value for key, value in payload.items() if value is not None}
 
 
 async def poll_balances(

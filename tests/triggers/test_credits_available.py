@@ -125,7 +125,6 @@ def test_threshold_fires_once_per_crossing(connections: SandboxServer) -> None:
         "available": "5000",
         "previous": "100",
         "threshold": "1000",
-        "rise_by": None,
         "fetched_at": events[0][1]["fetched_at"],
     }
     assert len(connections.state.requests_for("leadmagic", CREDITS_PATH)) == 17  # at 0, 60, ..., 960
@@ -138,9 +137,9 @@ def test_a_balance_already_above_is_only_the_starting_point(connections: Sandbox
     )
     assert quiet == []
     eager = CreditsAvailableTrigger("leadmagic_default", threshold=1000, poll_interval=60, fire_on_start=True)
-    assert [(at, e["available"], e["previous"]) for at, e in watch(eager, [], until=300)] == [
-        (0, "15432.5", None)
-    ]
+    fired = watch(eager, [], until=300)
+    assert [(at, e["available"]) for at, e in fired] == [(0, "15432.5")]
+    assert "previous" not in fired[0][1]  # nothing seen before; the payload holds no null
 
 
 def test_rise_by_fires_on_a_reset_or_top_up_from_the_lowest_point(connections: SandboxServer) -> None:
@@ -161,6 +160,7 @@ def test_rise_by_fires_on_a_reset_or_top_up_from_the_lowest_point(connections: S
         (360, "560", "500"),
         (600, "1100", "500"),
     ]
+    assert "threshold" not in events[0][1]
 
 
 def test_the_state_store_carries_what_was_seen_across_restarts(connections: SandboxServer) -> None:
