@@ -8,6 +8,7 @@ succeeds. The processes are stopped by the test.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -140,7 +141,7 @@ def _healthy(port: int) -> bool:
 
 
 def _query(home: Path, sql: str, *args: object) -> list[tuple[object, ...]]:
-    with sqlite3.connect(home / "airflow.db", timeout=30) as db:
+    with contextlib.closing(sqlite3.connect(home / "airflow.db", timeout=30)) as db:
         return db.execute(sql, args).fetchall()
 
 
@@ -265,7 +266,7 @@ def test_concurrent_runs_on_one_account_never_spend_the_same_credits(
     assert preflights == ["failed", "success", "success"]
     assert len(state.requests_for("leadmagic", "/v1/people/email-finder")) == 80
     assert state.leadmagic.credits == 20  # nobody ran out half-way
-    with sqlite3.connect(reservation_db) as db:
+    with contextlib.closing(sqlite3.connect(reservation_db)) as db:
         usage = db.execute("SELECT outcome, reserved, spent FROM credit_usage").fetchall()
         active = db.execute("SELECT COUNT(*) FROM credit_reservations WHERE status = 'active'").fetchone()
     assert sorted(u[:2] for u in usage) == [("released", "44"), ("released", "44")]
