@@ -104,7 +104,7 @@ def _runway(args: argparse.Namespace) -> int:
     from datetime import timedelta
 
     from airflow_credits_provider.decision import to_amount
-    from airflow_credits_provider.errors import CreditProviderError
+    from airflow_credits_provider.errors import CreditProviderError, NotEnoughHistoryError
     from airflow_credits_provider.operators.runway import read_snapshots
     from airflow_credits_provider.runway import daily_chart, forecast
 
@@ -120,12 +120,23 @@ def _runway(args: argparse.Namespace) -> int:
             window=window,
             log_sql=False,  # common-sql logs every statement at INFO: not for this command's reader
         )
-        runway = forecast(snapshots, reserve=reserve, window=window)
+        runway = forecast(
+            snapshots, reserve=reserve, window=window, min_history=timedelta(hours=args.min_history_hours)
+        )
+    except NotEnoughHistoryError as exc:
+        if args.json:  # what the operator returns in this case
+            no_forecast = {"account": args.account, "forecast": False, "snapshots": exc.snapshots}
+            print(json.dumps(no_forecast, indent=2), file=args.out)
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except CreditProviderError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.json:
-        print(json.dumps({"account": args.account, **runway.to_dict()}, indent=2), file=args.out)
+        print(
+            json.dumps({"account": args.account, "forecast": True, **runway.to_dict()}, indent=2),
+            file=args.out,
+        )
         return 0
     days = "never (nothing spent)" if runway.days_left is None else f"{runway.days_left:.1f}"
     when = "-" if runway.runs_out_at is None else f"{runway.runs_out_at:%Y-%m-%d %H:%M} UTC"
@@ -199,8 +210,18 @@ def build_parser() -> argparse.ArgumentParser:
     runway.add_argument("--table", default="credit_balance_snapshots", help="the snapshots table")
     runway.add_argument("--schema", default=None, help="its schema")
     runway.add_argument("--reserve", default="0", help="forecast reaching this many credits instead of zero")
-    runway.add_argument("--window-days", type=float, default=14, help="days of history to use")
-    runway.add_argument("--json", action="store_true", help="print JSON instead of text")
+    runway.add_argument(
+        "--window-days", type=_positive, default=14, help="days of history to use (default 14)"
+    )
+    runway.add_argument(
+        "--min-history-hours",
+        type=_not_negative,
+        default=1,
+        help="the shortest span of history to forecast from (default 1)",
+    )
+    runway.add_argument(
+        "--json", action="store_true", help="print JSON instead of text: CreditRunwayOperator's numbers"
+    )
     runway.set_defaults(func=_runway)
 
     sandbox = commands.add_parser("sandbox", help="run the offline sandbox of the vendor APIs")
@@ -209,6 +230,23 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--env-file", help="also write the connection exports to this file")
     sandbox.set_defaults(func=_sandbox)
     return parser
+
+
+def _positive(text: str) -> float:
+    number = _not_negative(text)
+    if number == 0:
+        raise argparse.ArgumentTypeError("must be more than 0")
+    return number
+
+
+def _not_negative(text: str) -> float:
+    try:
+        number = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= number < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of 0 or more, got {text!r}")
+    return number
 
 
 def _quiet_airflow() -> None:

@@ -3,7 +3,9 @@
 Input: balance snapshots (``credit_balance_snapshots``, landed by ``CreditBalanceToSqlOperator``), each a
 time and the credits available then. The rule, documented in docs/runway.md:
 
-- Only the last ``window`` of history is used (default 14 days), from its first snapshot to its last.
+- Only the last ``window`` of history is used (default 14 days), from its first snapshot to its last,
+  and it must span at least ``min_history`` (default 1 hour): a rate measured over seconds (two runs
+  of a new DAG in a row) is noise, not a forecast.
 - **Spend** is the sum of every *drop* in the available balance between consecutive snapshots. A rise
   (a monthly reset, a top-up, released locks) is not negative spend: it is counted as a refill and
   left out. So a reset in the middle of the window does not hide the spending on either side of it.
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
     from datetime import datetime
 
 DEFAULT_WINDOW = timedelta(days=14)
+DEFAULT_MIN_HISTORY = timedelta(hours=1)
 _DAY = Decimal(86400)
 
 
@@ -104,13 +107,27 @@ class Runway:
         )
 
 
+def describe_span(span: timedelta) -> str:
+    """``"14 days"``, ``"1 hour"``, ``"2.5 hours"``, ``"3 seconds"``: a duration for a message."""
+    seconds = span.total_seconds()
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            count = f"{seconds / size:.1f}".removesuffix(".0")
+            return f"{count} {unit}" + ("" if count == "1" else "s")
+    return f"{seconds:g} second" + ("" if seconds == 1 else "s")
+
+
 def forecast(
-    snapshots: Iterable[Snapshot], *, reserve: Decimal | int = 0, window: timedelta = DEFAULT_WINDOW
+    snapshots: Iterable[Snapshot],
+    *,
+    reserve: Decimal | int = 0,
+    window: timedelta = DEFAULT_WINDOW,
+    min_history: timedelta = DEFAULT_MIN_HISTORY,
 ) -> Runway:
     """Forecast when the balance reaches ``reserve`` from the last ``window`` of ``snapshots``.
 
-    :raises NotEnoughHistoryError: with fewer than two snapshots at different times in the window (no
-        rate can be measured)
+    :raises NotEnoughHistoryError: with fewer than two snapshots at different times in the window, or
+        snapshots spanning less than ``min_history`` (no rate worth forecasting from)
     """
     from airflow_credits_provider.errors import NotEnoughHistoryError
 
@@ -121,8 +138,15 @@ def forecast(
     used = [s for s in ordered if s.at >= last.at - window]
     if len(used) < 2 or used[0].at == last.at:
         raise NotEnoughHistoryError(
-            f"Need at least two balance snapshots at different times within {window}; "
-            f"found {len(used)}. Snapshot more often or widen the window.",
+            f"Need at least two balance snapshots at different times within the last "
+            f"{describe_span(window)}; found {len(used)}. Snapshot more often or widen the window.",
+            snapshots=len(used),
+        )
+    if last.at - used[0].at < min_history:
+        raise NotEnoughHistoryError(
+            f"The {len(used)} balance snapshots of the last {describe_span(window)} span only "
+            f"{describe_span(last.at - used[0].at)}; a forecast needs at least {describe_span(min_history)} "
+            "of history. Wait for more snapshots, or lower the minimum history.",
             snapshots=len(used),
         )
     reserve = Decimal(reserve)

@@ -166,7 +166,12 @@ def test_runway_prints_the_forecast_and_a_chart(tmp_path: Path, monkeypatch: pyt
             "runway", "localleads_default", "--sql-conn-id", "credits_warehouse", "--json", "--reserve", "100"
         ).stdout
     )
-    assert (as_json["account"], as_json["reserve"], as_json["refills"]) == ("localleads_default", "100", 1)
+    assert (as_json["account"], as_json["forecast"], as_json["reserve"], as_json["refills"]) == (
+        "localleads_default",
+        True,
+        "100",
+        1,
+    )
     assert Decimal(as_json["days_left"]) == pytest.approx(
         (Decimal(244) - 100) / Decimal(as_json["burn_per_day"])
     )
@@ -183,3 +188,37 @@ def test_runway_without_history_or_table_exits_2(tmp_path: Path, monkeypatch: py
     bad = _run("runway", "x", "--sql-conn-id", "credits_warehouse", "--reserve", "lots")
     assert (bad.returncode, bad.stdout) == (2, "")
     assert "--reserve must be a number of credits" in bad.stderr
+    for window in ("0", "-1", "nan", "soon"):
+        no_window = _run("runway", "x", "--sql-conn-id", "credits_warehouse", "--window-days", window)
+        assert (no_window.returncode, no_window.stdout) == (2, "")
+        assert "argument --window-days:" in no_window.stderr
+
+    from datetime import datetime, timedelta, timezone
+    from decimal import Decimal
+
+    from tests.warehouse_support import seed_snapshots
+
+    now = datetime.now(timezone.utc)
+    seconds_apart = [(now - timedelta(seconds=5), Decimal(100)), (now, Decimal(90))]
+    seed_snapshots(
+        "credits_warehouse", "credit_balance_snapshots", "leadmagic", "leadmagic_default", seconds_apart
+    )
+    typo = _run("runway", "leadmagic-default", "--sql-conn-id", "credits_warehouse")
+    assert (typo.returncode, typo.stdout) == (2, "")
+    assert "No balance snapshots of account 'leadmagic-default'" in typo.stderr
+    assert "(it holds accounts 'leadmagic_default')" in typo.stderr
+    too_short = _run("runway", "leadmagic_default", "--sql-conn-id", "credits_warehouse", "--json")
+    assert too_short.returncode == 2
+    assert json.loads(too_short.stdout) == {"account": "leadmagic_default", "forecast": False, "snapshots": 2}
+    assert "span only 5 seconds; a forecast needs at least 1 hour of history" in too_short.stderr
+    allowed = _run(
+        "runway",
+        "leadmagic_default",
+        "--sql-conn-id",
+        "credits_warehouse",
+        "--json",
+        "--min-history-hours",
+        "0",
+    )
+    assert allowed.returncode == 0, allowed.stderr
+    assert json.loads(allowed.stdout)["burn_per_day"] == str(10 * 86400 // 5)

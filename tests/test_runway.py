@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from airflow_credits_provider.runway import Snapshot, daily_chart, forecast
+from airflow_credits_provider.runway import Snapshot, daily_chart, describe_span, forecast
 
 START = datetime(2026, 11, 1, tzinfo=timezone.utc)
 
@@ -81,8 +81,38 @@ def test_reserve_shortens_the_runway_and_describe_says_it() -> None:
 def test_too_little_history_says_what_to_do() -> None:
     with pytest.raises(ValueError, match="No balance snapshots"):
         forecast([])
-    with pytest.raises(ValueError, match="at least two balance snapshots"):
+    with pytest.raises(
+        ValueError, match="at least two balance snapshots at different times within the last 14 days"
+    ):
         forecast(hourly([5]))
+
+
+def test_a_rate_from_minutes_of_history_is_no_forecast() -> None:
+    seconds_apart = hourly([1000, 990], step=timedelta(seconds=3))
+    with pytest.raises(ValueError, match="span only 3 seconds; a forecast needs at least 1 hour of history"):
+        forecast(seconds_apart)
+    assert forecast(seconds_apart, min_history=timedelta(0)).burn_per_day == 10 * 86400 // 3
+    half_hour = hourly([1000, 990, 980], step=timedelta(minutes=15))
+    with pytest.raises(ValueError, match="The 3 balance snapshots of the last 2 days span only 30 minutes"):
+        forecast(half_hour, window=timedelta(days=2))
+    assert forecast(hourly([1000, 990])).burn_per_day == 240  # exactly the minimum: one hour
+
+
+@pytest.mark.parametrize(
+    ("span", "text"),
+    [
+        (timedelta(days=14), "14 days"),
+        (timedelta(days=1), "1 day"),
+        (timedelta(hours=36), "1.5 days"),
+        (timedelta(hours=1), "1 hour"),
+        (timedelta(minutes=150), "2.5 hours"),
+        (timedelta(seconds=61), "1 minute"),
+        (timedelta(seconds=1), "1 second"),
+        (timedelta(milliseconds=2500), "2.5 seconds"),
+    ],
+)
+def test_spans_read_as_a_person_writes_them(span: timedelta, text: str) -> None:
+    assert describe_span(span) == text
 
 
 def test_daily_chart_shows_the_last_balance_of_each_day() -> None:

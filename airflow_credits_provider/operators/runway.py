@@ -34,10 +34,12 @@ def read_snapshots(
     :param log_sql: let the SQL hook log its statements (common-sql's ``log_sql``); the CLI turns it off
 
     :raises SnapshotHistoryError: the table cannot be read (missing, wrong schema, database error)
+    :raises NotEnoughHistoryError: the table holds no snapshot of ``account`` (the message names the
+        accounts it does hold: a typo and "nothing landed yet" look different)
     """
     from decimal import Decimal
 
-    from airflow_credits_provider.errors import SnapshotHistoryError, truncate
+    from airflow_credits_provider.errors import NotEnoughHistoryError, SnapshotHistoryError, truncate
     from airflow_credits_provider.runway import Snapshot
     from airflow_credits_provider.transfers.base import LandingTarget, sql_hook_for
     from airflow_credits_provider.transfers.tables import parse_stored_time, to_naive_utc
@@ -46,25 +48,41 @@ def read_snapshots(
     hook.log_sql = log_sql
     snapshots = LandingTarget.snapshots(hook, table, schema).data
     p = snapshots.param()
+    accounts: list[str] = []  # the accounts the table holds, read only when ``account`` is not one
+    rows: list[tuple[Any, Any]] = []
     try:
         newest = hook.get_first(
             f"SELECT MAX(fetched_at) FROM {snapshots.qualified} WHERE account = {p}", parameters=(account,)
         )
         if not newest or newest[0] is None:
-            return []
-        newest_at = parse_stored_time(newest[0])
-        assert newest_at is not None
-        rows = hook.get_records(
-            f"SELECT fetched_at, available FROM {snapshots.qualified} "
-            f"WHERE account = {p} AND fetched_at >= {p} ORDER BY fetched_at",
-            parameters=snapshots.adapt((account, to_naive_utc(newest_at - window))),
-        )
+            sql = f"SELECT DISTINCT account FROM {snapshots.qualified} ORDER BY account"
+            accounts = [str(row[0]) for row in hook.get_records(sql)]
+        else:
+            newest_at = parse_stored_time(newest[0])
+            assert newest_at is not None
+            rows = hook.get_records(
+                f"SELECT fetched_at, available FROM {snapshots.qualified} "
+                f"WHERE account = {p} AND fetched_at >= {p} ORDER BY fetched_at",
+                parameters=snapshots.adapt((account, to_naive_utc(newest_at - window))),
+            )
     except Exception as exc:  # any driver's error: name the table and what to do
         raise SnapshotHistoryError(
             f"Cannot read balance snapshots from {snapshots.qualified} on connection {sql_conn_id!r} "
             f"({type(exc).__name__}: {truncate(str(exc))}). Land them with CreditBalanceToSqlOperator "
             "(it creates the table), or pass the table and schema it landed into."
         ) from exc
+    if not rows:
+        held = (
+            f"it holds accounts {', '.join(repr(a) for a in accounts[:10])}"
+            + (f" and {len(accounts) - 10} more" if len(accounts) > 10 else "")
+            if accounts
+            else "it is empty"
+        )
+        raise NotEnoughHistoryError(
+            f"No balance snapshots of account {account!r} in {snapshots.qualified} on connection "
+            f"{sql_conn_id!r} ({held}). Land them with CreditBalanceToSqlOperator, whose account label "
+            "is the credit connection's id unless you set one."
+        )
     return [Snapshot(parse_stored_time(at), Decimal(str(available))) for at, available in rows]  # type: ignore[arg-type]  # fetched_at is NOT NULL
 
 
@@ -78,9 +96,10 @@ class CreditRunwayOperator(BaseOperator):
     returns the numbers (XCom). When the runway is shorter than ``min_days`` it warns, fails or skips
     (``on_short``), and calls ``on_short_callback(runway=..., context=...)`` first.
 
-    Until the window holds two snapshots at different times (the first run of a new snapshot schedule)
-    there is no burn rate: the task logs that and returns ``{"forecast": False, ...}`` without judging
-    the runway. A table that cannot be read fails the task (:class:`SnapshotHistoryError`).
+    Until the window holds snapshots spanning ``min_history_hours`` (the first runs of a new snapshot
+    schedule), or when the table holds none of the account, there is no burn rate: the task logs why
+    and returns ``{"forecast": False, ...}`` without judging the runway. A table that cannot be read
+    fails the task (:class:`SnapshotHistoryError`).
 
     :param sql_conn_id: the common-sql connection holding the snapshots (templated)
     :param account: the account label the snapshots were landed with (default: ``credit_conn_id`` there,
@@ -90,6 +109,7 @@ class CreditRunwayOperator(BaseOperator):
     :param min_days: the shortest acceptable runway, in days (``None``: only report)
     :param reserve: forecast the date the balance reaches this many credits instead of zero
     :param window_days: days of history used
+    :param min_history_hours: the shortest span of history to forecast from (below it: no forecast yet)
     :param on_short: ``"warn"`` (default), ``"fail"`` or ``"skip"`` when the runway is below ``min_days``
     :param on_short_callback: called as ``on_short_callback(runway=Runway, context=...)`` when it is
     """
@@ -107,6 +127,7 @@ class CreditRunwayOperator(BaseOperator):
         min_days: float | None = None,
         reserve: float | str = 0,
         window_days: float = 14,
+        min_history_hours: float = 1,
         on_short: str = "warn",
         on_short_callback: Callable[..., Any] | None = None,
         **kwargs: Any,
@@ -116,6 +137,8 @@ class CreditRunwayOperator(BaseOperator):
             raise ValueError(f"on_short must be one of {', '.join(ON_SHORT)}, got {on_short!r}")
         if not window_days > 0:
             raise ValueError(f"window_days must be a positive number of days, got {window_days!r}")
+        if not min_history_hours >= 0:
+            raise ValueError(f"min_history_hours must be a number of hours, got {min_history_hours!r}")
         if min_days is not None and not min_days >= 0:
             raise ValueError(f"min_days must be a number of days (or None), got {min_days!r}")
         from airflow_credits_provider.decision import to_amount
@@ -128,6 +151,7 @@ class CreditRunwayOperator(BaseOperator):
         self.min_days = min_days
         self.reserve = reserve
         self.window_days = window_days
+        self.min_history_hours = min_history_hours
         self.on_short = on_short
         self.on_short_callback = on_short_callback
 
@@ -142,11 +166,13 @@ class CreditRunwayOperator(BaseOperator):
 
         reserve = to_amount(self.reserve, "reserve", self.task_id)  # checked in __init__ already
         window = timedelta(days=self.window_days)
-        snapshots = read_snapshots(
-            self.sql_conn_id, self.account, table=self.table, schema=self.schema, window=window
-        )
         try:
-            runway = forecast(snapshots, reserve=reserve, window=window)
+            snapshots = read_snapshots(
+                self.sql_conn_id, self.account, table=self.table, schema=self.schema, window=window
+            )
+            runway = forecast(
+                snapshots, reserve=reserve, window=window, min_history=timedelta(hours=self.min_history_hours)
+            )
         except NotEnoughHistoryError as exc:
             self.log.warning("No runway for %r yet: %s", self.account, exc)
             return {"account": self.account, "forecast": False, "snapshots": exc.snapshots, "short": False}

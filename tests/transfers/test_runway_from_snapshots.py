@@ -9,7 +9,11 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from airflow_credits_provider.compat import AirflowFailException, AirflowSkipException
-from airflow_credits_provider.errors import InvalidCostEstimateError, SnapshotHistoryError
+from airflow_credits_provider.errors import (
+    InvalidCostEstimateError,
+    NotEnoughHistoryError,
+    SnapshotHistoryError,
+)
 from airflow_credits_provider.operators.runway import CreditRunwayOperator, read_snapshots
 from airflow_credits_provider.transfers.credit_balance_to_sql import CreditBalanceToSqlOperator
 from tests.transfers.conftest import WAREHOUSE
@@ -130,7 +134,49 @@ def test_one_snapshot_is_no_forecast_yet(connections: SandboxServer, warehouse: 
     ).execute({})
     result = _runway(warehouse, min_days=7, on_short="fail").execute({})
     assert result == {"account": ACCOUNT, "forecast": False, "snapshots": 1, "short": False}
-    assert read_snapshots(WAREHOUSE, "nobody", table=warehouse) == []
+    # A second run moments later: two snapshots, seconds apart, are no rate to forecast from.
+    CreditBalanceToSqlOperator(
+        task_id="snap", credit_conn_id=ACCOUNT, sql_conn_id=WAREHOUSE, table=warehouse
+    ).execute({})
+    result = _runway(warehouse, min_days=7, on_short="fail").execute({})
+    assert result == {"account": ACCOUNT, "forecast": False, "snapshots": 2, "short": False}
+    with pytest.raises(
+        NotEnoughHistoryError, match=r"span only [\d.]+ seconds?; a forecast needs at least 1 hour"
+    ):
+        read_and_forecast(warehouse, ACCOUNT)
+    # Without a minimum the same two snapshots forecast (nothing was spent between them).
+    assert _runway(warehouse, min_history_hours=0).execute({})["forecast"] is True
+
+
+def read_and_forecast(table: str, account: str) -> object:
+    from airflow_credits_provider.runway import forecast
+
+    return forecast(read_snapshots(WAREHOUSE, account, table=table))
+
+
+def test_an_unknown_account_names_the_accounts_the_table_holds(
+    connections: SandboxServer, warehouse: str
+) -> None:
+    from airflow_credits_provider.transfers.base import sql_hook_for
+
+    CreditBalanceToSqlOperator(
+        task_id="snap", credit_conn_id=ACCOUNT, sql_conn_id=WAREHOUSE, table=warehouse
+    ).execute({})  # creates the table
+    sql_hook_for(WAREHOUSE).run(f"DELETE FROM {warehouse}")
+    with pytest.raises(NotEnoughHistoryError, match=r"account 'leadmagic_default' in .* \(it is empty\)"):
+        read_snapshots(WAREHOUSE, ACCOUNT, table=warehouse)
+    _land_history(warehouse, hours=5)
+    with pytest.raises(
+        NotEnoughHistoryError,
+        match=r"No balance snapshots of account 'leadmagic-default' in .*"
+        r"\(it holds accounts 'leadmagic_default', 'other'\)",
+    ):
+        read_snapshots(WAREHOUSE, "leadmagic-default", table=warehouse)
+    # The operator: no forecast, and the task says why (a typo is not "nothing landed yet").
+    result = CreditRunwayOperator(
+        task_id="runway", sql_conn_id=WAREHOUSE, account="leadmagic-default", table=warehouse, min_days=7
+    ).execute({})
+    assert result == {"account": "leadmagic-default", "forecast": False, "snapshots": 0, "short": False}
 
 
 def test_a_missing_table_names_the_table_and_the_fix(connections: SandboxServer, warehouse: str) -> None:
@@ -151,3 +197,5 @@ def test_bad_arguments_fail_when_the_dag_is_parsed() -> None:
         _runway("t", window_days=0)
     with pytest.raises(ValueError, match="min_days"):
         _runway("t", min_days=-1)
+    with pytest.raises(ValueError, match="min_history_hours"):
+        _runway("t", min_history_hours=-1)
