@@ -135,9 +135,9 @@ class CreditRunwayOperator(BaseOperator):
         super().__init__(**kwargs)
         if on_short not in ON_SHORT:
             raise ValueError(f"on_short must be one of {', '.join(ON_SHORT)}, got {on_short!r}")
-        if not window_days > 0:
+        if not 0 < window_days < float("inf"):
             raise ValueError(f"window_days must be a positive number of days, got {window_days!r}")
-        if not min_history_hours >= 0:
+        if not 0 <= min_history_hours < float("inf"):
             raise ValueError(f"min_history_hours must be a number of hours, got {min_history_hours!r}")
         if min_days is not None and not min_days >= 0:
             raise ValueError(f"min_days must be a number of days (or None), got {min_days!r}")

@@ -197,5 +197,8 @@ def test_bad_arguments_fail_when_the_dag_is_parsed() -> None:
         _runway("t", window_days=0)
     with pytest.raises(ValueError, match="min_days"):
         _runway("t", min_days=-1)
-    with pytest.raises(ValueError, match="min_history_hours"):
-        _runway("t", min_history_hours=-1)
+    for hours in (-1, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="min_history_hours"):
+            _runway("t", min_history_hours=hours)
+    with pytest.raises(ValueError, match="window_days"):
+        _runway("t", window_days=float("inf"))
