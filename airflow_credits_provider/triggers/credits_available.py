@@ -189,6 +189,13 @@ async def poll_balances(
                     log.warning("Balance check of %s failed (%s); retrying in %.1fs", conn_id, exc, delay)
                 await clock.sleep(delay)
                 continue
+            if failures:
+                log.info(
+                    "Balance check of %s works again after %d failed attempt(s): %s credits available",
+                    conn_id,
+                    failures,
+                    balance.available,
+                )
             failures = 0
             yield balance
             await clock.sleep(interval)

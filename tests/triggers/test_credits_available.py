@@ -233,6 +233,8 @@ def test_errors_back_off_and_a_fixed_connection_resumes_the_watch(
     assert [(at, e["available"], e["previous"]) for at, e in events] == [(100, "2000", "100")]
     out = capfd.readouterr().out
     assert out.count("Balance check of leadmagic_default failed: LeadMagic rejected the API key") == 3
+    # The recovery is said once, so an operator reading the triggerer log knows the watch is back.
+    assert out.count("Balance check of leadmagic_default works again after 3 failed attempt(s)") == 1
     assert CANARY not in out
 
 
