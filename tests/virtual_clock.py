@@ -19,6 +19,7 @@ from airflow_credits_provider.triggers.balance import TriggerClock
 if TYPE_CHECKING:
     from collections.abc import Coroutine
 
+    import pytest
     from pendulum import DateTime
 
 
@@ -58,3 +59,17 @@ class VirtualClock(TriggerClock):
                     future.set_result(None)
             await asyncio.sleep(0)
         return [task.result() for task in tasks]
+
+
+def install_virtual_clock(monkeypatch: pytest.MonkeyPatch, trigger_class: type) -> VirtualClock:
+    """Virtual time for ``trigger_class``, and no real waiting between the hook's own retries."""
+    from airflow_credits_provider.transport import CreditApiClient
+
+    virtual = VirtualClock()
+    monkeypatch.setattr(trigger_class, "clock", virtual)
+
+    async def no_wait(seconds: float) -> None:
+        await asyncio.sleep(0)
+
+    monkeypatch.setattr(CreditApiClient, "asleep", staticmethod(no_wait))
+    return virtual

@@ -12,26 +12,18 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from airflow_credits_provider.transport import CreditApiClient
 from airflow_credits_provider.triggers.balance import CreditBalanceTrigger
 from airflow_credits_provider.triggers.poller import SharedBalancePoller
-from tests.virtual_clock import VirtualClock
+from tests.virtual_clock import install_virtual_clock
 
 if TYPE_CHECKING:
     from airflow_credits_provider.sandbox import SandboxServer
+    from tests.virtual_clock import VirtualClock
 
 
 @pytest.fixture(autouse=True)
 def clock(monkeypatch: pytest.MonkeyPatch) -> VirtualClock:
-    """Virtual time for the trigger, and no real waiting between the hook's own retries."""
-    virtual = VirtualClock()
-    monkeypatch.setattr(CreditBalanceTrigger, "clock", virtual)
-
-    async def no_wait(seconds: float) -> None:
-        await asyncio.sleep(0)
-
-    monkeypatch.setattr(CreditApiClient, "asleep", staticmethod(no_wait))
-    return virtual
+    return install_virtual_clock(monkeypatch, CreditBalanceTrigger)
 
 
 async def _events_of(trigger: CreditBalanceTrigger) -> dict[str, Any]:

@@ -15,29 +15,22 @@ import pytest
 
 from airflow_credits_provider.arrival import ArrivalRule, WatchState
 from airflow_credits_provider.errors import InvalidCostEstimateError
-from airflow_credits_provider.transport import CreditApiClient
 from airflow_credits_provider.triggers.credits_available import CreditsAvailableTrigger
 from tests.conftest import CANARY, FAST_EXTRA
-from tests.virtual_clock import VirtualClock
+from tests.virtual_clock import install_virtual_clock
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
 
     from airflow_credits_provider.sandbox import SandboxServer
+    from tests.virtual_clock import VirtualClock
 
 CREDITS_PATH = "/v1/credits"
 
 
 @pytest.fixture(autouse=True)
 def clock(monkeypatch: pytest.MonkeyPatch) -> VirtualClock:
-    virtual = VirtualClock()
-    monkeypatch.setattr(CreditsAvailableTrigger, "clock", virtual)
-
-    async def no_wait(seconds: float) -> None:
-        await asyncio.sleep(0)
-
-    monkeypatch.setattr(CreditApiClient, "asleep", staticmethod(no_wait))
-    return virtual
+    return install_virtual_clock(monkeypatch, CreditsAvailableTrigger)
 
 
 class MemoryStateStore:
