@@ -20,6 +20,11 @@ if TYPE_CHECKING:
 MAX_ERROR_BACKOFF = 600.0
 
 
+def error_backoff(poll_interval: float, failures: int) -> float:
+    """Seconds to wait after ``failures`` failed checks in a row: the interval doubled per failure, capped."""
+    return min(poll_interval * 2.0 ** (failures - 1), MAX_ERROR_BACKOFF)
+
+
 class TriggerClock:
     """The time and the waiting a trigger uses: the wall clock and ``asyncio.sleep``.
 
@@ -133,7 +138,7 @@ class CreditBalanceTrigger(BaseTrigger):
                         )
                         return
                     failures += 1
-                    delay = min(self.poll_interval * 2 ** (failures - 1), MAX_ERROR_BACKOFF)
+                    delay = error_backoff(self.poll_interval, failures)
                     self.log.warning(
                         "Balance check failed (%s); waiting %.1fs before the next one", exc, delay
                     )

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
-from airflow_credits_provider.triggers.balance import MAX_ERROR_BACKOFF, TriggerClock
+from airflow_credits_provider.triggers.balance import TriggerClock, error_backoff
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Hashable
@@ -179,7 +179,7 @@ async def poll_balances(
                 balance = await poller.get(max_age=interval, clock=clock)
             except CreditProviderError as exc:
                 failures += 1
-                delay = min(interval * 2 ** (failures - 1), MAX_ERROR_BACKOFF)
+                delay = error_backoff(interval, failures)
                 if is_fatal(exc):
                     # A rejected key or a broken connection: say so loudly, read the connection afresh
                     # next time (it may have been fixed), and keep watching.
