@@ -14,6 +14,7 @@ def get_provider_info() -> dict[str, Any]:
     """Return the provider description: hooks, connection types and their forms."""
     from airflow_credits_provider import __version__
     from airflow_credits_provider.connection_form import connection_form, generic_api_fields
+    from airflow_credits_provider.ui.settings import OPTIONS
     from airflow_credits_provider.vendors import registered_vendors
     from airflow_credits_provider.vendors.generic import PRESETS
 
@@ -82,6 +83,25 @@ def get_provider_info() -> dict[str, Any]:
                 "airflow_credits_provider.transfers.credit_balance_to_sql",
             )
         ],
+        # Loaded through the airflow.plugins entry point; named here too for `airflow providers plugins`
+        # and for deployments that turn lazy provider discovery off (Airflow skips the duplicate).
+        "plugins": [{"name": "credits", "plugin-class": "airflow_credits_provider.ui.plugin.CreditsPlugin"}],
+        "config": {
+            "credits": {
+                "description": "Where the Credits pages in Airflow's UI read history, holds and spend "
+                "(docs/ui.md).",
+                "options": {
+                    name: {
+                        "description": description,
+                        "version_added": "0.1.0",
+                        "type": "float" if default.replace(".", "").isdigit() else "string",
+                        "example": None,
+                        "default": default,
+                    }
+                    for name, (default, description) in OPTIONS.items()
+                },
+            }
+        },
         "connection-types": [
             {
                 "connection-type": vendor.key,

@@ -149,7 +149,6 @@ def forecast(
             "of history. Wait for more snapshots, or lower the minimum history.",
             snapshots=len(used),
         )
-    reserve = Decimal(reserve)
     with exact_arithmetic():
         spent = refilled = Decimal(0)
         refills = 0
@@ -160,11 +159,44 @@ def forecast(
             elif change > 0:
                 refilled += change
                 refills += 1
-        history = last.at - used[0].at
-        micros = Decimal((history.days * 86400 + history.seconds) * 10**6 + history.microseconds)
-        headroom = last.available - reserve
+    return forecast_from_totals(
+        balance=last.available,
+        at=last.at,
+        first_at=used[0].at,
+        spent=spent,
+        refilled=refilled,
+        refills=refills,
+        snapshots=len(used),
+        reserve=reserve,
+    )
+
+
+def forecast_from_totals(
+    *,
+    balance: Decimal,
+    at: datetime,
+    first_at: datetime,
+    spent: Decimal,
+    refilled: Decimal,
+    refills: int,
+    snapshots: int,
+    reserve: Decimal | int = 0,
+) -> Runway:
+    """The forecast from a window's totals, for callers that summed the drops elsewhere (in SQL).
+
+    :param balance: available credits at the window's last snapshot, taken at ``at``
+    :param first_at: the window's first snapshot's time
+    :param spent: the sum of drops between consecutive snapshots in the window
+    :param refilled: the sum of rises; ``refills`` how many there were
+    :param snapshots: how many snapshots the window holds
+    """
+    reserve = Decimal(reserve)
+    history = at - first_at
+    micros = Decimal((history.days * 86400 + history.seconds) * 10**6 + history.microseconds)
+    with exact_arithmetic():
+        headroom = balance - reserve
     with localcontext(Context(prec=28)):  # rates and quotients are not exact: 28 digits, as Decimal's default
-        burn = spent * _DAY * 10**6 / micros
+        burn = spent * _DAY * 10**6 / micros if micros else Decimal(0)
         if headroom <= 0:
             days_left: Decimal | None = Decimal(0)
         elif burn == 0:
@@ -173,10 +205,10 @@ def forecast(
             days_left = headroom / burn
     runs_out = None
     if days_left is not None:
-        runs_out = last.at + timedelta(seconds=float(days_left * _DAY))
+        runs_out = at + timedelta(seconds=float(days_left * _DAY))
     return Runway(
-        balance=last.available,
-        at=last.at,
+        balance=balance,
+        at=at,
         reserve=reserve,
         burn_per_day=burn,
         days_left=days_left,
@@ -184,7 +216,7 @@ def forecast(
         spent=spent,
         refilled=refilled,
         refills=refills,
-        snapshots=len(used),
+        snapshots=snapshots,
         history=history,
     )
 

@@ -12,19 +12,17 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
-import time
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import httpx
 import pytest
 
 from tests.conftest import subprocess_env
+from tests.processes import free_port, healthy, wait_for
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -34,22 +32,6 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.integration
 DAG_ID = "example_leadmagic_enrichment_wait"
 AIRFLOW = [sys.executable, "-m", "airflow"]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_for(check: object, timeout: float, what: str, step: float = 0.5) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()  # type: ignore[operator]
-        if result:
-            return result
-        time.sleep(step)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def _components(port: int) -> tuple[tuple[str, list[str]], ...]:
@@ -63,7 +45,7 @@ def _components(port: int) -> tuple[tuple[str, list[str]], ...]:
 
 @pytest.fixture
 def stack(tmp_path: Path, connections: SandboxServer) -> Iterator[dict[str, object]]:
-    port = _free_port()
+    port = free_port()
     home = tmp_path / "airflow-home"
     env = subprocess_env(
         AIRFLOW_HOME=str(home),
@@ -115,9 +97,9 @@ def stack(tmp_path: Path, connections: SandboxServer) -> Iterator[dict[str, obje
                 if proc.poll() is not None:  # died at start-up: say why, do not wait out the timeout
                     tail = (tmp_path / f"{name}.log").read_text()[-3000:]
                     raise AssertionError(f"the {name} exited with {proc.returncode}:\n{tail}")
-            return _healthy(port)
+            return healthy(f"http://127.0.0.1:{port}")
 
-        _wait_for(api_server_up, 120, "the api-server")
+        wait_for(api_server_up, 120, "the api-server")
         yield {"env": env, "home": home, "tmp": tmp_path, "stop": stop, "restart": restart}
     finally:
         for proc in procs:
@@ -133,13 +115,6 @@ def stack(tmp_path: Path, connections: SandboxServer) -> Iterator[dict[str, obje
             log.close()
 
 
-def _healthy(port: int) -> bool:
-    try:
-        return httpx.get(f"http://127.0.0.1:{port}/api/v2/monitor/health", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
 def _query(home: Path, sql: str, *args: object) -> list[tuple[object, ...]]:
     with contextlib.closing(sqlite3.connect(home / "airflow.db", timeout=30)) as db:
         return db.execute(sql, args).fetchall()
@@ -152,7 +127,7 @@ def test_deferrable_sensor_through_scheduler_and_triggerer(
     assert isinstance(home, Path)
     state = connections.state
     state.leadmagic.credits = Decimal(1)
-    _wait_for(lambda: _query(home, "SELECT 1 FROM dag WHERE dag_id = ?", DAG_ID), 120, "the DAG to be parsed")
+    wait_for(lambda: _query(home, "SELECT 1 FROM dag WHERE dag_id = ?", DAG_ID), 120, "the DAG to be parsed")
     subprocess.run(
         [*AIRFLOW, "dags", "trigger", DAG_ID, "-c", json.dumps({"leads": 2})],
         env=stack["env"],
@@ -167,12 +142,12 @@ def test_deferrable_sensor_through_scheduler_and_triggerer(
         )
         return bool(rows) and rows[0][0] == "deferred"
 
-    _wait_for(deferred, 180, "the sensor to defer")
+    wait_for(deferred, 180, "the sensor to defer")
     # The scheduler handles the worker's "deferred" executor event on its own schedule; changing the
     # balance before it has would let the trigger fire first and the late event fail the task. Wait for
     # the state the test needs: the scheduler has recorded the task instance as finished into deferral.
     scheduler_log = Path(str(stack["tmp"])) / "scheduler.log"
-    _wait_for(
+    wait_for(
         lambda: any(
             "TaskInstance Finished" in line
             and "task_id=credit_preflight" in line
@@ -184,7 +159,7 @@ def test_deferrable_sensor_through_scheduler_and_triggerer(
     )
     polls_before = len(state.requests_for("leadmagic", "/v1/credits"))
     # The triggerer keeps polling the sandbox while the task holds no worker slot.
-    _wait_for(
+    wait_for(
         lambda: len(state.requests_for("leadmagic", "/v1/credits")) >= polls_before + 2,
         60,
         "the triggerer to poll",
@@ -196,7 +171,7 @@ def test_deferrable_sensor_through_scheduler_and_triggerer(
         rows = _query(home, "SELECT state FROM dag_run WHERE dag_id = ?", DAG_ID)
         return str(rows[0][0]) if rows and rows[0][0] in ("success", "failed") else None
 
-    assert _wait_for(finished, 180, "the run to finish") == "success"
+    assert wait_for(finished, 180, "the run to finish") == "success"
     states = dict(_query(home, "SELECT task_id, state FROM task_instance WHERE dag_id = ?", DAG_ID))
     assert states == {"count_leads": "success", "credit_preflight": "success", "enrich": "success"}
     assert len(state.requests_for("leadmagic", "/v1/people/email-finder")) == 2
@@ -243,7 +218,7 @@ def test_concurrent_runs_on_one_account_never_spend_the_same_credits(
     state = connections.state
     state.leadmagic.credits = Decimal(100)
     contacts, companies = "example_shared_account_contacts", "example_shared_account_companies"
-    _wait_for(
+    wait_for(
         lambda: len(_query(home, "SELECT 1 FROM dag WHERE dag_id IN (?, ?)", contacts, companies)) == 2,
         120,
         "the DAGs to be parsed",
@@ -255,7 +230,7 @@ def test_concurrent_runs_on_one_account_never_spend_the_same_credits(
         runs = _run_states(home, contacts)
         return len(runs) == 3 and all(s in ("success", "failed") for s in runs)
 
-    _wait_for(all_finished, 240, "the three runs to finish")
+    wait_for(all_finished, 240, "the three runs to finish")
     assert sorted(_run_states(home, contacts)) == ["failed", "success", "success"]
     preflights = sorted(
         str(r[0])
@@ -282,9 +257,9 @@ def test_concurrent_runs_on_one_account_never_spend_the_same_credits(
         )
         return bool(rows) and rows[0][0] == "deferred"
 
-    _wait_for(deferred, 180, "the reserving sensor to defer")
+    wait_for(deferred, 180, "the reserving sensor to defer")
     scheduler_log = Path(str(stack["tmp"])) / "scheduler.log"
-    _wait_for(
+    wait_for(
         lambda: (
             "task_id=reserve_credits" in scheduler_log.read_text()
             and any(
@@ -304,7 +279,7 @@ def test_concurrent_runs_on_one_account_never_spend_the_same_credits(
         runs = _run_states(home, companies)
         return runs[0] if runs and runs[0] in ("success", "failed") else None
 
-    assert _wait_for(finished, 180, "the waiting run to finish") == "success"
+    assert wait_for(finished, 180, "the waiting run to finish") == "success"
     assert state.leadmagic.credits == 40
 
 
@@ -336,18 +311,18 @@ def test_a_dag_runs_once_per_arrival_of_credits_through_the_triggerer(
 
     def wait_polls(count: int, what: str) -> None:
         start = polls()
-        _wait_for(lambda: polls() >= start + count, 120, what)
+        wait_for(lambda: polls() >= start + count, 120, what)
 
     def runs() -> list[str]:
         return _run_states(home, ARRIVAL_DAG)
 
     def wait_runs(count: int) -> None:
-        _wait_for(
+        wait_for(
             lambda: len(runs()) == count and all(r == "success" for r in runs()), 180, f"{count} run(s)"
         )
 
     set_credits(100)
-    _wait_for(
+    wait_for(
         lambda: _query(home, "SELECT 1 FROM dag WHERE dag_id = ?", ARRIVAL_DAG), 120, "the DAG to be parsed"
     )
     wait_polls(3, "the triggerer to watch the balance")

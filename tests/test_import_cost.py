@@ -79,8 +79,9 @@ def _heavy(added: list[str]) -> list[str]:
 
 
 def test_dag_facing_modules_touch_no_network_and_no_heavy_module() -> None:
-    """Everything a DAG file may import; the triggerer-only modules are checked below."""
-    dag_facing = [m for m in ALL_MODULES if not m.startswith("airflow_credits_provider.triggers.")]
+    """Everything a DAG file may import; the triggerer-only and api-server-only modules are checked below."""
+    server_only = ("airflow_credits_provider.triggers.", "airflow_credits_provider.ui.")
+    dag_facing = [m for m in ALL_MODULES if not m.startswith(server_only)]
     assert "airflow_credits_provider.sensors.preflight" in dag_facing  # the walk found the package
     added = _imported_by(dag_facing)
     assert "airflow_credits_provider.sensors.preflight" in added
@@ -114,3 +115,13 @@ def test_trigger_modules_add_only_airflows_trigger_base() -> None:
     assert _heavy(added) == []
     assert "airflow.triggers.base" in added
     assert not [m for m in added if m.startswith("airflow_credits_provider.hooks")]  # loaded on first poll
+
+
+def test_the_ui_plugin_module_builds_nothing_on_import() -> None:
+    """Every Airflow process (task runners too) imports entry-point plugins: the web app is built lazily."""
+    added = _imported_by(["airflow_credits_provider.ui.plugin"])
+    assert "airflow_credits_provider.ui.plugin" in added
+    assert _heavy([m for m in added if m != "airflow.plugins_manager"]) == []
+    lazy = ("fastapi", "starlette", "jinja2", "sqlalchemy", "airflow_credits_provider.ui.app")
+    assert [m for m in added if m.startswith(lazy)] == []
+    assert not [m for m in added if m.startswith("airflow_credits_provider.hooks")]

@@ -192,3 +192,35 @@ def test_test_button_path(connections: SandboxServer, conn_type: str) -> None:
     assert "rejected the API key" in message
     assert "wrong-key-123" not in message
     assert "transient_test_conn" not in message
+
+
+def test_airflow_loads_the_credits_plugin_from_its_entry_point() -> None:
+    """With Airflow's defaults (lazy provider discovery), the plugin loads through ``airflow.plugins``."""
+    from importlib.metadata import entry_points, version
+
+    [entry] = [e for e in entry_points(group="airflow.plugins") if e.name == "credits"]
+    assert entry.value == "airflow_credits_provider.ui.plugin:CreditsPlugin"
+    env = {k: v for k, v in os.environ.items() if k != "AIRFLOW__CORE__UNIT_TEST_MODE"}
+    env.pop("AIRFLOW__CORE__LAZY_DISCOVER_PROVIDERS", None)
+    listed = subprocess.run(
+        [sys.executable, "-m", "airflow", "plugins", "-o", "json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=180,
+        check=True,
+    )
+    [plugin] = [p for p in json.loads(listed.stdout.splitlines()[-1]) if p["name"] == "credits"]
+    [app] = plugin["fastapi_apps"]
+    assert (app["url_prefix"], app["name"], app["app"]) == (
+        "/credits",
+        "Credits",
+        "airflow_credits_provider.ui.plugin.LazyCreditsApp",
+    )
+    major, minor = (int(p) for p in version("apache-airflow").split(".")[:2])
+    if (major, minor) >= (3, 1):  # external views arrived in Airflow 3.1
+        views = {v["destination"]: v for v in plugin["external_views"]}
+        assert set(views) == {"nav", "dag_run", "task_instance"}
+        for view in views.values():
+            assert not view["href"].startswith("/")  # relative: a base_url sub-path works
+        assert views["task_instance"]["href"].endswith("task_id={TASK_ID}&map_index={MAP_INDEX}")

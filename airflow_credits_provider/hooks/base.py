@@ -186,6 +186,21 @@ class CreditApiHook(BaseHook):
             mask_secret(key)
         return self._client_from_connection(conn)
 
+    @classmethod
+    def for_connection(cls, conn: Any) -> CreditApiHook:
+        """A hook on ``conn``, a connection the caller has already read (no look-up by id).
+
+        For server code that reads connections itself, such as the Credits page in the api-server,
+        where the Task SDK's look-up by id does not reach the metadata database.
+
+        :param conn: Airflow's ``Connection`` (or an object with its ``conn_id``, ``password``,
+            ``host``, ``schema``, ``port`` and ``extra_dejson``)
+        :raises CreditConnectionConfigError: the connection cannot be used (no key, bad extras)
+        """
+        hook = cls(conn.conn_id)
+        hook.__dict__["client"] = hook._client_from_connection(conn)
+        return hook
+
     def get_conn(self) -> CreditApiClient:
         """Return the transport for this connection."""
         return self.client

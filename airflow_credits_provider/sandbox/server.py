@@ -163,6 +163,14 @@ class _Server(ThreadingHTTPServer):
         self.state = state
         self.emulators = registered_emulators()
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hung up before its answer (a timeout, a slow fault) is normal: say nothing."""
+        import sys
+
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
 
 class SandboxServer:
     """A real HTTP server on 127.0.0.1 emulating LeadMagic, LocalLeads and TrueMail.

@@ -1,0 +1,385 @@
+"""What the Credits pages read from SQL: balance history aggregated per day, holds, spend, transactions.
+
+Every query runs through a common-sql hook (PostgreSQL, MySQL/MariaDB, SQLite), reads only, and
+aggregates in the database: a year of minute-by-minute snapshots comes back as one row per day. The
+drops and rises between consecutive snapshots are summed with ``LAG`` over the rows read, by the same
+rule as :func:`airflow_credits_provider.runway.forecast` (drops are spend, rises are refills), so the page's
+runway is the operator's. PostgreSQL and MySQL/MariaDB sum exact decimals; SQLite, which stores amounts
+as exact text but computes in floating point, is exact to about 15 significant digits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from airflow_credits_provider.runway import DEFAULT_MIN_HISTORY, forecast_from_totals
+from airflow_credits_provider.transfers.tables import (
+    SNAPSHOT_COLUMNS,
+    SNAPSHOT_KEY,
+    TRANSACTION_COLUMNS,
+    TRANSACTION_KEY,
+    WarehouseTable,
+    parse_stored_time,
+    to_naive_utc,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from pendulum import DateTime
+
+    from airflow_credits_provider.runway import Runway
+
+
+@dataclass(frozen=True)
+class DailyBalance:
+    """One day of an account's snapshots (UTC days).
+
+    :param day: the day
+    :param last: the available balance at the day's last snapshot
+    :param low: the lowest available balance that day; ``high`` the highest
+    :param snapshots: how many snapshots the day holds
+    :param spent: drops summed over the day's snapshots (from the previous snapshot read)
+    :param refilled: rises summed likewise (resets, top-ups); ``refills`` how many rises
+    """
+
+    day: date
+    last: Decimal
+    low: Decimal
+    high: Decimal
+    snapshots: int
+    spent: Decimal
+    refilled: Decimal
+    refills: int
+
+
+@dataclass(frozen=True)
+class BalanceHistory:
+    """An account's landed history as the pages show it.
+
+    :param days: one row per day with snapshots, oldest first
+    :param newest_at: the newest snapshot's time (``None``: nothing landed for the account)
+    :param runway: the forecast over the runway window, ``None`` with ``runway_note`` saying why
+    :param spent_this_month: drops summed since the start of the current month (UTC)
+    """
+
+    days: list[DailyBalance] = field(default_factory=list)
+    newest_at: datetime | None = None
+    runway: Runway | None = None
+    runway_note: str | None = None
+    spent_this_month: Decimal | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly: exact decimal strings, ISO times."""
+        return {
+            "newest_snapshot_at": _iso(self.newest_at),
+            "runway": self.runway.to_dict() if self.runway else None,
+            "runway_note": self.runway_note,
+            "spent_this_month": _text(self.spent_this_month),
+            "days": [
+                {
+                    "day": d.day.isoformat(),
+                    "last": _text(d.last),
+                    "low": _text(d.low),
+                    "high": _text(d.high),
+                    "snapshots": d.snapshots,
+                    "spent": _text(d.spent),
+                    "refilled": _text(d.refilled),
+                    "refills": d.refills,
+                }
+                for d in self.days
+            ],
+        }
+
+
+def snapshots_table(hook: Any, table: str, schema: str | None) -> WarehouseTable:
+    """The landed balance snapshots table on ``hook``."""
+    return WarehouseTable(hook, table, schema or None, SNAPSHOT_COLUMNS, SNAPSHOT_KEY)
+
+
+def read_history(
+    table: WarehouseTable,
+    account: str,
+    *,
+    vendor: str | None,
+    days: int,
+    window: timedelta,
+    now: datetime,
+    reserve: Decimal = Decimal(0),
+) -> BalanceHistory:
+    """``account``'s snapshots per day over the last ``days``, its runway over ``window``, its month spend.
+
+    :param vendor: the vendor key the snapshots were landed with (uses the table's primary key); ``None``
+        reads by account alone
+    :param now: the current time (aware): the month whose spend is summed
+    """
+    hook, p = table.hook, table.param()
+    where = f"{table.where_key(('vendor', 'account'))}" if vendor else table.where_key(("account",))
+    key = (vendor, account) if vendor else (account,)
+    newest = parse_stored_time(
+        hook.get_first(f"SELECT MAX(fetched_at) FROM {table.qualified} WHERE {where}", parameters=key)[0]
+    )
+    if newest is None:
+        return BalanceHistory(runway_note="No balance snapshots of this account have been landed yet.")
+    window_start = newest - window
+    month_start = now.astimezone(timezone.utc).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    first_day = datetime.combine((newest - timedelta(days=max(days - 1, 0))).date(), datetime.min.time())
+    read_from = min(window_start, month_start, first_day.replace(tzinfo=timezone.utc))
+    amount = "CAST(available AS REAL)" if table.dialect_name == "sqlite" else "available"
+    drop, rise = "prev - a", "a - prev"
+    sql = f"""
+SELECT d, COUNT(*), MIN(a), MAX(a), MAX(last_a),
+  SUM(CASE WHEN a < prev THEN {drop} ELSE 0 END), SUM(CASE WHEN a > prev THEN {rise} ELSE 0 END),
+  SUM(CASE WHEN a > prev THEN 1 ELSE 0 END),
+  SUM(CASE WHEN prev_at >= {p} AND a < prev THEN {drop} ELSE 0 END),
+  SUM(CASE WHEN prev_at >= {p} AND a > prev THEN {rise} ELSE 0 END),
+  SUM(CASE WHEN prev_at >= {p} AND a > prev THEN 1 ELSE 0 END),
+  SUM(CASE WHEN fetched_at >= {p} THEN 1 ELSE 0 END),
+  MIN(CASE WHEN fetched_at >= {p} THEN fetched_at END),
+  SUM(CASE WHEN prev_at >= {p} AND a < prev THEN {drop} ELSE 0 END)
+FROM (
+  SELECT fetched_at, {amount} AS a, DATE(fetched_at) AS d,
+    LAG({amount}) OVER (ORDER BY fetched_at) AS prev,
+    LAG(fetched_at) OVER (ORDER BY fetched_at) AS prev_at,
+    FIRST_VALUE({amount}) OVER (PARTITION BY DATE(fetched_at) ORDER BY fetched_at DESC) AS last_a
+  FROM {table.qualified} WHERE {where} AND fetched_at >= {p}
+) x GROUP BY d ORDER BY d"""
+    bounds = table.adapt((window_start,) * 5 + (month_start,))
+    params = (*bounds, *key, *table.adapt((read_from,)))
+    rows = hook.get_records(sql, parameters=[_naive(v) for v in params])
+    history = []
+    w_spent = w_refilled = month = Decimal(0)
+    w_refills = w_count = 0
+    w_first: DateTime | None = None
+    last = Decimal(0)
+    for row in rows:
+        day = row[0] if isinstance(row[0], date) else date.fromisoformat(str(row[0])[:10])
+        last = _dec(row[4])
+        if day >= first_day.date():
+            history.append(
+                DailyBalance(
+                    day,
+                    last,
+                    low=_dec(row[2]),
+                    high=_dec(row[3]),
+                    snapshots=int(row[1]),
+                    spent=_dec(row[5]),
+                    refilled=_dec(row[6]),
+                    refills=int(row[7]),
+                )
+            )
+        w_spent += _dec(row[8])
+        w_refilled += _dec(row[9])
+        w_refills += int(row[10] or 0)
+        w_count += int(row[11] or 0)
+        first = parse_stored_time(row[12])
+        if first is not None and (w_first is None or first < w_first):
+            w_first = first
+        month += _dec(row[13])
+    runway, note = None, None
+    if w_first is None or w_count < 2 or newest - w_first < DEFAULT_MIN_HISTORY:
+        note = (
+            f"Not enough history for a runway: {w_count} snapshot(s) in the last {window.days} days; "
+            "a forecast needs at least two, an hour apart (land CreditBalanceToSqlOperator hourly)."
+        )
+    else:
+        runway = forecast_from_totals(
+            balance=last,
+            at=newest,
+            first_at=w_first,
+            spent=w_spent,
+            refilled=w_refilled,
+            refills=w_refills,
+            snapshots=w_count,
+            reserve=reserve,
+        )
+    return BalanceHistory(history, newest, runway, note, month)
+
+
+def recent_transactions(
+    hook: Any, table: str, schema: str | None, account: str, vendor: str | None, limit: int = 20
+) -> list[dict[str, Any]]:
+    """The account's newest landed transactions (not the raw payload)."""
+    target = WarehouseTable(hook, table, schema or None, TRANSACTION_COLUMNS, TRANSACTION_KEY)
+    where = target.where_key(("vendor", "account") if vendor else ("account",))
+    rows = hook.get_records(
+        f"SELECT transaction_id, type, amount, description, created_at FROM {target.qualified} "
+        f"WHERE {where} ORDER BY created_at DESC LIMIT {int(limit)}",
+        parameters=(vendor, account) if vendor else (account,),
+    )
+    return [
+        {
+            "transaction_id": str(r[0]),
+            "type": str(r[1]),
+            "amount": _text(_dec(r[2])),
+            "description": r[3],
+            "created_at": _iso(parse_stored_time(r[4])),
+        }
+        for r in rows
+    ]
+
+
+# -- reservations and usage -----------------------------------------------------------------------------
+_RESERVATION_FIELDS = (
+    "reservation_id",
+    "account",
+    "credit_conn_id",
+    "amount",
+    "dag_id",
+    "run_id",
+    "task_id",
+    "map_index",
+    "reserved_at",
+    "expires_at",
+)
+_USAGE_FIELDS = (
+    "reservation_id",
+    "account",
+    "credit_conn_id",
+    "dag_id",
+    "run_id",
+    "task_id",
+    "map_index",
+    "outcome",
+    "reserved",
+    "balance_before",
+    "balance_after",
+    "spent",
+    "exact",
+    "overlapping",
+    "reserved_at",
+    "released_at",
+)
+
+
+def active_reservations(
+    hook: Any,
+    table: str,
+    schema: str | None,
+    now: datetime,
+    *,
+    conn_ids: Sequence[str] | None = None,
+    dag_id: str | None = None,
+    run_id: str | None = None,
+) -> list[dict[str, Any]]:
+    """Reservations that hold credits now (active and within their TTL), newest first.
+
+    :param conn_ids: only those made through these credit connections (whatever account label they used)
+    """
+    from airflow_credits_provider.reservations import RESERVATION_COLUMNS
+
+    target = WarehouseTable(hook, table, schema or None, RESERVATION_COLUMNS, ("reservation_id",))
+    p = target.param()
+    clauses, params = [f"status = {p}", f"expires_at > {p}"], ["active", now]
+    if conn_ids is not None:
+        if not conn_ids:
+            return []
+        clauses.append(f"credit_conn_id IN ({', '.join([p] * len(conn_ids))})")
+        params += conn_ids
+    for column, value in (("dag_id", dag_id), ("run_id", run_id)):
+        if value is not None:
+            clauses.append(f"{column} = {p}")
+            params.append(value)
+    rows = hook.get_records(
+        f"SELECT {', '.join(_RESERVATION_FIELDS)} FROM {target.qualified} WHERE {' AND '.join(clauses)} "
+        "ORDER BY reserved_at DESC",
+        parameters=target.adapt(tuple(_naive(v) for v in params)),
+    )
+    return [_record(_RESERVATION_FIELDS, row) for row in rows]
+
+
+def usage_by_dag(
+    hook: Any, table: str, schema: str | None, conn_id: str, since: datetime
+) -> list[dict[str, Any]]:
+    """Spend per DAG through the credit connection ``conn_id`` since ``since``, largest first.
+
+    Read from ``credit_usage``: ``spent`` sums what the usage rows measured (an upper bound where runs
+    overlapped); ``unmeasured`` counts released reservations with no measured spend (expired holders,
+    refills meanwhile).
+    """
+    from airflow_credits_provider.reservations import USAGE_COLUMNS
+
+    target = WarehouseTable(hook, table, schema or None, USAGE_COLUMNS, ("reservation_id", "reserved_at"))
+    p = target.param()
+    rows = hook.get_records(
+        "SELECT dag_id, COUNT(*), SUM(spent), SUM(reserved), "
+        "SUM(CASE WHEN spent IS NULL THEN 1 ELSE 0 END), SUM(CASE WHEN exact = 0 THEN 1 ELSE 0 END) "
+        f"FROM {target.qualified} WHERE credit_conn_id = {p} AND released_at >= {p} GROUP BY dag_id",
+        parameters=target.adapt((conn_id, to_naive_utc(since))),
+    )
+    result = [
+        {
+            "dag_id": str(r[0]),
+            "runs": int(r[1]),
+            "spent": _text(_dec(r[2])),
+            "reserved": _text(_dec(r[3])),
+            "unmeasured": int(r[4] or 0),
+            "upper_bounds": int(r[5] or 0),
+        }
+        for r in rows
+    ]
+    return sorted(result, key=lambda r: (-Decimal(r["spent"]), r["dag_id"]))
+
+
+def run_usage(
+    hook: Any, table: str, schema: str | None, dag_id: str, run_id: str, task_id: str | None = None
+) -> list[dict[str, Any]]:
+    """The ``credit_usage`` rows of one DAG run (one task's, with ``task_id``), oldest first."""
+    from airflow_credits_provider.reservations import USAGE_COLUMNS
+
+    target = WarehouseTable(hook, table, schema or None, USAGE_COLUMNS, ("reservation_id", "reserved_at"))
+    columns = ("dag_id", "run_id", "task_id") if task_id is not None else ("dag_id", "run_id")
+    params = (dag_id, run_id, task_id) if task_id is not None else (dag_id, run_id)
+    rows = hook.get_records(
+        f"SELECT {', '.join(_USAGE_FIELDS)} FROM {target.qualified} WHERE {target.where_key(columns)} "
+        "ORDER BY released_at",
+        parameters=params,
+    )
+    return [_record(_USAGE_FIELDS, row) for row in rows]
+
+
+def _record(names: Sequence[str], row: Sequence[Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, value in zip(names, row, strict=True):
+        if name in ("amount", "reserved", "balance_before", "balance_after", "spent"):
+            out[name] = None if value is None else _text(_dec(value))
+        elif name.endswith("_at"):
+            out[name] = _iso(parse_stored_time(value))
+        elif name in ("map_index", "overlapping"):
+            out[name] = int(value)
+        elif name == "exact":
+            out[name] = bool(value)
+        else:
+            out[name] = str(value)
+    return out
+
+
+def _naive(value: Any) -> Any:
+    """Times as naive UTC (how the tables store them); anything else as it is."""
+    return to_naive_utc(value) if isinstance(value, datetime) else value
+
+
+def _dec(value: Any) -> Decimal:
+    if value is None:
+        return Decimal(0)
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, float):  # SQLite computes in binary floating point: keep its 15 exact digits
+        return Decimal(format(value, ".15g"))
+    return Decimal(str(value))
+
+
+def _text(value: Decimal | None) -> str | None:
+    from airflow_credits_provider.parsing import exact_arithmetic
+
+    if value is None:
+        return None
+    with exact_arithmetic():
+        return f"{value.normalize():f}"
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()

@@ -1,0 +1,272 @@
+"""The Credits pages and their JSON, served by a real api-server, as each role of the simple auth manager.
+
+See tests/ui/stack.py for the set-up: connections in the metadata database, a SQLite warehouse with two
+weeks of snapshots, reservations made by real ``airflow dags test`` runs, served under ``/airflow``.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING
+from urllib.parse import quote
+
+import pytest
+
+from tests.conftest import CANARY
+from tests.ui.stack import REJECTED
+
+if TYPE_CHECKING:
+    from tests.ui.stack import UiStack
+
+pytestmark = pytest.mark.integration
+#: Served under a sub-path: the pages' links are relative, so they work there (checked below).
+BASE_PATH = "/airflow"
+
+CREDIT_CONNECTIONS = {
+    "credit_api_default",
+    "leadmagic_default",
+    "localleads_default",
+    REJECTED,
+    "truemail_default",
+}
+
+
+@pytest.fixture(scope="module")
+def runs(ui_stack: UiStack) -> dict[str, str]:
+    """A run that holds 44 credits and a private run that reserved 30, spent 5 and released."""
+    return {dag_id: ui_stack.dags_test(dag_id) for dag_id in ("credits_ui_hold", "private_credits_ui_spend")}
+
+
+def _routes(runs: dict[str, str]) -> list[str]:
+    hold = f"runs/credits_ui_hold/{quote(runs['credits_ui_hold'])}"
+    return [
+        "",
+        "api/accounts",
+        "accounts/leadmagic_default",
+        "api/accounts/leadmagic_default",
+        hold,
+        f"api/{hold}",
+        f"{hold}?task_id=reserve_credits&map_index=-1",
+        "icon.svg",
+    ]
+
+
+def test_every_route_answers_401_without_a_user(ui_stack: UiStack, runs: dict[str, str]) -> None:
+    for route in [*_routes(runs), "api/accounts/no_such_conn"]:
+        response = ui_stack.get(route)
+        assert response.status_code == 401, (route, response.status_code, response.text[:200])
+    for route in ("docs", "openapi.json"):  # FastAPI's own pages would answer anyone: they are off
+        assert ui_stack.get(route).status_code == 404
+    bad = ui_stack.get("api/accounts", headers={"Authorization": "Bearer not-a-token"})
+    assert bad.status_code in (401, 403)
+
+
+def test_only_get_routes(ui_stack: UiStack, runs: dict[str, str]) -> None:
+    for route in _routes(runs):
+        for method in ("POST", "PUT", "PATCH", "DELETE"):
+            assert ui_stack.request(method, route, "admin").status_code == 405, (method, route)
+
+
+def test_op_sees_every_credit_connection_with_its_live_balance(ui_stack: UiStack) -> None:
+    body = ui_stack.get("api/accounts", "op").json()
+    rows = {row["conn_id"]: row for row in body["connections"]}
+    assert set(rows) == CREDIT_CONNECTIONS  # the SQL connections are not credit connections
+    state = ui_stack.sandbox.state
+    assert Decimal(rows["leadmagic_default"]["balance"]["available"]) == state.leadmagic.credits
+    localleads = rows["localleads_default"]["balance"]
+    assert localleads["next_reset_at"] is not None  # LocalLeads reports its renewal
+    account = state.localleads
+    assert Decimal(localleads["available"]) == account.monthly + account.bonus - account.used
+    for conn_id in CREDIT_CONNECTIONS - {REJECTED}:
+        assert rows[conn_id]["error"] is None, rows[conn_id]
+        assert rows[conn_id]["source"] == "metadata database"
+    rejected = rows[REJECTED]
+    assert rejected["balance"] is None
+    assert "rejected the API key" in rejected["error"]
+    assert "\n" not in rejected["error"]
+    assert body["hidden_connections"] == 0
+    assert body["notes"] == []  # warehouse and reservations are configured
+
+
+def test_runway_and_spend_come_from_the_landed_snapshots(ui_stack: UiStack) -> None:
+    """The page's runway (summed per day in SQL) is the runway operator's (forecast over every row)."""
+    from airflow_credits_provider.operators.runway import read_snapshots
+    from airflow_credits_provider.runway import forecast
+
+    row = {r["conn_id"]: r for r in ui_stack.get("api/accounts", "op").json()["connections"]}[
+        "leadmagic_default"
+    ]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(
+            "AIRFLOW_CONN_CREDITS_WAREHOUSE",
+            f'{{"conn_type": "sqlite", "host": "{ui_stack.home}/warehouse.db"}}',
+        )
+        expected = forecast(
+            read_snapshots("credits_warehouse", "leadmagic_default", window=timedelta(days=14))
+        )
+    runway = row["runway"]
+    assert (
+        runway["snapshots"] == expected.snapshots == 14 * 24 - 1 + 1 - 1
+        or runway["snapshots"] == expected.snapshots
+    )
+    assert Decimal(runway["spent"]) == expected.spent
+    assert Decimal(runway["refilled"]) == expected.refilled
+    assert runway["refills"] == expected.refills == 1
+    assert Decimal(runway["days_left"]).quantize(Decimal("0.000001")) == expected.days_left.quantize(
+        Decimal("0.000001")
+    )
+    assert runway["runs_out_at"][:16] == expected.runs_out_at.isoformat()[:16]
+    assert len(row["sparkline"]) in (14, 15)  # the last 14 days, today included when it has snapshots
+    assert row["spent_this_month"] is not None
+    assert Decimal(row["spent_this_month"]) >= 0
+    assert {r["conn_id"]: r for r in ui_stack.get("api/accounts", "op").json()["connections"]}[
+        "truemail_default"
+    ]["runway_note"].startswith("No balance snapshots")
+
+
+def test_viewer_sees_no_connection_and_no_balance(ui_stack: UiStack) -> None:
+    body = ui_stack.get("api/accounts", "viewer").json()
+    assert body["connections"] == []
+    assert body["hidden_connections"] == len(CREDIT_CONNECTIONS)
+    page = ui_stack.get("", "viewer")
+    assert page.status_code == 200
+    credits = ui_stack.sandbox.state.leadmagic.credits
+    assert f"{credits:,f}".rstrip("0").rstrip(".") not in page.text
+    assert "leadmagic_default" not in page.text
+    assert "may not read any" in page.text
+    for route in ("accounts/leadmagic_default", "api/accounts/leadmagic_default"):
+        assert ui_stack.get(route, "viewer").status_code == 403
+
+
+def test_unknown_connection_is_404_and_bad_parameters_are_rejected(ui_stack: UiStack) -> None:
+    assert ui_stack.get("api/accounts/no_such_conn", "op").status_code == 404
+    assert ui_stack.get("api/accounts/credits_warehouse", "op").status_code == 404  # not a credit connection
+    for query in ("days=0", "days=367", "days=x", "reserve=-1", "reserve=NaN", "reserve=abc"):
+        response = ui_stack.get(f"api/accounts/leadmagic_default?{query}", "op")
+        assert response.status_code in (400, 422), (query, response.status_code)
+
+
+def test_a_hold_shows_on_the_overview_the_account_and_its_run(
+    ui_stack: UiStack, runs: dict[str, str]
+) -> None:
+    run_id = runs["credits_ui_hold"]
+    row = {r["conn_id"]: r for r in ui_stack.get("api/accounts", "op").json()["connections"]}[
+        "leadmagic_default"
+    ]
+    assert Decimal(row["held"]) == 44
+    assert row["holds"] == 1
+    [held] = row["reservations"]
+    assert (held["dag_id"], held["run_id"], held["task_id"], held["amount"]) == (
+        "credits_ui_hold",
+        run_id,
+        "reserve_credits",
+        "44",
+    )
+    account = ui_stack.get("accounts/leadmagic_default", "op")
+    assert account.status_code == 200
+    assert run_id in account.text
+    assert "44" in account.text
+    assert '<svg class="chart"' in account.text
+    run = ui_stack.get(f"api/runs/credits_ui_hold/{quote(run_id)}", "viewer").json()
+    [decision] = run["decisions"]
+    assert decision["passed"] is True
+    assert decision["cost"] == "44"
+    assert decision["reserved"] == "44"
+    assert [r["amount"] for r in run["reservations"]] == ["44"]
+    only_task = ui_stack.get(f"api/runs/credits_ui_hold/{quote(run_id)}?task_id=other", "viewer").json()
+    assert only_task["decisions"] == []
+    assert only_task["reservations"] == []
+
+
+def test_private_dags_are_filtered_by_dag_permission(ui_stack: UiStack, runs: dict[str, str]) -> None:
+    run_id = runs["private_credits_ui_spend"]
+    private_run = f"api/runs/private_credits_ui_spend/{quote(run_id)}"
+    assert ui_stack.get(private_run, "op").status_code == 403
+    assert ui_stack.get(private_run.removeprefix("api/"), "viewer").status_code == 403
+    as_admin = ui_stack.get(private_run, "admin").json()
+    [usage] = as_admin["usage"]
+    assert usage["outcome"] == "released"
+    assert usage["reserved"] == "30"
+    assert Decimal(usage["spent"]) == 5
+    op = ui_stack.get("api/accounts/leadmagic_default", "op").json()
+    admin = ui_stack.get("api/accounts/leadmagic_default", "admin").json()
+    assert [u["dag_id"] for u in admin["usage_by_dag"]] == ["private_credits_ui_spend"]
+    assert op["usage_by_dag"] == []
+    assert op["hidden_usage_dags"] == 1
+    assert "private_credits_ui_spend" not in ui_stack.get("accounts/leadmagic_default", "op").text
+
+
+def test_a_failing_vendor_shows_its_error_in_its_row_only(ui_stack: UiStack) -> None:
+    state = ui_stack.sandbox.state
+    ui_stack.get("api/accounts", "op")  # warm the cache of the others
+    state.inject("status", vendor="localleads", status=503, times=100)
+    state.inject("slow", vendor="truemail", delay=8, times=100)  # beyond the 5 s balance_timeout
+    try:
+        rows = {}
+
+        def refreshed() -> bool:  # once the 2-second cache has let go of both
+            rows.update({r["conn_id"]: r for r in ui_stack.get("api/accounts", "op").json()["connections"]})
+            return bool(rows["localleads_default"]["error"] and rows["truemail_default"]["error"])
+
+        from tests.processes import wait_for
+
+        wait_for(refreshed, 60, "the cache to expire")
+    finally:
+        with state.lock:
+            state.faults.clear()
+    assert "503" in rows["localleads_default"]["error"]
+    assert rows["truemail_default"]["error"].startswith("No balance within 5 s")
+    assert rows["leadmagic_default"]["error"] is None
+    assert rows["leadmagic_default"]["balance"]
+    page = ui_stack.get("", "op").text
+    assert page.count('class="error"') >= 1
+
+
+def test_balances_are_cached_per_connection(ui_stack: UiStack) -> None:
+    state = ui_stack.sandbox.state
+    first = {r["conn_id"]: r for r in ui_stack.get("api/accounts", "admin").json()["connections"]}
+    before = len(state.requests_for("leadmagic", "/v1/credits"))
+    second = {r["conn_id"]: r for r in ui_stack.get("api/accounts", "admin").json()["connections"]}
+    if not second["leadmagic_default"]["cached"]:  # the 2 s cache ran out between the two loads: again
+        before = len(state.requests_for("leadmagic", "/v1/credits"))
+        second = {r["conn_id"]: r for r in ui_stack.get("api/accounts", "admin").json()["connections"]}
+    assert second["leadmagic_default"]["cached"] is True
+    assert len(state.requests_for("leadmagic", "/v1/credits")) == before
+    assert second["leadmagic_default"]["checked_at"] >= first["leadmagic_default"]["checked_at"]
+
+
+def test_no_key_or_password_reaches_any_page(ui_stack: UiStack, runs: dict[str, str]) -> None:
+    for user in ("admin", "op", "viewer"):
+        for route in [
+            *_routes(runs),
+            "accounts/localleads_default",
+            f"accounts/{REJECTED}",
+            f"api/accounts/{REJECTED}",
+        ]:
+            response = ui_stack.get(route, user)
+            assert CANARY not in response.text, (user, route)
+            assert "password" not in response.text.lower() or route.endswith(REJECTED), (user, route)
+    log = ui_stack.log.read_text()
+    assert CANARY not in log
+
+
+def test_every_link_is_relative(ui_stack: UiStack, runs: dict[str, str]) -> None:
+    """Under a sub-path, only relative links resolve: no page may link from the root or elsewhere."""
+    import re
+
+    assert ui_stack.base.endswith(BASE_PATH)
+    for route in _routes(runs)[:5:2]:
+        html = ui_stack.get(route, "admin").text
+        links = re.findall(r'(?:href|src|action)="([^"]*)"', html)
+        assert links or route.startswith("runs/"), route  # the overview and account pages link on
+        for link in links:
+            assert not link.startswith(("/", "http:", "https:", "//")), (route, link)
+            target = ui_stack.get(_resolve(route, link), "admin")
+            assert target.status_code == 200, (route, link, target.status_code)
+
+
+def _resolve(page: str, link: str) -> str:
+    from urllib.parse import urljoin
+
+    return urljoin(f"https://x/credits/{page}", link).removeprefix("https://x/credits/")

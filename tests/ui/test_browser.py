@@ -1,0 +1,152 @@
+"""The Credits pages in a real browser: Debian's chromium driven by playwright (no browser download).
+
+Logs in through the simple auth manager's own form, opens "Credits" from the UI's navigation (the page
+is shown in the UI's frame), and checks what each role sees: every
+sandbox vendor's balance, a failing vendor's row, the chart with the landed points, a reservation
+appearing after a reserving run, the run's Credits tab, a viewer's filtered view, and dark mode.
+
+With ``CREDITS_SCREENSHOTS=<dir>`` (``make screenshots``) the pages are saved there as PNG for the docs.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from tests.ui.stack import REJECTED
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from tests.ui.stack import UiStack
+
+pytestmark = pytest.mark.integration
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SHOTS = os.environ.get("CREDITS_SCREENSHOTS")
+
+
+def _airflow_has_plugin_views() -> bool:
+    from importlib.metadata import version
+
+    major, minor = (int(part) for part in version("apache-airflow").split(".")[:2])
+    return (major, minor) >= (3, 1)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not _airflow_has_plugin_views():
+        pytest.skip("Airflow 3.0 has no plugin views: the Credits pages are served as JSON only there")
+    if not Path(CHROMIUM).exists() or shutil.which("chromium") is None:
+        message = "needs Debian's chromium (apt-get install chromium); .ci/run installs it"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+def _login(browser: Any, stack: UiStack, user: str, **context: Any) -> Any:
+    page = browser.new_context(viewport={"width": 1280, "height": 900}, **context).new_page()
+    page.set_default_timeout(60_000)
+    page.goto(f"{stack.base}/", wait_until="networkidle")
+    page.fill("input[name=username]", user)
+    page.fill("input[name=password]", f"{user}-pw")
+    page.click("button[type=submit]")
+    page.get_by_role("link", name="Credits").wait_for()
+    return page
+
+
+def _open_credits(page: Any) -> Any:
+    page.get_by_role("link", name="Credits").click()
+    frame = page.frame_locator("iframe")
+    frame.locator("h1", has_text="Credits").wait_for()
+    return frame
+
+
+def _shot(page: Any, name: str) -> None:
+    if SHOTS:
+        Path(SHOTS).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(SHOTS) / f"{name}.png"))
+
+
+def test_op_sees_every_balance_a_failing_row_and_a_new_reservation(browser: Any, ui_stack: UiStack) -> None:
+    page = _login(browser, ui_stack, "op")
+    frame = _open_credits(page)
+    rows = frame.locator("#accounts tbody tr")
+    ids = [rows.nth(i).get_attribute("data-conn-id") for i in range(rows.count())]
+    assert ids == sorted(
+        ["credit_api_default", "leadmagic_default", "localleads_default", REJECTED, "truemail_default"]
+    )
+    state = ui_stack.sandbox.state
+    leadmagic = frame.locator("tr[data-conn-id=leadmagic_default]")
+    assert leadmagic.locator("td.available").inner_text() == f"{state.leadmagic.credits.normalize():,f}"
+    assert leadmagic.locator("svg.spark polyline").count() == 1  # the landed history's sparkline
+    rejected = frame.locator(f"tr[data-conn-id={REJECTED}] td.error")
+    assert "rejected the API key" in rejected.inner_text()
+    assert leadmagic.locator("td.held").inner_text().startswith("0")
+
+    run_id = ui_stack.dags_test("credits_ui_hold")  # a run that reserves 44 credits and keeps them
+    page.reload(wait_until="networkidle")
+    frame = page.frame_locator("iframe")
+    held = frame.locator("tr[data-conn-id=leadmagic_default] td.held")
+    held.wait_for()
+    assert held.inner_text().splitlines() == ["44", "1 hold(s)"]
+    _shot(page, "overview")
+
+    frame.get_by_role("link", name="leadmagic_default").click()
+    frame.locator("#history-chart svg").wait_for()
+    chart = frame.locator("#history-chart svg")
+    assert chart.locator("circle.point").count() in (14, 15)  # two weeks of hourly snapshots, per day
+    assert chart.locator("path.refill").count() == 1  # the top-up
+    assert chart.locator("line.projection").count() == 1  # the runway to zero
+    reservation = frame.locator("#reservations tbody tr")
+    assert reservation.count() == 1
+    assert "credits_ui_hold" in reservation.inner_text()
+    assert run_id in reservation.inner_text()
+    _shot(page, "account")
+
+    page.goto(f"{ui_stack.base}/dags/credits_ui_hold/runs/{run_id}", wait_until="networkidle")
+    page.locator("a[href$='/plugin/credits_run']").click()  # the run's "Credits" tab
+    tab = page.frame_locator("iframe")
+    decisions = tab.locator("#decisions tbody tr")
+    decisions.first.wait_for()
+    assert "passed" in decisions.first.inner_text()
+    assert tab.locator("#reservations tbody tr").inner_text().split("\t")[2].strip() == "44"
+    _shot(page, "run-tab")
+
+
+def test_viewer_sees_no_balance(browser: Any, ui_stack: UiStack) -> None:
+    page = _login(browser, ui_stack, "viewer")
+    frame = _open_credits(page)
+    frame.locator("#empty").wait_for()
+    assert "may not read any" in frame.locator("#empty").inner_text()
+    assert frame.locator("#accounts").count() == 0
+    _shot(page, "viewer")
+
+
+def test_dark_mode_follows_the_ui(browser: Any, ui_stack: UiStack) -> None:
+    page = _login(browser, ui_stack, "admin", color_scheme="dark")
+    frame = _open_credits(page)
+    background = frame.locator("body").evaluate("b => getComputedStyle(b).backgroundColor")
+    text = frame.locator("body").evaluate("b => getComputedStyle(b).color")
+    assert background == "rgb(26, 32, 44)", background
+    assert text == "rgb(226, 232, 240)", text
+    _shot(page, "overview-dark")
