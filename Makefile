@@ -50,14 +50,15 @@ pytest: install
 bench: install
 	$(BIN)/python bench/parse_cost.py
 	$(BIN)/python bench/trigger_fanout.py
+	$(BIN)/python bench/ui_overview.py
 
-# Screenshots of the real connection form (docs/connections/img/), taken from a running api-server with
-# Debian's headless Chromium; also saves each form and checks the saved connection works.
-PLAYWRIGHT := playwright==1.65.2
+# Screenshots for the docs, taken from a running api-server with Debian's headless Chromium: the real
+# connection form (docs/connections/img/; also saves each form and checks the saved connection works)
+# and the Credits pages as the browser tests see them (docs/img/ui/).
 screenshots: install
 	@test -x /usr/bin/chromium || { echo "needs Debian's chromium: apt-get install chromium"; exit 1; }
-	$(UV) pip install --quiet --python $(BIN)/python '$(PLAYWRIGHT)'
 	$(BIN)/python scripts/screenshots.py docs/connections/img
+	CREDITS_SCREENSHOTS=$(CURDIR)/docs/img/ui $(BIN)/pytest -q -p no:cacheprovider tests/ui/test_browser.py
 
 lock: | $(UV)
 	$(UV) pip compile --quiet --python-version 3.10 --universal pyproject.toml --extra dev --extra mysql \

@@ -15,15 +15,15 @@ if TYPE_CHECKING:
     from tests.ui.stack import UiStack
 
 
-@pytest.fixture(scope="module")
-def ui_stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiStack]:
+@pytest.fixture(scope="session")
+def ui_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiStack]:
     """The api-server with the Credits plugin, the sandbox it reads, and the DAG runs it shows.
 
-    Served under the test module's ``BASE_PATH`` (a ``base_url`` sub-path; empty: the root).
+    One for the whole session (starting Airflow costs half a minute): tests that change the sandbox
+    undo it, and tests that count holds count what their own runs add.
     """
-    base_path = getattr(request.module, "BASE_PATH", "")
     with SandboxServer(SandboxState()) as sandbox:
-        stack = start_ui_stack(tmp_path_factory.mktemp("ui"), sandbox, base_path)
+        stack = start_ui_stack(tmp_path_factory.mktemp("ui"), sandbox)
         try:
             yield stack
         finally:

@@ -5,8 +5,9 @@
 - Airflow's simple auth manager (subclassed only to make ``private_*`` DAGs admin-only: tests/ui/auth.py)
   with the users ``admin``, ``op`` and ``viewer`` (each the role of its name);
 - ``[credits]`` naming a SQLite warehouse (two weeks of landed snapshots) and reservation tables;
-- optionally with a ``base_url`` sub-path (``/airflow``), as deployments behind a proxy are (Airflow
-  3.3.2's own UI links ignore the sub-path, so the browser tests drive the UI at the root);
+- served at the root: Airflow 3.3.2's own UI, behind no proxy, ignores a ``base_url`` sub-path in its links
+  and deep links (docs/ui.md); that the Credits pages' links are all relative, and so work under one,
+  is checked by tests/ui/test_api_server.py::test_every_link_is_relative;
 - DAG runs made with ``airflow dags test`` against the same metadata database.
 """
 
@@ -132,7 +133,7 @@ def _seed_history(home: Path) -> None:
             seed_snapshots("credits_warehouse", "credit_balance_snapshots", vendor, conn_id, history)
 
 
-def start_ui_stack(tmp: Path, sandbox: SandboxServer, base_path: str = "") -> UiStack:
+def start_ui_stack(tmp: Path, sandbox: SandboxServer) -> UiStack:
     """Set up and start the api-server (see the module docstring); stop it with :func:`stop_ui_stack`."""
     with sandbox.state.lock:
         sandbox.state.keys["localleads"].add(CANARY)
@@ -150,7 +151,6 @@ def start_ui_stack(tmp: Path, sandbox: SandboxServer, base_path: str = "") -> Ui
         AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=str(tmp / "passwords.json"),
         AIRFLOW__API__HOST="127.0.0.1",
         AIRFLOW__API__PORT=str(port),
-        AIRFLOW__API__BASE_URL=f"http://127.0.0.1:{port}{base_path}",
         AIRFLOW__CREDITS__WAREHOUSE_CONN_ID="credits_warehouse",
         AIRFLOW__CREDITS__RESERVATIONS_CONN_ID="credits_reservations",
         AIRFLOW__CREDITS__BALANCE_CACHE_SECONDS="2",
@@ -180,7 +180,7 @@ def start_ui_stack(tmp: Path, sandbox: SandboxServer, base_path: str = "") -> Ui
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    base = f"http://127.0.0.1:{port}{base_path}"
+    base = f"http://127.0.0.1:{port}"
 
     def up() -> bool:
         if proc.poll() is not None:

@@ -20,8 +20,6 @@ if TYPE_CHECKING:
     from tests.ui.stack import UiStack
 
 pytestmark = pytest.mark.integration
-#: Served under a sub-path: the pages' links are relative, so they work there (checked below).
-BASE_PATH = "/airflow"
 
 CREDIT_CONNECTIONS = {
     "credit_api_default",
@@ -32,7 +30,7 @@ CREDIT_CONNECTIONS = {
 }
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def runs(ui_stack: UiStack) -> dict[str, str]:
     """A run that holds 44 credits and a private run that reserved 30, spent 5 and released."""
     return {dag_id: ui_stack.dags_test(dag_id) for dag_id in ("credits_ui_hold", "private_credits_ui_spend")}
@@ -154,9 +152,9 @@ def test_a_hold_shows_on_the_overview_the_account_and_its_run(
     row = {r["conn_id"]: r for r in ui_stack.get("api/accounts", "op").json()["connections"]}[
         "leadmagic_default"
     ]
-    assert Decimal(row["held"]) == 44
-    assert row["holds"] == 1
-    [held] = row["reservations"]
+    assert row["holds"] == len(row["reservations"]) >= 1  # none hidden: op reads credits_ui_hold
+    assert Decimal(row["held"]) == sum(Decimal(r["amount"]) for r in row["reservations"])
+    [held] = [r for r in row["reservations"] if r["run_id"] == run_id]
     assert (held["dag_id"], held["run_id"], held["task_id"], held["amount"]) == (
         "credits_ui_hold",
         run_id,
@@ -246,16 +244,16 @@ def test_no_key_or_password_reaches_any_page(ui_stack: UiStack, runs: dict[str, 
         ]:
             response = ui_stack.get(route, user)
             assert CANARY not in response.text, (user, route)
-            assert "password" not in response.text.lower() or route.endswith(REJECTED), (user, route)
+            if route.startswith("api/"):
+                assert not _keys(response.json()) & {"password", "extra", "login", "raw"}, (user, route)
     log = ui_stack.log.read_text()
     assert CANARY not in log
 
 
 def test_every_link_is_relative(ui_stack: UiStack, runs: dict[str, str]) -> None:
-    """Under a sub-path, only relative links resolve: no page may link from the root or elsewhere."""
+    """Under a ``base_url`` sub-path only relative links resolve: no page may link from the root."""
     import re
 
-    assert ui_stack.base.endswith(BASE_PATH)
     for route in _routes(runs)[:5:2]:
         html = ui_stack.get(route, "admin").text
         links = re.findall(r'(?:href|src|action)="([^"]*)"', html)
@@ -270,3 +268,12 @@ def _resolve(page: str, link: str) -> str:
     from urllib.parse import urljoin
 
     return urljoin(f"https://x/credits/{page}", link).removeprefix("https://x/credits/")
+
+
+def _keys(value: object) -> set[str]:
+    """Every key of every object in a JSON document."""
+    if isinstance(value, dict):
+        return set(value) | {k for v in value.values() for k in _keys(v)}
+    if isinstance(value, list):
+        return {k for v in value for k in _keys(v)}
+    return set()

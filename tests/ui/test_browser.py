@@ -101,14 +101,14 @@ def test_op_sees_every_balance_a_failing_row_and_a_new_reservation(browser: Any,
     assert leadmagic.locator("svg.spark polyline").count() == 1  # the landed history's sparkline
     rejected = frame.locator(f"tr[data-conn-id={REJECTED}] td.error")
     assert "rejected the API key" in rejected.inner_text()
-    assert leadmagic.locator("td.held").inner_text().startswith("0")
+    holds_before = _holds(leadmagic.locator("td.held").inner_text())
 
     run_id = ui_stack.dags_test("credits_ui_hold")  # a run that reserves 44 credits and keeps them
     page.reload(wait_until="networkidle")
     frame = page.frame_locator("iframe")
     held = frame.locator("tr[data-conn-id=leadmagic_default] td.held")
     held.wait_for()
-    assert held.inner_text().splitlines() == ["44", "1 hold(s)"]
+    assert _holds(held.inner_text()) == (holds_before[0] + 44, holds_before[1] + 1)
     _shot(page, "overview")
 
     frame.get_by_role("link", name="leadmagic_default").click()
@@ -117,10 +117,9 @@ def test_op_sees_every_balance_a_failing_row_and_a_new_reservation(browser: Any,
     assert chart.locator("circle.point").count() in (14, 15)  # two weeks of hourly snapshots, per day
     assert chart.locator("path.refill").count() == 1  # the top-up
     assert chart.locator("line.projection").count() == 1  # the runway to zero
-    reservation = frame.locator("#reservations tbody tr")
+    reservation = frame.locator("#reservations tbody tr", has_text=run_id)
     assert reservation.count() == 1
     assert "credits_ui_hold" in reservation.inner_text()
-    assert run_id in reservation.inner_text()
     _shot(page, "account")
 
     page.goto(f"{ui_stack.base}/dags/credits_ui_hold/runs/{run_id}", wait_until="networkidle")
@@ -131,6 +130,12 @@ def test_op_sees_every_balance_a_failing_row_and_a_new_reservation(browser: Any,
     assert "passed" in decisions.first.inner_text()
     assert tab.locator("#reservations tbody tr").inner_text().split("\t")[2].strip() == "44"
     _shot(page, "run-tab")
+
+
+def _holds(cell: str) -> tuple[int, int]:
+    """(credits held, holds) from the overview's Held cell ("0", or "1,234" over "3 hold(s)")."""
+    lines = cell.split()
+    return int(lines[0].replace(",", "")), int(lines[1]) if len(lines) > 1 else 0
 
 
 def test_viewer_sees_no_balance(browser: Any, ui_stack: UiStack) -> None:
