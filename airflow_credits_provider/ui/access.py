@@ -53,9 +53,24 @@ def may_read_dag(user: Any, dag_id: str) -> bool:
     return bool(_auth_manager().is_authorized_dag(method="GET", details=DagDetails(id=dag_id), user=user))
 
 
-def readable_dag_ids(user: Any) -> set[str]:
-    """Every DAG id ``user`` may read."""
-    return set(_auth_manager().get_authorized_dag_ids(user=user, method="GET"))
+class ReadableDags:
+    """Whether ``user`` may read a DAG, asked once per DAG id (a page names a handful).
+
+    Asked per id (``is_authorized_dag``) rather than listed (``get_authorized_dag_ids``, which lists only
+    DAGs the metadata database holds): reservations can outlive a DAG's file, and Airflow 3.0's
+    ``dag.test()`` never writes its DAG there.
+    """
+
+    def __init__(self, user: Any) -> None:
+        self.user = user
+        self._seen: dict[str, bool] = {}
+
+    def __contains__(self, dag_id: object) -> bool:
+        if not isinstance(dag_id, str):
+            return False
+        if dag_id not in self._seen:
+            self._seen[dag_id] = may_read_dag(self.user, dag_id)
+        return self._seen[dag_id]
 
 
 def user_name(user: Any) -> str:

@@ -13,6 +13,7 @@ Every route requires an authenticated user and filters by Airflow's permissions
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
@@ -47,6 +48,14 @@ def create_app() -> FastAPI:
         dependencies=[Depends(access.current_user_dependency())],
     )
     cache = BalanceCache(ttl=60, timeout=10)
+
+    @app.middleware("http")
+    async def server_timing(request: Any, call_next: Any) -> Any:
+        """Say how long the app took (``Server-Timing: app;dur=<ms>``), for browsers' tools and bench/."""
+        started = time.perf_counter()
+        response = await call_next(request)
+        response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.1f}"
+        return response
 
     def settings() -> CreditsSettings:
         try:

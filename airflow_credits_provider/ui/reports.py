@@ -223,7 +223,7 @@ def _balance_part(result: BalanceResult) -> dict[str, Any]:
     }
 
 
-def _holds(rows: list[dict[str, Any]], dags: set[str]) -> dict[str, Any]:
+def _holds(rows: list[dict[str, Any]], dags: access.ReadableDags) -> dict[str, Any]:
     """Held credits in total (a property of the account) and the holds on DAGs the user may read."""
     from airflow_credits_provider.parsing import exact_arithmetic
 
@@ -255,7 +255,7 @@ async def overview(user: Any, settings: CreditsSettings, cache: BalanceCache) ->
 
     def sql_parts() -> dict[str, Any]:
         sources = Sources(settings)
-        dags = access.readable_dag_ids(user) if settings.reservations_conn_id else set()
+        dags = access.ReadableDags(user)
         active = sources.active(conn_ids=[info.conn_id for info, _ in readable])
         rows = []
         for info, _ in readable:
@@ -321,7 +321,7 @@ async def account(
         )
         active = sources.active(conn_ids=[conn_id])
         if active is not None:
-            dags = access.readable_dag_ids(user)
+            dags = access.ReadableDags(user)
             part.update(_holds(active, dags))
             since = datetime.now(timezone.utc) - timedelta(days=USAGE_DAYS)
             usage = sources.read(

@@ -151,6 +151,10 @@ def start_ui_stack(tmp: Path, sandbox: SandboxServer) -> UiStack:
         AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=str(tmp / "passwords.json"),
         AIRFLOW__API__HOST="127.0.0.1",
         AIRFLOW__API__PORT=str(port),
+        # One worker (3.0 starts four): the balance cache is per worker, and the tests count requests.
+        AIRFLOW__API__WORKERS="1",
+        # Airflow 3.0.6 passes an unset issuer to today's PyJWT, which refuses it: name one.
+        AIRFLOW__API_AUTH__JWT_ISSUER="credits-ui-tests",
         AIRFLOW__CREDITS__WAREHOUSE_CONN_ID="credits_warehouse",
         AIRFLOW__CREDITS__RESERVATIONS_CONN_ID="credits_reservations",
         AIRFLOW__CREDITS__BALANCE_CACHE_SECONDS="2",
