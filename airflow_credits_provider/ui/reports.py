@@ -17,6 +17,7 @@ from urllib.parse import quote
 
 from airflow_credits_provider.ui import access
 from airflow_credits_provider.ui.balances import get_credit_connection, list_credit_connections, one_line
+from airflow_credits_provider.ui.queries import OneConnection
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -144,13 +145,20 @@ class Sources:
         """
         if conn_id not in self._hooks:
             try:
-                self._hooks[conn_id], self._passwords[conn_id] = _sql_hook(conn_id)
+                hook, self._passwords[conn_id] = _sql_hook(conn_id)
+                self._hooks[conn_id] = OneConnection(hook)
             except NothingLandedYet:
                 raise
             except Exception as exc:
                 self._notices[one_line(str(exc))] = None
                 self._hooks[conn_id] = None
         return self._hooks[conn_id]
+
+    def close(self) -> None:
+        """Close the page's database connections."""
+        for hook in self._hooks.values():
+            if hook is not None:
+                hook.close()
 
     def history(
         self, info: CreditConnection, vendor: str | None, *, days: int, reserve: Decimal = Decimal(0)
@@ -187,6 +195,15 @@ class Sources:
             ),
             missing=_NO_ROWS,
         )
+
+
+def with_sources(settings: CreditsSettings, parts: Callable[[Sources], T]) -> T:
+    """``parts(sources)`` with the page's SQL sources, closed afterwards."""
+    sources = Sources(settings)
+    try:
+        return parts(sources)
+    finally:
+        sources.close()
 
 
 def settings_notes(settings: CreditsSettings) -> list[str]:
@@ -253,8 +270,7 @@ async def overview(user: Any, settings: CreditsSettings, cache: BalanceCache) ->
     readable = [(info, conn) for info, conn in conns if info.conn_id in allowed]
     balances = await cache.get_many([conn for _, conn in readable])
 
-    def sql_parts() -> dict[str, Any]:
-        sources = Sources(settings)
+    def sql_parts(sources: Sources) -> dict[str, Any]:
         dags = access.ReadableDags(user)
         active = sources.active(conn_ids=[info.conn_id for info, _ in readable])
         rows = []
@@ -285,7 +301,7 @@ async def overview(user: Any, settings: CreditsSettings, cache: BalanceCache) ->
             "notices": sources.notices,
         }
 
-    return {"user": access.user_name(user), **(await run_in_threadpool(sql_parts))}
+    return {"user": access.user_name(user), **(await run_in_threadpool(with_sources, settings, sql_parts))}
 
 
 async def account(
@@ -306,10 +322,9 @@ async def account(
         raise Forbidden(f"You may not read the connection {conn_id!r}.")
     result = await cache.get(conn)
 
-    def sql_parts() -> dict[str, Any]:
+    def sql_parts(sources: Sources) -> dict[str, Any]:
         from airflow_credits_provider.ui.queries import recent_transactions, usage_by_dag
 
-        sources = Sources(settings)
         s = settings
         vendor = _snapshot_vendor(info, result)
         history = sources.history(info, vendor, days=days, reserve=reserve)
@@ -346,7 +361,7 @@ async def account(
         "days": days,
         "reserve": f"{reserve.normalize():f}",
         **_balance_part(result),
-        **(await run_in_threadpool(sql_parts)),
+        **(await run_in_threadpool(with_sources, settings, sql_parts)),
     }
 
 
@@ -357,12 +372,19 @@ def run(
 
     :raises Forbidden: the user may not read the DAG
     """
-    from airflow_credits_provider.ui.queries import run_usage
-
     if not access.may_read_dag(user, dag_id):
         raise Forbidden(f"You may not read the DAG {dag_id!r}.")
-    sources = Sources(settings)
-    s = settings
+    return with_sources(
+        settings, lambda sources: _run_parts(sources, user, dag_id, run_id, task_id, map_index)
+    )
+
+
+def _run_parts(
+    sources: Sources, user: Any, dag_id: str, run_id: str, task_id: str | None, map_index: int | None
+) -> dict[str, Any]:
+    from airflow_credits_provider.ui.queries import run_usage
+
+    s = settings = sources.settings
     decisions = _decisions(dag_id, run_id, task_id, map_index)
     active = sources.active(dag_id=dag_id, run_id=run_id)
     usage = sources.read(
