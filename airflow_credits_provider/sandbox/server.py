@@ -157,6 +157,10 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's default backlog of 5 drops the SYNs of a burst of clients (the Credits page asks
+    # every connection at once), which the client's kernel retries a second later: a stall no real
+    # vendor API has.
+    request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], state: SandboxState) -> None:
         super().__init__(address, _Handler)
