@@ -110,7 +110,8 @@ USAGE_COLUMNS = (
     Column("overlapping", "int", False),
     Column("released_at", "ts", False),
 )
-_SELECT_RESERVATION = (
+#: The columns a reservation is read back with (the store, and the Credits pages).
+SELECT_RESERVATION = (
     "reservation_id",
     "account",
     "credit_conn_id",
@@ -500,7 +501,7 @@ class ReservationStore:
         """The account's active reservations: ``(within TTL, past TTL)``."""
         table = self.reservations
         cur.execute(
-            f"SELECT {self._cols(_SELECT_RESERVATION)} FROM {table.qualified} "
+            f"SELECT {self._cols(SELECT_RESERVATION)} FROM {table.qualified} "
             f"WHERE {table.where_key(('account', 'status'))}",
             (account, ACTIVE),
         )
@@ -665,7 +666,7 @@ class ReservationStore:
             params += (map_index,)
         with closing(self.hook.get_conn()) as conn, closing(conn.cursor()) as cur:
             cur.execute(
-                f"SELECT {self._cols(_SELECT_RESERVATION)} FROM {table.qualified} WHERE {where}", params
+                f"SELECT {self._cols(SELECT_RESERVATION)} FROM {table.qualified} WHERE {where}", params
             )
             return [_reservation(row) for row in cur.fetchall()]
 

@@ -13,7 +13,6 @@ Run with ``make screenshots``. Usage: python scripts/screenshots.py [OUTPUT_DIR]
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,16 +24,9 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+sys.path.insert(0, str(ROOT))
+
+from tests.processes import CHROMIUM, CHROMIUM_ARGS, free_port  # noqa: E402
 
 #: Connection type -> (form label, what the user types in the extra fields).
 FORMS: dict[str, tuple[str, dict[str, str]]] = {
@@ -45,12 +37,6 @@ FORMS: dict[str, tuple[str, dict[str, str]]] = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def main() -> int:
     from playwright.sync_api import sync_playwright
 
@@ -59,7 +45,7 @@ def main() -> int:
     out = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "docs" / "connections" / "img"
     out.mkdir(parents=True, exist_ok=True)
     home = Path(tempfile.mkdtemp(prefix="credits-ui-"))
-    port = _free_port()
+    port = free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")},
         "AIRFLOW_HOME": str(home),

@@ -8,6 +8,19 @@ from typing import Any
 
 import httpx
 
+#: Debian's chromium (``apt-get install chromium``), which playwright drives; nothing downloads a browser.
+CHROMIUM = "/usr/bin/chromium"
+#: Headless as root on a machine whose network is closed: no sandbox, GPU, QUIC or background traffic.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on now."""

@@ -264,18 +264,6 @@ def recent_transactions(
 
 
 # -- reservations and usage -----------------------------------------------------------------------------
-_RESERVATION_FIELDS = (
-    "reservation_id",
-    "account",
-    "credit_conn_id",
-    "amount",
-    "dag_id",
-    "run_id",
-    "task_id",
-    "map_index",
-    "reserved_at",
-    "expires_at",
-)
 _USAGE_FIELDS = (
     "reservation_id",
     "account",
@@ -310,7 +298,7 @@ def active_reservations(
 
     :param conn_ids: only those made through these credit connections (whatever account label they used)
     """
-    from airflow_credits_provider.reservations import RESERVATION_COLUMNS
+    from airflow_credits_provider.reservations import RESERVATION_COLUMNS, SELECT_RESERVATION
 
     target = WarehouseTable(hook, table, schema or None, RESERVATION_COLUMNS, ("reservation_id",))
     p = target.param()
@@ -325,11 +313,11 @@ def active_reservations(
             clauses.append(f"{column} = {p}")
             params.append(value)
     rows = hook.get_records(
-        f"SELECT {', '.join(_RESERVATION_FIELDS)} FROM {target.qualified} WHERE {' AND '.join(clauses)} "
+        f"SELECT {', '.join(SELECT_RESERVATION)} FROM {target.qualified} WHERE {' AND '.join(clauses)} "
         "ORDER BY reserved_at DESC",
         parameters=target.adapt(tuple(_naive(v) for v in params)),
     )
-    return [_record(_RESERVATION_FIELDS, row) for row in rows]
+    return [_record(SELECT_RESERVATION, row) for row in rows]
 
 
 def usage_by_dag(
