@@ -121,9 +121,9 @@ def create_app() -> FastAPI:
 
 #: The navigation icon: a stack of coins (stroke follows the UI's text colour where it can).
 _ICON = (
-    '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24" fill="none" stroke="#718096" '
-    'stroke-width="2" stroke-linecap="round" stroke-linejoin="round"><ellipse cx="12" cy="6" rx="7" ry="3"/>'
-    '<path d="M5 6v6c0 1.7 3.1 3 7 3s7-1.3 7-3V6"/><path d="M5 12v6c0 1.7 3.1 3 7 3s7-1.3 7-3v-6"/></svg>'
+    '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24" fill="none" stroke="#4a5568" '
+    'stroke-width="2" stroke-linecap="round" stroke-linejoin="round"><circle cx="9" cy="9" r="6"/>'
+    '<path d="M18.1 10.4a6 6 0 1 1-7.7 7.6"/><path d="M8 6.5h1.5v5"/><path d="M16.6 14h.9v4"/></svg>'
 )
 
 #: Pages hold balances: never kept by a shared cache, always fetched fresh by the browser.
@@ -156,6 +156,8 @@ async def _run(
         return await run_in_threadpool(reports.run, user, settings, dag_id, run_id, task_id, map_index)
     except reports.Forbidden as exc:
         raise HTTPException(403, str(exc)) from None
+    except reports.NotFound as exc:
+        raise HTTPException(404, str(exc)) from None
 
 
 def _chart(data: dict[str, Any]) -> Markup:

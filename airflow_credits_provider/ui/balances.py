@@ -190,9 +190,9 @@ class BalanceCache:
         checked_at = datetime.now(timezone.utc)
         secret = conn.password
         try:
-            hook_class = _hook_class(conn.conn_type)
+            hook_type = hook_class(conn.conn_type)
             # Reading a connection's extras may call Airflow's secret masker: not on the event loop.
-            hook = await sync_to_async(hook_class.for_connection)(conn)
+            hook = await sync_to_async(hook_type.for_connection)(conn)
             balance = await asyncio.wait_for(hook.aget_balance(hook.client), self.timeout)
         except asyncio.TimeoutError:
             error = f"No balance within {self.timeout:g} s (timeout, retries included)."
@@ -206,7 +206,8 @@ class BalanceCache:
         return BalanceResult(conn.conn_id, None, error, checked_at)
 
 
-def _hook_class(conn_type: str) -> Any:
+def hook_class(conn_type: str) -> Any:
+    """The hook class serving the credit connection type ``conn_type``."""
     from airflow_credits_provider.vendors import vendor_class
 
     module, _, name = vendor_class(conn_type).hook_class_name.rpartition(".")

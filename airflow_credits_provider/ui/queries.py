@@ -15,7 +15,7 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from airflow_credits_provider.runway import DEFAULT_MIN_HISTORY, forecast_from_totals
+from airflow_credits_provider.runway import DEFAULT_MIN_HISTORY, describe_span, forecast_from_totals
 from airflow_credits_provider.transfers.tables import (
     SNAPSHOT_COLUMNS,
     SNAPSHOT_KEY,
@@ -222,9 +222,10 @@ FROM (
         month += _dec(row[13])
     runway, note = None, None
     if w_first is None or w_count < 2 or newest - w_first < DEFAULT_MIN_HISTORY:
+        span = describe_span(newest - w_first) if w_first is not None else "no time"
         note = (
-            f"Not enough history for a runway: {w_count} snapshot(s) in the last {window.days} days; "
-            "a forecast needs at least two, an hour apart (land CreditBalanceToSqlOperator hourly)."
+            f"No forecast yet: {w_count} snapshot(s) spanning {span}; a forecast needs history of at "
+            f"least {describe_span(DEFAULT_MIN_HISTORY)} (land CreditBalanceToSqlOperator hourly)."
         )
     else:
         runway = forecast_from_totals(

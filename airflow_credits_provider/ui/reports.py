@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 #: What a table that does not exist yet holds.
 _NO_ROWS: list[dict[str, Any]] = []
+_RESERVATIONS_FILL = "the first preflight with reserve=True creates the reservation tables"
 
 #: Days of history the overview's sparkline shows.
 SPARKLINE_DAYS = 14
@@ -38,7 +39,7 @@ USAGE_DAYS = 30
 
 
 class NotFound(LookupError):
-    """No such credit connection (or not one this user may read): the route answers 404."""
+    """No such credit connection or DAG run: the route answers 404."""
 
 
 class Forbidden(PermissionError):
@@ -114,10 +115,13 @@ class Sources:
         """What holds nothing yet (tables not created), each once."""
         return list(self._notes)
 
-    def read(self, conn_id: str, table: str, query: Callable[[Any], T], missing: T | None = None) -> T | None:
+    def read(
+        self, conn_id: str, table: str, query: Callable[[Any], T], missing: T | None = None, fills: str = ""
+    ) -> T | None:
         """``query(hook)`` on ``conn_id``.
 
         :param missing: what to return when the table does not exist yet (a note says so)
+        :param fills: what creates the table, for that note
         :return: ``None`` (and a notice) when the source cannot be read
         """
         if not conn_id:
@@ -131,7 +135,9 @@ class Sources:
             absent = is_missing_table(exc)
             self._failed[conn_id, table] = absent
             if absent:
-                self._notes[f"Nothing landed in {table!r} on connection {conn_id!r} yet ({exc})."] = None
+                self._notes[
+                    f"No table {table!r} on connection {conn_id!r} yet: {fills or 'nothing written'}."
+                ] = None
                 return missing
             log.warning("Credits page: reading %s on %s failed: %s", table, conn_id, type(exc).__name__)
             message = f"Cannot read table {table!r} on connection {conn_id!r}: {exc}"
@@ -180,6 +186,7 @@ class Sources:
                 reserve=reserve,
             ),
             missing=BalanceHistory(runway_note="No balance snapshots have been landed yet."),
+            fills="CreditBalanceToSqlOperator lands balance snapshots there (example_credit_runway)",
         )
 
     def active(self, **filters: Any) -> list[dict[str, Any]] | None:
@@ -194,6 +201,7 @@ class Sources:
                 hook, s.reservations_table, s.reservations_schema, datetime.now(timezone.utc), **filters
             ),
             missing=_NO_ROWS,
+            fills=_RESERVATIONS_FILL,
         )
 
 
@@ -222,6 +230,14 @@ def settings_notes(settings: CreditsSettings) -> list[str]:
     return notes
 
 
+def _has_ledger(info: CreditConnection) -> bool:
+    """Whether the connection's vendor exposes a transaction ledger (a hook is built without any I/O)."""
+    from airflow_credits_provider.ledger import LedgerHook
+    from airflow_credits_provider.ui.balances import hook_class
+
+    return isinstance(hook_class(info.conn_type)(info.conn_id), LedgerHook)
+
+
 def _snapshot_vendor(info: CreditConnection, result: BalanceResult | None) -> str | None:
     """The vendor key the snapshots were landed with: the balance says; named vendors' key is their type."""
     if result is not None and result.balance is not None:
@@ -232,11 +248,14 @@ def _snapshot_vendor(info: CreditConnection, result: BalanceResult | None) -> st
 
 
 def _balance_part(result: BalanceResult) -> dict[str, Any]:
+    renewal = result.balance.next_reset_at if result.balance else None
     return {
         "balance": result.balance.to_dict() if result.balance else None,
         "error": result.error,
         "checked_at": result.checked_at.isoformat(),
         "cached": result.cached,
+        # A renewal date the vendor reports in the past is stale data, not the next renewal.
+        "renewal_past": renewal is not None and renewal < result.checked_at,
     }
 
 
@@ -329,11 +348,18 @@ async def account(
         vendor = _snapshot_vendor(info, result)
         history = sources.history(info, vendor, days=days, reserve=reserve)
         part: dict[str, Any] = {**_history_part(history), "usage_by_dag": None}
-        part["transactions"] = sources.read(
-            s.warehouse_conn_id,
-            s.transactions_table,
-            lambda hook: recent_transactions(hook, s.transactions_table, s.warehouse_schema, conn_id, vendor),
-        )
+        if _has_ledger(info):  # vendors without a ledger API have no transactions to land
+            part["transactions"] = sources.read(
+                s.warehouse_conn_id,
+                s.transactions_table,
+                lambda hook: recent_transactions(
+                    hook, s.transactions_table, s.warehouse_schema, conn_id, vendor
+                ),
+                missing=_NO_ROWS,
+                fills="CreditTransactionsToSqlOperator lands the ledger there (example_credit_history)",
+            )
+        else:
+            part["transactions"] = None
         active = sources.active(conn_ids=[conn_id])
         if active is not None:
             dags = access.ReadableDags(user)
@@ -344,6 +370,7 @@ async def account(
                 s.usage_table,
                 lambda hook: usage_by_dag(hook, s.usage_table, s.reservations_schema, conn_id, since),
                 missing=_NO_ROWS,
+                fills=_RESERVATIONS_FILL,
             )
             if usage is not None:
                 part["usage_by_dag"] = [u for u in usage if u["dag_id"] in dags]
@@ -374,6 +401,8 @@ def run(
     """
     if not access.may_read_dag(user, dag_id):
         raise Forbidden(f"You may not read the DAG {dag_id!r}.")
+    if not _run_exists(dag_id, run_id):
+        raise NotFound(f"DAG {dag_id!r} has no run {run_id!r}.")
     return with_sources(
         settings, lambda sources: _run_parts(sources, user, dag_id, run_id, task_id, map_index)
     )
@@ -392,12 +421,23 @@ def _run_parts(
         s.usage_table,
         lambda hook: run_usage(hook, s.usage_table, s.reservations_schema, dag_id, run_id, task_id),
         missing=_NO_ROWS,
+        fills=_RESERVATIONS_FILL,
     )
     if task_id is not None and active is not None:
         active = [r for r in active if r["task_id"] == task_id]
     if map_index is not None and map_index >= 0:
         active = None if active is None else [r for r in active if r["map_index"] == map_index]
         usage = None if usage is None else [r for r in usage if r["map_index"] == map_index]
+    # The run's own figures (cost, reserved, spent) come with the DAG; the account's balance only to
+    # those who may read its connection.
+    named = {d["conn_id"] for d in decisions} | {u["credit_conn_id"] for u in usage or ()}
+    readable = access.readable_connections(user, sorted(c for c in named if c))
+    for row in decisions:
+        if row["conn_id"] not in readable:
+            row.update(dict.fromkeys(_ACCOUNT_FIGURES & set(row)), balance_hidden=True)
+    for row in usage or ():
+        if row["credit_conn_id"] not in readable:
+            row.update(dict.fromkeys(_ACCOUNT_FIGURES & set(row)), balance_hidden=True)
     return {
         "user": access.user_name(user),
         "dag_id": dag_id,
@@ -410,6 +450,27 @@ def _run_parts(
         "notes": [n for n in settings_notes(settings) if "reservation" in n] + sources.notes,
         "notices": sources.notices,
     }
+
+
+#: What a run's rows say about the account rather than the run: shown only with access to the connection.
+_ACCOUNT_FIGURES = {
+    "available",
+    "shortfall",
+    "reserved_by_others",
+    "message",
+    "balance_before",
+    "balance_after",
+}
+
+
+def _run_exists(dag_id: str, run_id: str) -> bool:
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        found = session.scalar(select(DagRun.id).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id))
+    return found is not None
 
 
 def _decisions(dag_id: str, run_id: str, task_id: str | None, map_index: int | None) -> list[dict[str, Any]]:

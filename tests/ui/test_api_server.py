@@ -123,6 +123,16 @@ def test_runway_and_spend_come_from_the_landed_snapshots(ui_stack: UiStack) -> N
     ]["runway_note"].startswith("No balance snapshots")
 
 
+def test_transactions_only_for_vendors_with_a_ledger(ui_stack: UiStack) -> None:
+    leadmagic = ui_stack.get("api/accounts/leadmagic_default", "op").json()
+    assert leadmagic["transactions"] is None  # LeadMagic has no ledger API: nothing to land or to say
+    assert not [n for n in leadmagic["notes"] if "credit_transactions" in n]
+    localleads = ui_stack.get("api/accounts/localleads_default", "op").json()
+    assert localleads["transactions"] == []  # it has one, landed nowhere yet: the note says what would
+    [note] = [n for n in localleads["notes"] if "credit_transactions" in n]
+    assert "CreditTransactionsToSqlOperator" in note
+
+
 def test_viewer_sees_no_connection_and_no_balance(ui_stack: UiStack) -> None:
     body = ui_stack.get("api/accounts", "viewer").json()
     assert body["connections"] == []
@@ -172,6 +182,14 @@ def test_a_hold_shows_on_the_overview_the_account_and_its_run(
     assert decision["cost"] == "44"
     assert decision["reserved"] == "44"
     assert [r["amount"] for r in run["reservations"]] == ["44"]
+    assert run["decisions"][0]["available"] is None  # a viewer may read the DAG, not the connection
+    assert run["decisions"][0]["message"] is None
+    assert run["decisions"][0]["balance_hidden"] is True
+    as_op = ui_stack.get(f"api/runs/credits_ui_hold/{quote(run_id)}", "op").json()
+    assert Decimal(as_op["decisions"][0]["available"]) >= 44
+    assert "balance_hidden" not in as_op["decisions"][0]
+    assert ui_stack.get(f"api/runs/credits_ui_hold/{quote(run_id)}x", "op").status_code == 404
+    assert ui_stack.get("runs/no_such_dag/no_run", "admin").status_code == 404
     only_task = ui_stack.get(f"api/runs/credits_ui_hold/{quote(run_id)}?task_id=other", "viewer").json()
     assert only_task["decisions"] == []
     assert only_task["reservations"] == []

@@ -102,7 +102,7 @@ def test_no_snapshots_and_too_little_history_say_why(warehouse: str) -> None:  #
         window=timedelta(days=14),
     )
     assert short.runway is None  # type: ignore[attr-defined]
-    assert "Not enough history" in short.runway_note  # type: ignore[attr-defined]
+    assert "No forecast yet: 2 snapshot(s) spanning 5 minutes" in short.runway_note  # type: ignore[attr-defined]
 
 
 def test_the_reserve_moves_the_runway(warehouse: str) -> None:  # noqa: F811
