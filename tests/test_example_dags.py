@@ -162,12 +162,24 @@ def test_truemail_plan_without_smtp_fails_whatever_the_balance(
 def test_reset_aware_wait_sleeps_until_the_renewal(
     connections: SandboxServer, monkeypatch: pytest.MonkeyPatch, mode: str
 ) -> None:
+    from airflow_credits_provider.sandbox.emulators.localleads import LocalLeadsEmulator
+
     state = connections.state
-    # Far enough ahead that the first check surely comes before it (a process's first task starts slowly).
-    renewal = pendulum.now("UTC").add(seconds=6).replace(microsecond=0)
-    state.localleads.reset_day = renewal.day
-    state.localleads.last_reset_at = renewal.subtract(months=1).to_iso8601_string()
     state.localleads.used = Decimal(120)  # 5 available now; 125 after the renewal
+    # The renewal comes 3 s after the sensor's first check, whenever that is (a process's first task can
+    # take many seconds to start on a loaded machine; a fixed time would race it).
+    handle = LocalLeadsEmulator.handle
+
+    def renew_soon_after_the_first_check(self: object, request: object, state: object) -> object:
+        account = connections.state.localleads
+        with connections.state.lock:
+            if not connections.state.requests_for("localleads", "/api/v1/credits/balance")[1:]:
+                renewal = pendulum.now("UTC").add(seconds=3).replace(microsecond=0)
+                account.reset_day = renewal.day
+                account.last_reset_at = renewal.subtract(months=1).to_iso8601_string()
+        return handle(self, request, state)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(LocalLeadsEmulator, "handle", renew_soon_after_the_first_check)
     dag = load_dag("example_localleads_reset_wait", "example_localleads_reset_wait")
     sensor = dag.get_task("wait_for_credits")
     monkeypatch.setattr(sensor, "deferrable", mode == "deferrable")
