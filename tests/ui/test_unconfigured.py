@@ -29,6 +29,8 @@ def test_without_credits_settings_the_page_shows_live_balances_and_what_to_set(
     monkeypatch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE", str(passwords))
     # Unit-test mode's JWT secret is short, and PyJWT warns (an error under this suite's filters).
     monkeypatch.setenv("AIRFLOW__API_AUTH__JWT_SECRET", "credits-ui-tests-" + "0123456789abcdef" * 4)
+    # Airflow 3.0.6 passes an unset issuer to today's PyJWT, which refuses it: name one.
+    monkeypatch.setenv("AIRFLOW__API_AUTH__JWT_ISSUER", "credits-ui-tests")
     for option in ("WAREHOUSE_CONN_ID", "RESERVATIONS_CONN_ID"):
         monkeypatch.delenv(f"AIRFLOW__CREDITS__{option}", raising=False)
     from airflow.api_fastapi.app import create_app
