@@ -67,6 +67,14 @@ def amount_problem(value: Decimal) -> str | None:
     return None
 
 
+def decimal_text(value: Decimal | None) -> str | None:
+    """An exact decimal as plain text without trailing zeros (``"15432.5"``), for XCom and JSON."""
+    if value is None:
+        return None
+    with exact_arithmetic():
+        return f"{value.normalize():f}"
+
+
 def format_amount(value: Decimal) -> str:
     """An amount for a message: plain digits when short, scientific notation (all digits kept) when long.
 

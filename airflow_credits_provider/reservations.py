@@ -43,7 +43,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from airflow_credits_provider.errors import CreditConnectionConfigError, ReservationLockTimeout
-from airflow_credits_provider.parsing import exact_arithmetic
+from airflow_credits_provider.parsing import decimal_text, exact_arithmetic
 from airflow_credits_provider.transfers.tables import (
     Column,
     WarehouseTable,
@@ -747,11 +747,7 @@ def _iso(moment: datetime) -> str:
     return moment.replace(tzinfo=timezone.utc).isoformat()
 
 
-def _text(value: Decimal | None) -> str | None:
-    if value is None:
-        return None
-    with exact_arithmetic():
-        return f"{value.normalize():f}"
+_text = decimal_text
 
 
 def _rollback(conn: Any, cur: Any, dialect: str) -> None:

@@ -27,7 +27,7 @@ from datetime import timedelta, timezone
 from decimal import ROUND_HALF_EVEN, Context, Decimal, localcontext
 from typing import TYPE_CHECKING, Any
 
-from airflow_credits_provider.parsing import exact_arithmetic, format_amount
+from airflow_credits_provider.parsing import decimal_text, exact_arithmetic, format_amount
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -245,6 +245,4 @@ def _round(value: Decimal, step: str = "0.1") -> str:
     return f"{value.quantize(Decimal(step), ROUND_HALF_EVEN):f}" if value < 10**9 else format_amount(value)
 
 
-def _text(value: Decimal) -> str:
-    with exact_arithmetic():
-        return f"{value.normalize():f}"
+_text = decimal_text

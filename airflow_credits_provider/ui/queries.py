@@ -15,6 +15,7 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from airflow_credits_provider.parsing import decimal_text
 from airflow_credits_provider.runway import DEFAULT_MIN_HISTORY, describe_span, forecast_from_totals
 from airflow_credits_provider.transfers.tables import (
     SNAPSHOT_COLUMNS,
@@ -120,16 +121,16 @@ class BalanceHistory:
             "newest_snapshot_at": _iso(self.newest_at),
             "runway": self.runway.to_dict() if self.runway else None,
             "runway_note": self.runway_note,
-            "spent_this_month": _text(self.spent_this_month),
+            "spent_this_month": decimal_text(self.spent_this_month),
             "days": [
                 {
                     "day": d.day.isoformat(),
-                    "last": _text(d.last),
-                    "low": _text(d.low),
-                    "high": _text(d.high),
+                    "last": decimal_text(d.last),
+                    "low": decimal_text(d.low),
+                    "high": decimal_text(d.high),
                     "snapshots": d.snapshots,
-                    "spent": _text(d.spent),
-                    "refilled": _text(d.refilled),
+                    "spent": decimal_text(d.spent),
+                    "refilled": decimal_text(d.refilled),
                     "refills": d.refills,
                 }
                 for d in self.days
@@ -256,7 +257,7 @@ def recent_transactions(
         {
             "transaction_id": str(r[0]),
             "type": str(r[1]),
-            "amount": _text(_dec(r[2])),
+            "amount": decimal_text(_dec(r[2])),
             "description": r[3],
             "created_at": _iso(parse_stored_time(r[4])),
         }
@@ -344,8 +345,8 @@ def usage_by_dag(
         {
             "dag_id": str(r[0]),
             "runs": int(r[1]),
-            "spent": _text(_dec(r[2])),
-            "reserved": _text(_dec(r[3])),
+            "spent": decimal_text(_dec(r[2])),
+            "reserved": decimal_text(_dec(r[3])),
             "unmeasured": int(r[4] or 0),
             "upper_bounds": int(r[5] or 0),
         }
@@ -375,7 +376,7 @@ def _record(names: Sequence[str], row: Sequence[Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, value in zip(names, row, strict=True):
         if name in ("amount", "reserved", "balance_before", "balance_after", "spent"):
-            out[name] = None if value is None else _text(_dec(value))
+            out[name] = None if value is None else decimal_text(_dec(value))
         elif name.endswith("_at"):
             out[name] = _iso(parse_stored_time(value))
         elif name in ("map_index", "overlapping"):
@@ -400,15 +401,6 @@ def _dec(value: Any) -> Decimal:
     if isinstance(value, float):  # SQLite computes in binary floating point: keep its 15 exact digits
         return Decimal(format(value, ".15g"))
     return Decimal(str(value))
-
-
-def _text(value: Decimal | None) -> str | None:
-    from airflow_credits_provider.parsing import exact_arithmetic
-
-    if value is None:
-        return None
-    with exact_arithmetic():
-        return f"{value.normalize():f}"
 
 
 def _iso(value: datetime | None) -> str | None:

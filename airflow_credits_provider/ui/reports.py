@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
+from airflow_credits_provider.parsing import decimal_text
 from airflow_credits_provider.ui import access
 from airflow_credits_provider.ui.balances import get_credit_connection, list_credit_connections, one_line
 from airflow_credits_provider.ui.queries import OneConnection
@@ -267,7 +268,7 @@ def _holds(rows: list[dict[str, Any]], dags: access.ReadableDags) -> dict[str, A
         held = sum((Decimal(r["amount"]) for r in rows), Decimal(0))
     visible = [r for r in rows if r["dag_id"] in dags]
     return {
-        "held": f"{held.normalize():f}",
+        "held": decimal_text(held),
         "holds": len(rows),
         "reservations": visible,
         "hidden_reservations": len(rows) - len(visible),
@@ -386,7 +387,7 @@ async def account(
         "vendor_name": info.vendor_name,
         "source": info.source,
         "days": days,
-        "reserve": f"{reserve.normalize():f}",
+        "reserve": decimal_text(reserve),
         **_balance_part(result),
         **(await run_in_threadpool(with_sources, settings, sql_parts)),
     }
