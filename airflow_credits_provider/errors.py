@@ -94,6 +94,22 @@ class ReservationLockTimeout(CreditProviderError):
     """The reservation table's account lock was not granted within ``lock_timeout`` (worth retrying)."""
 
 
+class BudgetError(CreditConnectionConfigError):
+    """A credit budget is defined wrongly, unknown, or named by a task on another account (never retried)."""
+
+
+class InvalidBudgetError(BudgetError):
+    """A budget's name, account, cap, period or time zone is invalid (nothing is written)."""
+
+
+class UnknownBudgetError(BudgetError):
+    """A task names a budget the reservation database does not define (the message lists those it does)."""
+
+
+class BudgetFileError(InvalidBudgetError):
+    """A budgets file (YAML or JSON) cannot be imported; the message names its line (nothing is written)."""
+
+
 class SnapshotHistoryError(CreditProviderError):
     """The balance snapshots a runway forecast needs cannot be read (no table, wrong schema, database)."""
 

@@ -91,6 +91,15 @@ def format_amount(value: Decimal) -> str:
     return text if digits <= 40 else text.replace("e", "…e", 1)
 
 
+def grouped_amount(value: Decimal) -> str:
+    """:func:`format_amount` with thousands separators when plain (``"50,000"``), for budget messages."""
+    text = format_amount(value)
+    if "e" in text or not value.is_finite():
+        return text
+    with exact_arithmetic():
+        return f"{value.normalize(_EXACT_ROUND):,f}"
+
+
 def describe(value: Any) -> str:
     """Name the JSON type of ``value`` for an error message, without echoing long content."""
     if value is None:

@@ -82,7 +82,7 @@ def operator(sql_conn_id: str) -> int:
 
 
 def drop_tables(sql_conn_id: str) -> None:
-    from airflow_credits_provider.transfers.base import sql_hook_for
+    from airflow_credits_provider.sql.connections import sql_hook_for
 
     hook = sql_hook_for(sql_conn_id)
     for table in (TABLE, f"{TABLE}_cursor"):

@@ -45,7 +45,7 @@ def _worker(
 
     from airflow_credits_provider.hooks.resolve import get_credit_hook
     from airflow_credits_provider.reservations import Holder, ReservationStore
-    from airflow_credits_provider.transfers.base import sql_hook_for
+    from airflow_credits_provider.sql.connections import sql_hook_for
 
     hook = get_credit_hook("leadmagic_default")
     store = ReservationStore(sql_hook_for(DB_CONN), table=env["BENCH_TABLE"], usage_table=env["BENCH_USAGE"])
@@ -118,7 +118,7 @@ def main() -> None:
     ]
     results: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
     multiprocessing.get_context("forkserver").set_forkserver_preload(
-        ["airflow_credits_provider.transfers.base", "airflow_credits_provider.hooks.leadmagic"]
+        ["airflow_credits_provider.sql.connections", "airflow_credits_provider.hooks.leadmagic"]
     )
     with sandbox_process():
         import httpx
@@ -135,7 +135,7 @@ def main() -> None:
                     )
         for db, conn in databases.items():  # clean up
             os.environ[f"AIRFLOW_CONN_{DB_CONN.upper()}"] = conn
-            from airflow_credits_provider.transfers.base import sql_hook_for
+            from airflow_credits_provider.sql.connections import sql_hook_for
 
             hook = sql_hook_for(DB_CONN)
             for rep in range(args.repeat):

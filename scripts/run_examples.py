@@ -26,7 +26,7 @@ def hold_for_another_run(credits: int) -> None:
 
     from airflow_credits_provider.hooks.resolve import get_credit_hook
     from airflow_credits_provider.reservations import Holder, ReservationStore
-    from airflow_credits_provider.transfers.base import sql_hook_for
+    from airflow_credits_provider.sql.connections import sql_hook_for
 
     ReservationStore(sql_hook_for("credits_reservations")).reserve(
         account="leadmagic_shared",
@@ -42,7 +42,7 @@ def main() -> int:
     url, summary_path = sys.argv[1], Path(sys.argv[2])
     from airflow.utils import db
 
-    from airflow_credits_provider.transfers.base import sql_hook_for
+    from airflow_credits_provider.sql.connections import sql_hook_for
     from tests.example_dags_support import load_dag, states, xcom
 
     db.resetdb()

@@ -254,7 +254,7 @@ def history_warehouse(
 def test_credit_history_lands_transactions_and_snapshots(
     connections: SandboxServer, history_warehouse: str
 ) -> None:
-    from airflow_credits_provider.transfers.base import sql_hook_for
+    from airflow_credits_provider.sql.connections import sql_hook_for
     from tests.warehouse_support import landed, ledger_rows
 
     state = connections.state

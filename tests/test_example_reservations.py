@@ -26,7 +26,7 @@ MODULE = "example_shared_account_reservations"
 def reservations(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> ReservationStore:
     monkeypatch.setenv("CREDITS_EXAMPLE_POKE_INTERVAL", "0.2")
     sqlite_connection(monkeypatch, "credits_reservations", tmp_path / "reservations.db")
-    from airflow_credits_provider.transfers.base import sql_hook_for
+    from airflow_credits_provider.sql.connections import sql_hook_for
 
     return ReservationStore(sql_hook_for("credits_reservations"))
 

@@ -57,8 +57,8 @@ def unique_table(prefix: str = "tx") -> str:
 
 def landed(conn_id: str, table: str) -> list[tuple[Any, ...]]:
     """(transaction_id, type, amount, description, created_at ISO) rows, sorted, as the table holds them."""
-    from airflow_credits_provider.transfers.base import sql_hook_for
-    from airflow_credits_provider.transfers.tables import parse_stored_time
+    from airflow_credits_provider.sql.connections import sql_hook_for
+    from airflow_credits_provider.sql.tables import parse_stored_time
 
     hook = sql_hook_for(conn_id)
     rows = hook.get_records(f"SELECT transaction_id, type, amount, description, created_at FROM {table}")
@@ -86,7 +86,7 @@ def ledger_rows(records: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
 
 def drop(conn_id: str, *tables: str) -> None:
     """Drop test tables."""
-    from airflow_credits_provider.transfers.base import sql_hook_for
+    from airflow_credits_provider.sql.connections import sql_hook_for
 
     hook = sql_hook_for(conn_id)
     for table in tables:
@@ -120,8 +120,9 @@ def seed_snapshots(
     conn_id: str, table: str, vendor: str, account: str, history: list[tuple[datetime, Decimal]]
 ) -> None:
     """Land past balance snapshots of ``account`` the way CreditBalanceToSqlOperator lands its rows."""
-    from airflow_credits_provider.transfers.base import LandingTarget, sql_hook_for
-    from airflow_credits_provider.transfers.tables import to_naive_utc
+    from airflow_credits_provider.sql.connections import sql_hook_for
+    from airflow_credits_provider.sql.landing import LandingTarget
+    from airflow_credits_provider.sql.tables import to_naive_utc
 
     target = LandingTarget.snapshots(sql_hook_for(conn_id), table, None)
     target.create()

@@ -218,7 +218,7 @@ class PreflightArgs:
     def _reservation_store(self) -> ReservationStore:
         """The reservation tables behind ``reservation_conn_id`` (validated names, created on first use)."""
         from airflow_credits_provider.reservations import ReservationStore
-        from airflow_credits_provider.transfers.base import sql_hook_for
+        from airflow_credits_provider.sql.connections import sql_hook_for
 
         assert self.reservation_conn_id is not None
         return ReservationStore(sql_hook_for(self.reservation_conn_id), **self._store_options())

@@ -69,7 +69,7 @@ class CreditReleaseOperator(BaseOperator):
     def execute(self, context: Context) -> list[dict[str, Any]]:
         """Release, record usage, and return the usage records (JSON-friendly, for XCom)."""
         from airflow_credits_provider.reservations import ReservationStore
-        from airflow_credits_provider.transfers.base import sql_hook_for
+        from airflow_credits_provider.sql.connections import sql_hook_for
 
         options: dict[str, Any] = {
             "table": self.reservation_table,

@@ -41,8 +41,9 @@ def read_snapshots(
 
     from airflow_credits_provider.errors import NotEnoughHistoryError, SnapshotHistoryError, truncate
     from airflow_credits_provider.runway import Snapshot
-    from airflow_credits_provider.transfers.base import LandingTarget, sql_hook_for
-    from airflow_credits_provider.transfers.tables import parse_stored_time, to_naive_utc
+    from airflow_credits_provider.sql.connections import sql_hook_for
+    from airflow_credits_provider.sql.landing import LandingTarget
+    from airflow_credits_provider.sql.tables import parse_stored_time, to_naive_utc
 
     hook = sql_hook_for(sql_conn_id)
     hook.log_sql = log_sql

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow_credits_provider.transfers.base import (
-    CreditToSqlBaseOperator,
-    LandingTarget,
-    check_names,
-    sql_hook_for,
-)
+from airflow_credits_provider.sql.connections import check_names, sql_hook_for
+from airflow_credits_provider.sql.landing import LandingTarget
+from airflow_credits_provider.transfers.base import CreditToSqlBaseOperator
 
 if TYPE_CHECKING:
     from airflow_credits_provider.compat import Context
@@ -39,7 +36,7 @@ class CreditBalanceToSqlOperator(CreditToSqlBaseOperator):
         import pendulum
 
         from airflow_credits_provider.hooks.resolve import get_credit_hook
-        from airflow_credits_provider.transfers.tables import raw_json, to_naive_utc
+        from airflow_credits_provider.sql.tables import raw_json, to_naive_utc
 
         check_names(self.table, self.schema)  # before any connection or request
         target = LandingTarget.snapshots(sql_hook_for(self.sql_conn_id), self.table, self.schema)

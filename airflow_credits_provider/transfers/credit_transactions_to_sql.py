@@ -6,13 +6,10 @@ from datetime import timedelta
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
-from airflow_credits_provider.transfers.base import (
-    CreditToSqlBaseOperator,
-    LandingTarget,
-    check_names,
-    sql_hook_for,
-)
-from airflow_credits_provider.transfers.tables import raw_json, to_naive_utc
+from airflow_credits_provider.sql.connections import check_names, sql_hook_for
+from airflow_credits_provider.sql.landing import LandingTarget
+from airflow_credits_provider.sql.tables import raw_json, to_naive_utc
+from airflow_credits_provider.transfers.base import CreditToSqlBaseOperator
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

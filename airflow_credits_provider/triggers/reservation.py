@@ -77,7 +77,7 @@ class CreditReservationTrigger(CreditBalanceTrigger):
         from datetime import timedelta
 
         from airflow_credits_provider.reservations import Holder, ReservationStore
-        from airflow_credits_provider.transfers.base import sql_hook_for
+        from airflow_credits_provider.sql.connections import sql_hook_for
 
         spec = self.reservation
         if self._store is None:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_credits_provider.parsing import decimal_text
 from airflow_credits_provider.runway import DEFAULT_MIN_HISTORY, describe_span, forecast_from_totals
-from airflow_credits_provider.transfers.tables import (
+from airflow_credits_provider.sql.tables import (
     SNAPSHOT_COLUMNS,
     SNAPSHOT_KEY,
     TRANSACTION_COLUMNS,
@@ -300,7 +300,7 @@ def active_reservations(
 
     :param conn_ids: only those made through these credit connections (whatever account label they used)
     """
-    from airflow_credits_provider.reservations import RESERVATION_COLUMNS, SELECT_RESERVATION
+    from airflow_credits_provider.reservations.models import RESERVATION_COLUMNS, SELECT_RESERVATION
 
     target = WarehouseTable(hook, table, schema or None, RESERVATION_COLUMNS, ("reservation_id",))
     p = target.param()
@@ -314,12 +314,15 @@ def active_reservations(
         if value is not None:
             clauses.append(f"{column} = {p}")
             params.append(value)
+    # A table made by a release before budgets has no budget column until a reserver adds it.
+    existing = target.existing_columns()
+    select = [c for c in SELECT_RESERVATION if c in existing]
     rows = hook.get_records(
-        f"SELECT {', '.join(SELECT_RESERVATION)} FROM {target.qualified} WHERE {' AND '.join(clauses)} "
+        f"SELECT {', '.join(select)} FROM {target.qualified} WHERE {' AND '.join(clauses)} "
         "ORDER BY reserved_at DESC",
         parameters=target.adapt(tuple(_naive(v) for v in params)),
     )
-    return [_record(SELECT_RESERVATION, row) for row in rows]
+    return [_record(select, row) for row in rows]
 
 
 def usage_by_dag(
@@ -331,7 +334,7 @@ def usage_by_dag(
     overlapped); ``unmeasured`` counts released reservations with no measured spend (expired holders,
     refills meanwhile).
     """
-    from airflow_credits_provider.reservations import USAGE_COLUMNS
+    from airflow_credits_provider.reservations.usage import USAGE_COLUMNS
 
     target = WarehouseTable(hook, table, schema or None, USAGE_COLUMNS, ("reservation_id", "reserved_at"))
     p = target.param()
@@ -359,7 +362,7 @@ def run_usage(
     hook: Any, table: str, schema: str | None, dag_id: str, run_id: str, task_id: str | None = None
 ) -> list[dict[str, Any]]:
     """The ``credit_usage`` rows of one DAG run (one task's, with ``task_id``), oldest first."""
-    from airflow_credits_provider.reservations import USAGE_COLUMNS
+    from airflow_credits_provider.reservations.usage import USAGE_COLUMNS
 
     target = WarehouseTable(hook, table, schema or None, USAGE_COLUMNS, ("reservation_id", "reserved_at"))
     columns = ("dag_id", "run_id", "task_id") if task_id is not None else ("dag_id", "run_id")

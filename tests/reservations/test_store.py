@@ -29,7 +29,7 @@ RESERVERS = 20
 
 
 def store_for(tables: dict[str, str], **options: Any) -> ReservationStore:
-    from airflow_credits_provider.transfers.base import sql_hook_for
+    from airflow_credits_provider.sql.connections import sql_hook_for
 
     return ReservationStore(sql_hook_for(RESERVATION_DB), **tables, **options)
 
@@ -126,7 +126,7 @@ def reserver_processes() -> Any:
     multi-threaded test process could deadlock; spawning 20 fresh interpreters costs a minute)."""
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(
-        [__name__, "airflow_credits_provider.transfers.base", "airflow_credits_provider.hooks.leadmagic"]
+        [__name__, "airflow_credits_provider.sql.connections", "airflow_credits_provider.hooks.leadmagic"]
     )
     return ctx
 

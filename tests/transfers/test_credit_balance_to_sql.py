@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from airflow_credits_provider.transfers.base import sql_hook_for
+from airflow_credits_provider.sql.connections import sql_hook_for
 from airflow_credits_provider.transfers.credit_balance_to_sql import CreditBalanceToSqlOperator
 from tests.conftest import CANARY
 from tests.transfers.conftest import WAREHOUSE

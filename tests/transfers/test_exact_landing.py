@@ -13,7 +13,8 @@ import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException
 
 from airflow_credits_provider.errors import InconsistentLedgerError, RowRejectedError
-from airflow_credits_provider.transfers.base import LandingTarget, sql_hook_for
+from airflow_credits_provider.sql.connections import sql_hook_for
+from airflow_credits_provider.sql.landing import LandingTarget
 from airflow_credits_provider.transfers.credit_transactions_to_sql import CreditTransactionsToSqlOperator
 from tests.transfers.conftest import TX_PATH, WAREHOUSE
 from tests.warehouse_support import landed, ledger_rows

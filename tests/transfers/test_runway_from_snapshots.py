@@ -157,7 +157,7 @@ def read_and_forecast(table: str, account: str) -> object:
 def test_an_unknown_account_names_the_accounts_the_table_holds(
     connections: SandboxServer, warehouse: str
 ) -> None:
-    from airflow_credits_provider.transfers.base import sql_hook_for
+    from airflow_credits_provider.sql.connections import sql_hook_for
 
     CreditBalanceToSqlOperator(
         task_id="snap", credit_conn_id=ACCOUNT, sql_conn_id=WAREHOUSE, table=warehouse

@@ -12,7 +12,7 @@ from decimal import Decimal
 
 from airflow_credits_provider.operators.runway import read_snapshots
 from airflow_credits_provider.runway import forecast
-from airflow_credits_provider.transfers.base import sql_hook_for
+from airflow_credits_provider.sql.connections import sql_hook_for
 from airflow_credits_provider.ui.queries import read_history, snapshots_table
 from tests.transfers.conftest import WAREHOUSE, warehouse  # noqa: F401 (the parametrized fixture)
 from tests.warehouse_support import seed_snapshots

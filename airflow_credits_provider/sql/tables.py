@@ -2,7 +2,7 @@
 
 Works with any common-sql ``DbApiHook``. Upserts go through common-sql's dialect machinery
 (``insert_rows(..., replace=True, replace_index=...)``), except on PostgreSQL, where they stream through
-``COPY`` into a staging table (:mod:`~airflow_credits_provider.transfers.copy_upsert`). Besides that, the
+``COPY`` into a staging table (:mod:`~airflow_credits_provider.sql.copy_upsert`). Besides that, the
 only SQL written here is ``CREATE TABLE IF NOT EXISTS``, one ``SELECT`` of a cursor and one ``DELETE``
 for full refreshes, all with validated, dialect-escaped identifiers and bound parameters.
 
@@ -208,6 +208,41 @@ class WarehouseTable:
         ]
         lines.append(f"PRIMARY KEY ({', '.join(self._escape(k) for k in self.key)})")
         self.hook.run(f"CREATE TABLE IF NOT EXISTS {self.qualified} (\n  " + ",\n  ".join(lines) + "\n)")
+        self._add_missing_columns(types)
+
+    def _add_missing_columns(self, types: dict[str, str]) -> None:
+        """Add the nullable columns a table created by an earlier release lacks (``ALTER TABLE ... ADD``).
+
+        Only nullable columns are ever added, so rows written before keep their meaning (``NULL``). A
+        concurrent upgrader's duplicate column is ignored.
+        """
+        existing = self.existing_columns()
+        for column in self.columns:
+            if column.name.lower() in existing:
+                continue
+            if not column.nullable:
+                raise CreditConnectionConfigError(
+                    f"Table {self.qualified} has no column {column.name!r}: it was made by something else. "
+                    "Use another table name or drop it."
+                )
+            try:
+                name, kind = self._escape(column.name), types[column.kind]
+                self.hook.run(f"ALTER TABLE {self.qualified} ADD COLUMN {name} {kind}")
+            except Exception:
+                if column.name.lower() not in self.existing_columns():  # not a concurrent upgrader's
+                    raise
+
+    def existing_columns(self) -> set[str]:
+        """The table's column names (lower case), read from an empty result."""
+        from contextlib import closing
+
+        with closing(self.hook.get_conn()) as conn, closing(conn.cursor()) as cur:
+            cur.execute(f"SELECT * FROM {self.qualified} WHERE 1 = 0")
+            names = {str(d[0]).lower() for d in cur.description or ()}
+            cur.fetchall()
+            if self.dialect_name != "sqlite":
+                conn.rollback()
+        return names
 
     def create_index(self, suffix: str, columns: Sequence[str]) -> None:
         """Create the index ``<table>_<suffix>`` on ``columns`` when it is missing.
@@ -255,7 +290,7 @@ class WarehouseTable:
         batches = _Batches(chunks, self, batch_size)
         try:
             if self.dialect_name == "postgresql":
-                from airflow_credits_provider.transfers.copy_upsert import PostgresCopyUpsert
+                from airflow_credits_provider.sql.copy_upsert import PostgresCopyUpsert
 
                 types = [_POSTGRES_COPY_TYPES[c.kind] for c in self.columns]
                 PostgresCopyUpsert(

@@ -15,6 +15,9 @@ common-sql hook (PostgreSQL, MySQL/MariaDB or SQLite), created on first use:
     release.
 ``credit_usage``
     one row per released (or expired) reservation: who held what, and what the account's balance did.
+``credit_reservations_budgets``
+    the budgets (:mod:`~airflow_credits_provider.reservations.budgets`): spend caps per period that a
+    reservation naming one must also fit, checked in the same transaction.
 
 The guarantee (see docs/reservations.md): when every spender on an account reserves before spending
 and releases after, the sum of the active reservations never exceeds what the account could pay.
@@ -34,209 +37,53 @@ Airflow-free: works on any DB-API hook that has ``get_conn()``, ``run()``, ``get
 
 from __future__ import annotations
 
-import hashlib
 import json
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from airflow_credits_provider.errors import CreditConnectionConfigError, ReservationLockTimeout
-from airflow_credits_provider.parsing import decimal_text, exact_arithmetic
-from airflow_credits_provider.transfers.tables import (
-    Column,
-    WarehouseTable,
-    check_identifier,
-    parse_stored_time,
-    to_naive_utc,
+from airflow_credits_provider.errors import BudgetError, CreditConnectionConfigError, ReservationLockTimeout
+from airflow_credits_provider.parsing import exact_arithmetic
+from airflow_credits_provider.reservations.budgets import BudgetState, to_utc_naive
+from airflow_credits_provider.reservations.models import (
+    ACCOUNT_COLUMNS,
+    ACCOUNTS_SUFFIX,
+    ACTIVE,
+    DEFAULT_LOCK_TIMEOUT,
+    DEFAULT_TABLE,
+    DEFAULT_TTL,
+    DEFAULT_USAGE_TABLE,
+    EXPIRED,
+    RELEASED,
+    RESERVATION_COLUMNS,
+    SELECT_RESERVATION,
+    Reservation,
+    ReserveResult,
+    read_ts,
+    reservation_from_row,
+    utcnow,
 )
+from airflow_credits_provider.reservations.registry import BudgetRegistry
+from airflow_credits_provider.reservations.usage import (
+    USAGE_COLUMNS,
+    USAGE_KEY,
+    budget_spend,
+    usage_record,
+)
+from airflow_credits_provider.sql.tables import WarehouseTable, check_identifier, to_naive_utc
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
+    from datetime import datetime
 
     from airflow_credits_provider.models import CreditBalance
-
-DEFAULT_TABLE = "credit_reservations"
-DEFAULT_USAGE_TABLE = "credit_usage"
-#: The accounts (lock) table of a reservations table ``t`` is ``t`` + this suffix.
-ACCOUNTS_SUFFIX = "_accounts"
-#: How long a reservation holds when nobody releases it (a killed run).
-DEFAULT_TTL = timedelta(hours=6)
-#: Seconds a reserver waits for another's account lock before giving up (and retrying later).
-DEFAULT_LOCK_TIMEOUT = 60.0
-
-ACTIVE, RELEASED, EXPIRED = "active", "released", "expired"
-
-RESERVATION_COLUMNS = (
-    Column("reservation_id", "key", False),
-    Column("account", "key", False),
-    Column("credit_conn_id", "key", False),
-    Column("status", "key", False),
-    Column("amount", "amount", False),
-    Column("dag_id", "key", False),
-    Column("run_id", "key", False),
-    Column("task_id", "key", False),
-    Column("map_index", "int", False),
-    Column("balance_before", "amount", False),
-    Column("reserved_at", "ts", False),
-    Column("expires_at", "ts", False),
-    Column("released_at", "ts"),
-)
-ACCOUNT_COLUMNS = (
-    Column("account", "key", False),
-    Column("release_seq", "int", False),
-    Column("balance", "amount"),
-    Column("balance_fetched_at", "ts"),
-    Column("balance_seq", "int"),
-    Column("balance_json", "text"),
-    Column("updated_at", "ts", False),
-)
-USAGE_COLUMNS = (
-    Column("reservation_id", "key", False),
-    Column("reserved_at", "ts", False),
-    Column("dag_id", "key", False),
-    Column("run_id", "key", False),
-    Column("task_id", "key", False),
-    Column("map_index", "int", False),
-    Column("credit_conn_id", "key", False),
-    Column("account", "key", False),
-    Column("outcome", "key", False),
-    Column("reserved", "amount", False),
-    Column("balance_before", "amount", False),
-    Column("balance_after", "amount"),
-    Column("spent", "amount"),
-    Column("exact", "int", False),
-    Column("overlapping", "int", False),
-    Column("released_at", "ts", False),
-)
-#: The columns a reservation is read back with (the store, and the Credits pages).
-SELECT_RESERVATION = (
-    "reservation_id",
-    "account",
-    "credit_conn_id",
-    "amount",
-    "dag_id",
-    "run_id",
-    "task_id",
-    "map_index",
-    "balance_before",
-    "reserved_at",
-    "expires_at",
-)
-
-
-@dataclass(frozen=True)
-class Holder:
-    """The task instance that holds a reservation: a retry of it reuses the reservation it holds."""
-
-    dag_id: str
-    run_id: str
-    task_id: str
-    map_index: int = -1
-
-    @property
-    def reservation_id(self) -> str:
-        """A stable id for this holder (a hash: the parts can be long, keys cannot)."""
-        text = "\x1f".join((self.dag_id, self.run_id, self.task_id, str(self.map_index)))
-        return hashlib.sha256(text.encode()).hexdigest()
-
-    @classmethod
-    def from_context(cls, context: Any) -> Holder:
-        """The running task instance of an Airflow context."""
-        ti = context["ti"]
-        map_index = getattr(ti, "map_index", -1)
-        return cls(ti.dag_id, ti.run_id, ti.task_id, -1 if map_index is None else int(map_index))
-
-
-@dataclass(frozen=True)
-class Reservation:
-    """An active reservation, as read from the table."""
-
-    reservation_id: str
-    account: str
-    credit_conn_id: str
-    amount: Decimal
-    holder: Holder
-    balance_before: Decimal
-    reserved_at: datetime
-    expires_at: datetime
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly (XCom, trigger events)."""
-        return {
-            "reservation_id": self.reservation_id,
-            "account": self.account,
-            "credit_conn_id": self.credit_conn_id,
-            "amount": _text(self.amount),
-            "dag_id": self.holder.dag_id,
-            "run_id": self.holder.run_id,
-            "task_id": self.holder.task_id,
-            "map_index": self.holder.map_index,
-            "balance_before": _text(self.balance_before),
-            "reserved_at": _iso(self.reserved_at),
-            "expires_at": _iso(self.expires_at),
-        }
-
-
-@dataclass(frozen=True)
-class ReserveResult:
-    """What one reservation attempt found and did.
-
-    :param balance: the balance compared (fetched under the lock, or shared from a recent fetch)
-    :param held_by_others: credits held by the account's other active reservations
-    :param others: how many other active reservations there are
-    :param reservation: the holder's reservation when it fits (or already held), else ``None``
-    :param reused: the holder already held an active reservation (a retry): no second one was taken
-    :param fetched: the balance was fetched by this attempt (``False``: a shared recent one was used)
-    :param expired: reservations found past their TTL and expired by this attempt
-    """
-
-    balance: CreditBalance
-    held_by_others: Decimal
-    others: int
-    reservation: Reservation | None
-    reused: bool = False
-    fetched: bool = True
-    expired: tuple[str, ...] = ()
-
-    @property
-    def free(self) -> Decimal:
-        """The balance minus every other active reservation (may be negative)."""
-        with exact_arithmetic():
-            return self.balance.available - self.held_by_others
-
-
-@dataclass(frozen=True)
-class UsageRecord:
-    """One row of ``credit_usage``: a reservation's end and what the account's balance did meanwhile.
-
-    ``spent`` is ``balance_before - balance_after``. It is ``exact`` only when no other reservation on
-    the account overlapped this one (``overlapping == 0``), the drop is within the reservation (a larger
-    one shows spending outside it) and the balance did not rise (a top-up or
-    renewal meanwhile makes it ``None``); when runs overlap it includes their spending too, and is then
-    capped at ``reserved`` (an upper bound for this run). Expired reservations have no balance after.
-    """
-
-    reservation: Reservation
-    outcome: str
-    balance_after: Decimal | None
-    spent: Decimal | None
-    exact: bool
-    overlapping: int
-    released_at: datetime
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly (XCom)."""
-        return {
-            **self.reservation.to_dict(),
-            "outcome": self.outcome,
-            "balance_after": _text(self.balance_after),
-            "spent": _text(self.spent),
-            "exact": self.exact,
-            "overlapping": self.overlapping,
-            "released_at": _iso(self.released_at),
-        }
+    from airflow_credits_provider.reservations.budgets import Budget
+    from airflow_credits_provider.reservations.models import Holder
+    from airflow_credits_provider.reservations.usage import (
+        UsageRecord,
+    )
 
 
 @dataclass
@@ -256,6 +103,7 @@ class ReservationStore:
     :param schema: the schema of all three tables, or ``None`` for the connection's default
     :param usage_table: where released reservations are recorded
     :param lock_timeout: seconds to wait for another reserver's lock on the same account
+    :param clock: returns "now" as a naive UTC datetime (tests move it across budget periods and TTLs)
     """
 
     def __init__(
@@ -266,6 +114,7 @@ class ReservationStore:
         schema: str | None = None,
         usage_table: str = DEFAULT_USAGE_TABLE,
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         dialect = str(getattr(hook, "dialect_name", "") or "")
         if dialect not in ("postgresql", "mysql", "sqlite"):
@@ -286,23 +135,25 @@ class ReservationStore:
         self.accounts = WarehouseTable(
             hook, f"{table}{ACCOUNTS_SUFFIX}", schema, ACCOUNT_COLUMNS, ("account",)
         )
-        self.usage = WarehouseTable(
-            hook, usage_table, schema, USAGE_COLUMNS, ("reservation_id", "reserved_at")
-        )
+        self.usage = WarehouseTable(hook, usage_table, schema, USAGE_COLUMNS, USAGE_KEY)
+        self.budgets = BudgetRegistry(hook, table=table, schema=schema)
+        self.clock = clock
         self._p = self.reservations.param()
         self._created = False
         self._accounts_seen: set[str] = set()
 
     # -- schema ------------------------------------------------------------------------------------
     def create(self) -> None:
-        """Create the three tables and their indexes when missing (once per store)."""
+        """Create the four tables and their indexes when missing; add columns a newer release has (once)."""
         if self._created:
             return
         steps: list[Callable[[], None]] = [
             table.create for table in (self.reservations, self.accounts, self.usage)
         ]
+        steps.append(self.budgets.create)
         steps.append(lambda: self.reservations.create_index("account_status", ("account", "status")))
         steps.append(lambda: self.reservations.create_index("holder", ("dag_id", "run_id")))
+        steps.append(lambda: self.usage.create_index("budget_period", ("budget", "reserved_at")))
         for step in steps:
             _idempotent_ddl(step)
         self._created = True
@@ -318,6 +169,7 @@ class ReservationStore:
         fetch_balance: Callable[[], CreditBalance],
         ttl: timedelta = DEFAULT_TTL,
         max_age: float = 0.0,
+        budget: str | None = None,
     ) -> ReserveResult:
         """Reserve ``amount_for(balance)`` credits for ``holder`` if the account's free credits cover it.
 
@@ -327,21 +179,29 @@ class ReservationStore:
         then insert the reservation only if ``balance - others' reservations >= amount``. A holder that
         already has an active reservation (a retried task) keeps it instead of taking a second; its
         amount is updated to the new estimate when that fits.
+
+        With ``budget``, the reservation must also fit the budget's remaining credits this period
+        (:class:`~airflow_credits_provider.reservations.budgets.BudgetState`), read under the same lock:
+        every reserver of a budget draws on the budget's one account, so the account's lock serialises
+        them. An unknown budget, or one on another account, raises
+        :class:`~airflow_credits_provider.errors.BudgetError` before the vendor is called.
         """
         self.create()
         rid = holder.reservation_id
         with self._locked(account) as (cur, acct):
-            now = _utcnow()
+            now = self.clock()
+            spec = self._budget(cur, budget, account) if budget else None
             active, expired = self._active(cur, account, now)
             if expired:
                 self._finish(cur, account, acct, expired, EXPIRED, None, now)
             balance, fetched = self._balance(cur, account, acct, fetch_balance, max_age, now)
             own = next((r for r in active if r.reservation_id == rid), None)
             others = [r for r in active if r.reservation_id != rid]
+            state = self._budget_state(cur, spec, others, now) if spec else None
             with exact_arithmetic():
                 held = sum((r.amount for r in others), Decimal(0))
                 amount = amount_for(balance)
-                fits = balance.available - held >= amount
+                fits = balance.available - held >= amount and (state is None or state.covers(amount))
             reservation = None
             if fits:  # a retry whose new estimate no longer fits keeps its row until released or expired
                 reservation = Reservation(
@@ -353,6 +213,7 @@ class ReservationStore:
                     own.balance_before if own else balance.available,
                     own.reserved_at if own else now,
                     now + ttl,
+                    budget,
                 )
                 self._write(cur, reservation)
             return ReserveResult(
@@ -363,7 +224,38 @@ class ReservationStore:
                 reused=own is not None,
                 fetched=fetched,
                 expired=tuple(r.reservation_id for r in expired),
+                budget=state,
+                amount=amount,
             )
+
+    def budget_state(self, name: str) -> BudgetState:
+        """The budget ``name`` now: spent and held this period (no lock; reports)."""
+        self.create()
+        with closing(self.hook.get_conn()) as conn, closing(conn.cursor()) as cur:
+            spec = self.budgets.read(cur, name)
+            active, _ = self._active(cur, spec.account, self.clock())
+            return self._budget_state(cur, spec, active, self.clock())
+
+    def _budget(self, cur: Any, name: str, account: str) -> Budget:
+        spec = self.budgets.read(cur, name)
+        if spec.account != account:
+            raise BudgetError(
+                f"Budget {name!r} draws on account {spec.account!r}, but this task reserves on account "
+                f"{account!r}. Name a budget of that account, or pass account={spec.account!r} if the "
+                "connection belongs to it."
+            )
+        return spec
+
+    def _budget_state(
+        self, cur: Any, spec: Budget, others: Sequence[Reservation], now: datetime
+    ) -> BudgetState:
+        """What ``spec`` spent this period (usage rows) and what its other active reservations hold."""
+        start, end = spec.period_bounds(now)
+        spent = budget_spend(cur, self.usage, spec.name, to_utc_naive(start), to_utc_naive(end))
+        mine = [r for r in others if r.budget == spec.name]
+        with exact_arithmetic():
+            held = sum((r.amount for r in mine), Decimal(0))
+        return BudgetState(spec, start, end, spent, held, len(mine))
 
     def release(
         self,
@@ -392,7 +284,7 @@ class ReservationStore:
             if balance_after is not None:
                 after = balance_after(mine[0].credit_conn_id)
             with self._locked(account) as (cur, acct):
-                now = _utcnow()
+                now = self.clock()
                 unchanged = acct.release_seq == seq_before
                 active, expired = self._active(cur, account, now)
                 if expired:
@@ -412,7 +304,7 @@ class ReservationStore:
         """The account's reservations that are active and within their TTL (no lock, for reports)."""
         self.create()
         with closing(self.hook.get_conn()) as conn, closing(conn.cursor()) as cur:
-            active, _ = self._active(cur, account, _utcnow())
+            active, _ = self._active(cur, account, self.clock())
             return active
 
     # -- the transaction ---------------------------------------------------------------------------
@@ -477,7 +369,7 @@ class ReservationStore:
         cols = ("account", "release_seq", "updated_at")
         self.hook.run(
             insert.format(t=self.accounts.qualified, c=self._cols(cols), v=", ".join([self._p] * 3)),
-            parameters=self.accounts.adapt((account, 0, _utcnow())),
+            parameters=self.accounts.adapt((account, 0, self.clock())),
         )
         self._accounts_seen.add(account)
 
@@ -505,7 +397,7 @@ class ReservationStore:
             f"WHERE {table.where_key(('account', 'status'))}",
             (account, ACTIVE),
         )
-        rows = [_reservation(row) for row in cur.fetchall()]
+        rows = [reservation_from_row(row) for row in cur.fetchall()]
         return [r for r in rows if r.expires_at > now], [r for r in rows if r.expires_at <= now]
 
     def _balance(
@@ -565,6 +457,7 @@ class ReservationStore:
             reservation.reserved_at,
             reservation.expires_at,
             None,
+            reservation.budget,
         )
         # Replaces a retry's active row, or the released row of a holder that runs again (a cleared run).
         cur.execute(
@@ -598,7 +491,7 @@ class ReservationStore:
                 table.adapt((outcome, at, r.reservation_id)),
             )
             overlapping = self._overlapping(cur, r, at)
-            records.append(_usage(r, outcome, after, overlapping, at))
+            records.append(usage_record(r, outcome, after, overlapping, at))
         acct.release_seq += len(ended)
         accounts = self.accounts
         cur.execute(
@@ -608,25 +501,8 @@ class ReservationStore:
         )
         usage = self.usage
         for rec in records:
-            r, h = rec.reservation, rec.reservation.holder
-            row = (
-                r.reservation_id,
-                r.reserved_at,
-                h.dag_id,
-                h.run_id,
-                h.task_id,
-                h.map_index,
-                r.credit_conn_id,
-                r.account,
-                rec.outcome,
-                r.amount,
-                r.balance_before,
-                rec.balance_after,
-                rec.spent,
-                int(rec.exact),
-                rec.overlapping,
-                rec.released_at,
-            )
+            r = rec.reservation
+            row = rec.row()
             cur.execute(
                 f"DELETE FROM {usage.qualified} WHERE {usage.where_key(usage.key)}",
                 usage.adapt((r.reservation_id, r.reserved_at)),
@@ -648,7 +524,7 @@ class ReservationStore:
         )
         count = 0
         for reserved_at, released_at, status in cur.fetchall():
-            start, stop = _read_ts(reserved_at), _read_ts(released_at)
+            start, stop = read_ts(reserved_at), read_ts(released_at)
             assert start is not None
             if start < end and (status == ACTIVE or (stop is not None and stop > r.reserved_at)):
                 count += 1
@@ -668,7 +544,7 @@ class ReservationStore:
             cur.execute(
                 f"SELECT {self._cols(SELECT_RESERVATION)} FROM {table.qualified} WHERE {where}", params
             )
-            return [_reservation(row) for row in cur.fetchall()]
+            return [reservation_from_row(row) for row in cur.fetchall()]
 
     def _release_seq(self, account: str) -> int:
         row = self.hook.get_first(
@@ -680,39 +556,6 @@ class ReservationStore:
 
     def _cols(self, names: Sequence[str]) -> str:
         return ", ".join(self.reservations._escape(n) for n in names)
-
-
-def _reservation(row: Sequence[Any]) -> Reservation:
-    rid, account, conn_id, amount, dag_id, run_id, task_id, map_index, before, reserved_at, expires_at = row
-    reserved, expires = _read_ts(reserved_at), _read_ts(expires_at)
-    assert reserved is not None
-    assert expires is not None
-    return Reservation(
-        rid,
-        account,
-        conn_id,
-        Decimal(str(amount)),
-        Holder(dag_id, run_id, task_id, int(map_index)),
-        Decimal(str(before)),
-        reserved,
-        expires,
-    )
-
-
-def _usage(
-    r: Reservation, outcome: str, after: CreditBalance | None, overlapping: int, at: datetime
-) -> UsageRecord:
-    """The usage record of a reservation that ended (see :class:`UsageRecord` for the rule)."""
-    if after is None:
-        return UsageRecord(r, outcome, None, None, False, overlapping, at)
-    with exact_arithmetic():
-        drop = r.balance_before - after.available
-    if drop < 0:  # the balance rose: a top-up or a renewal; the run's own spend is unknown
-        return UsageRecord(r, outcome, after.available, None, False, overlapping, at)
-    if overlapping:
-        return UsageRecord(r, outcome, after.available, min(drop, r.amount), False, overlapping, at)
-    # Alone, a drop beyond the reservation means spending outside it (another tool, a person): not exact.
-    return UsageRecord(r, outcome, after.available, drop, drop <= r.amount, 0, at)
 
 
 def _idempotent_ddl(step: Callable[[], None], attempts: int = 5) -> None:
@@ -731,23 +574,6 @@ def _idempotent_ddl(step: Callable[[], None], attempts: int = 5) -> None:
             if attempt == attempts:
                 raise
             time.sleep(0.05 * attempt)
-
-
-def _utcnow() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
-
-
-def _read_ts(value: Any) -> datetime | None:
-    """A stored timestamp (driver datetime or SQLite text) as a naive UTC datetime."""
-    moment = parse_stored_time(value)
-    return None if moment is None else to_naive_utc(moment)
-
-
-def _iso(moment: datetime) -> str:
-    return moment.replace(tzinfo=timezone.utc).isoformat()
-
-
-_text = decimal_text
 
 
 def _rollback(conn: Any, cur: Any, dialect: str) -> None:

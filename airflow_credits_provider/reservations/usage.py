@@ -1,0 +1,140 @@
+"""``credit_usage``: one row per ended reservation, and what a budget spent in a period from it.
+
+A usage row records who held what and what the account's balance did meanwhile (see
+:class:`UsageRecord` for how ``spent`` is worked out). What a budget spent in a period is read from
+these rows (:func:`budget_spend`): each counts in the period it was *reserved* in, as its ``spent``
+when known (exact, or an upper bound when runs overlapped) and as its full reserved amount when not
+(an expired reservation, or a balance that rose meanwhile).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from airflow_credits_provider.parsing import decimal_text, exact_arithmetic
+from airflow_credits_provider.reservations.models import iso_utc
+from airflow_credits_provider.sql.tables import Column
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from airflow_credits_provider.models import CreditBalance
+    from airflow_credits_provider.reservations.models import Reservation
+    from airflow_credits_provider.sql.tables import WarehouseTable
+
+USAGE_COLUMNS = (
+    Column("reservation_id", "key", False),
+    Column("reserved_at", "ts", False),
+    Column("dag_id", "key", False),
+    Column("run_id", "key", False),
+    Column("task_id", "key", False),
+    Column("map_index", "int", False),
+    Column("credit_conn_id", "key", False),
+    Column("account", "key", False),
+    Column("outcome", "key", False),
+    Column("reserved", "amount", False),
+    Column("balance_before", "amount", False),
+    Column("balance_after", "amount"),
+    Column("spent", "amount"),
+    Column("exact", "int", False),
+    Column("overlapping", "int", False),
+    Column("released_at", "ts", False),
+    Column("budget", "key"),
+)
+USAGE_KEY = ("reservation_id", "reserved_at")
+
+
+@dataclass(frozen=True)
+class UsageRecord:
+    """One row of ``credit_usage``: a reservation's end and what the account's balance did meanwhile.
+
+    ``spent`` is ``balance_before - balance_after``. It is ``exact`` only when no other reservation on
+    the account overlapped this one (``overlapping == 0``), the drop is within the reservation (a larger
+    one shows spending outside it) and the balance did not rise (a top-up or
+    renewal meanwhile makes it ``None``); when runs overlap it includes their spending too, and is then
+    capped at ``reserved`` (an upper bound for this run). Expired reservations have no balance after.
+    """
+
+    reservation: Reservation
+    outcome: str
+    balance_after: Decimal | None
+    spent: Decimal | None
+    exact: bool
+    overlapping: int
+    released_at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly (XCom)."""
+        return {
+            **self.reservation.to_dict(),
+            "outcome": self.outcome,
+            "balance_after": decimal_text(self.balance_after),
+            "spent": decimal_text(self.spent),
+            "exact": self.exact,
+            "overlapping": self.overlapping,
+            "released_at": iso_utc(self.released_at),
+        }
+
+    def row(self) -> tuple[Any, ...]:
+        """The ``credit_usage`` row, in :data:`USAGE_COLUMNS` order."""
+        r, h = self.reservation, self.reservation.holder
+        return (
+            r.reservation_id,
+            r.reserved_at,
+            h.dag_id,
+            h.run_id,
+            h.task_id,
+            h.map_index,
+            r.credit_conn_id,
+            r.account,
+            self.outcome,
+            r.amount,
+            r.balance_before,
+            self.balance_after,
+            self.spent,
+            int(self.exact),
+            self.overlapping,
+            self.released_at,
+            r.budget,
+        )
+
+
+def usage_record(
+    r: Reservation, outcome: str, after: CreditBalance | None, overlapping: int, at: datetime
+) -> UsageRecord:
+    """The usage record of a reservation that ended (see :class:`UsageRecord` for the rule)."""
+    if after is None:
+        return UsageRecord(r, outcome, None, None, False, overlapping, at)
+    with exact_arithmetic():
+        drop = r.balance_before - after.available
+    if drop < 0:  # the balance rose: a top-up or a renewal; the run's own spend is unknown
+        return UsageRecord(r, outcome, after.available, None, False, overlapping, at)
+    if overlapping:
+        return UsageRecord(r, outcome, after.available, min(drop, r.amount), False, overlapping, at)
+    # Alone, a drop beyond the reservation means spending outside it (another tool, a person): not exact.
+    return UsageRecord(r, outcome, after.available, drop, drop <= r.amount, 0, at)
+
+
+#: What one usage row counts against its budget: its spend when known, else all it reserved.
+BUDGET_CHARGE = "COALESCE({spent}, {reserved})"
+
+
+def budget_spend(cur: Any, usage: WarehouseTable, budget: str, start: datetime, end: datetime) -> Decimal:
+    """Credits ``budget`` spent from reservations made in ``[start, end)`` (naive UTC), exactly.
+
+    PostgreSQL and MySQL/MariaDB sum their exact decimals in the database; SQLite stores amounts as
+    decimal text, so its rows are summed here (its ``SUM`` would round through a float).
+    """
+    e, p = usage._escape, usage.param()
+    charge = BUDGET_CHARGE.format(spent=e("spent"), reserved=e("reserved"))
+    where = f"{e('budget')} = {p} AND {e('reserved_at')} >= {p} AND {e('reserved_at')} < {p}"
+    params = usage.adapt((budget, start, end))
+    if usage.dialect_name == "sqlite":
+        cur.execute(f"SELECT {charge} FROM {usage.qualified} WHERE {where}", params)
+        with exact_arithmetic():
+            return sum((Decimal(str(row[0])) for row in cur.fetchall()), Decimal(0))
+    cur.execute(f"SELECT SUM({charge}) FROM {usage.qualified} WHERE {where}", params)
+    row = cur.fetchone()
+    return Decimal(0) if row is None or row[0] is None else Decimal(str(row[0]))
