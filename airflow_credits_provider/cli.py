@@ -3,8 +3,12 @@
 - ``airflow-credits balance CONN_ID [--json]`` prints the normalised balance of any credit connection.
 - ``airflow-credits runway ACCOUNT --sql-conn-id ID`` prints an account's balance, burn per day, the
   forecast date it runs dry and a small chart of its recent history, from its landed balance snapshots.
+- ``airflow-credits budgets set|list|show|delete|usage|import`` manages credit budgets (spend caps
+  per period) in the reservation database, like ``airflow pools`` (see docs/budgets.md).
 - ``airflow-credits sandbox [--port N]`` runs the offline sandbox in the foreground and prints the
   connections to use with it.
+
+On Airflow 3.2 and later the same commands are also ``airflow credits ...``.
 """
 
 from __future__ import annotations
@@ -224,6 +228,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     runway.set_defaults(func=_runway)
 
+    from airflow_credits_provider.budgets_cli import add_budgets_parser
+
+    add_budgets_parser(commands)
+
     sandbox = commands.add_parser("sandbox", help="run the offline sandbox of the vendor APIs")
     sandbox.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (0 picks a free one)")
     sandbox.add_argument("--ledger-size", type=int, default=28, help="LocalLeads transactions to serve")
@@ -260,6 +268,15 @@ def _quiet_airflow() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
     args = build_parser().parse_args(argv)
+    if args.command == "budgets":
+        from airflow_credits_provider.budgets_cli import run
+
+        # common-sql logs every statement at INFO; Airflow reads this when it configures logging.
+        os.environ.setdefault("AIRFLOW__LOGGING__NAMESPACE_LEVELS", "airflow.task.hooks=warning")
+        _quiet_airflow()
+        args.out = sys.stdout
+        with contextlib.redirect_stdout(sys.stderr):
+            return run(args.func, args)
     if args.command not in ("balance", "runway"):
         args.out = sys.stdout
         return int(args.func(args))

@@ -140,6 +140,9 @@ class PreflightDecision:
     :param reserved_by_others: credits other runs' active reservations hold on the account (with
         ``reserve=True``); ``available - reserved_by_others`` is what this run may use
     :param reservation: the reservation taken when the check passed with ``reserve=True``
+    :param budget: with ``budget=...``: the budget's state this period before this run
+        (:meth:`BudgetState.to_dict() <airflow_credits_provider.reservations.budgets.BudgetState.to_dict>`);
+        the check passes only if its ``remaining`` covers ``required`` too
     """
 
     conn_id: str
@@ -157,6 +160,12 @@ class PreflightDecision:
     message: str = ""
     reserved_by_others: Decimal = Decimal(0)
     reservation: dict[str, Any] | None = None
+    budget: dict[str, Any] | None = None
+
+    @property
+    def budget_short(self) -> bool:
+        """The budget (not the account) is what does not cover the run."""
+        return self.budget is not None and Decimal(self.budget["remaining"]) < self.required
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly dict for XCom: exact decimal strings; the balance without the vendor's payload."""
@@ -176,6 +185,7 @@ class PreflightDecision:
             "message": self.message,
             "reserved_by_others": _exact(self.reserved_by_others),
             "reservation": self.reservation,
+            "budget": self.budget,
         }
 
 
@@ -189,12 +199,15 @@ def decide(
     waiting: bool = False,
     reserved_by_others: Decimal = Decimal(0),
     other_reservations: int = 0,
+    budget: dict[str, Any] | None = None,
 ) -> PreflightDecision:
     """Compare the balance with ``cost + margin``, exactly; exactly enough passes (``>=``).
 
     :param waiting: the decision is a sensor's, whose messages do not suggest waiting with a sensor
     :param reserved_by_others: credits held by other runs' reservations, not usable by this one
     :param other_reservations: how many reservations hold them (for the message)
+    :param budget: the named budget's state this period (``BudgetState.to_dict()``): it must cover
+        ``cost + margin`` too
     """
     with exact_arithmetic():
         required = cost + margin
@@ -209,11 +222,12 @@ def decide(
         required=required,
         available=balance.available,
         shortfall=shortfall,
-        passed=free >= required,
+        passed=free >= required and (budget is None or Decimal(budget["remaining"]) >= required),
         basis=basis,
         checked_at=balance.fetched_at.isoformat(),
         balance=balance.to_dict(),
         reserved_by_others=reserved_by_others,
+        budget=budget,
     )
     held = ""
     if other_reservations or reserved_by_others:
@@ -222,15 +236,47 @@ def decide(
             f" ({_fmt(reserved_by_others)} of it reserved by {other_reservations} other {runs}, "
             f"{_fmt(free)} free)"
         )
+    budget_text = _budget_text(budget, required)
     if decision.passed:
         margin_text = f" + margin {_fmt(margin)}" if margin else ""
         message = (
             f"Enough {balance.vendor_name} credits on connection {conn_id!r}: need {_fmt(required)} "
             f"({basis}{margin_text}), available {_fmt(balance.available)}{held}."
         )
+        if budget_text:
+            message += f" Within the budget: {budget_text}."
+    elif free >= required:  # only the budget is short
+        message = budget_shortfall_message(decision, budget_text, free, waiting=waiting)
     else:
         message = shortfall_message(decision, balance, waiting=waiting, held=held)
+        if budget_text:
+            message = truncate(f"{message} Also, {budget_text}.", MAX_MESSAGE)
     return dataclasses.replace(decision, message=message)
+
+
+def _budget_text(budget: dict[str, Any] | None, required: Decimal) -> str:
+    if budget is None:
+        return ""
+    from airflow_credits_provider.reservations.budgets import BudgetState
+
+    return BudgetState.from_dict(budget).message(required)
+
+
+def budget_shortfall_message(
+    decision: PreflightDecision, budget_text: str, free: Decimal, *, waiting: bool = False
+) -> str:
+    """Explain a run refused by its budget while the account itself has the credits."""
+    assert decision.budget is not None
+    name = decision.budget["name"]
+    parts = [
+        f"Credit budget exhausted: {budget_text}.",
+        f"The account itself has {_fmt(free)} credits free (connection {decision.conn_id!r}).",
+    ]
+    advice = (
+        "Raise the budget's cap (`airflow-credits budgets set " + name + " --cap ...`), lower the job's size"
+    )
+    parts.append(advice + (", or wait for the renewal." if not waiting else "."))
+    return truncate(" ".join(parts), MAX_MESSAGE)
 
 
 def shortfall_message(

@@ -86,6 +86,8 @@ def get_provider_info() -> dict[str, Any]:
         # Loaded through the airflow.plugins entry point; named here too for `airflow providers plugins`
         # and for deployments that turn lazy provider discovery off (Airflow skips the duplicate).
         "plugins": [{"name": "credits", "plugin-class": "airflow_credits_provider.ui.plugin.CreditsPlugin"}],
+        # Airflow 3.2+: `airflow credits budgets ...` (older versions ignore the key; use airflow-credits)
+        "cli": ["airflow_credits_provider.airflow_cli.get_cli_commands"],
         "config": {
             "credits": {
                 "description": "Where the Credits pages in Airflow's UI read history, holds and spend "

@@ -34,6 +34,7 @@ PREFLIGHT_TEMPLATE_FIELDS = (
     "margin_percent",
     "reservation_conn_id",
     "account",
+    "budget",
 )
 
 #: Seconds a balance shared under the reservation lock may be reused by the one-shot operator.
@@ -70,6 +71,7 @@ class PreflightArgs:
         reserve: bool = False,
         reservation_conn_id: str | None = None,
         account: str | None = None,
+        budget: str | None = None,
         reservation_ttl: timedelta | float = DEFAULT_RESERVATION_TTL,
         reservation_table: str | None = None,
         reservation_schema: str | None = None,
@@ -83,10 +85,15 @@ class PreflightArgs:
             raise ValueError(f"Task {self.task_id!r}: pass exactly one of estimated_cost or units.")
         if units is not None and unit_cost is None and validation_type is None:
             raise ValueError(f"Task {self.task_id!r}: with units, pass unit_cost or validation_type.")
+        if budget is not None:
+            reserve = True  # a budget is enforced by the reservation's transaction
+            if not isinstance(budget, str) or not budget.strip():
+                raise ValueError(f"Task {self.task_id!r}: budget must be a budget's name, got {budget!r}.")
         if reserve and not reservation_conn_id:
             raise ValueError(
-                f"Task {self.task_id!r}: reserve=True needs reservation_conn_id, a SQL connection "
-                "(PostgreSQL, MySQL/MariaDB or SQLite) where reservations are kept."
+                f"Task {self.task_id!r}: {'budget=' + repr(budget) if budget else 'reserve=True'} needs "
+                "reservation_conn_id, a SQL connection (PostgreSQL, MySQL/MariaDB or SQLite) where "
+                "reservations and budgets are kept."
             )
         ttl = (
             reservation_ttl if isinstance(reservation_ttl, timedelta) else timedelta(seconds=reservation_ttl)
@@ -108,6 +115,7 @@ class PreflightArgs:
         self.reserve = reserve
         self.reservation_conn_id = reservation_conn_id
         self.account = account
+        self.budget = budget
         self.reservation_ttl = ttl
         self.reservation_table = reservation_table
         self.reservation_schema = reservation_schema
@@ -158,8 +166,9 @@ class PreflightArgs:
     ) -> PreflightDecision:
         """Compare ``balance`` with an estimate already made; log it and push it to XCom once.
 
-        :param reserved: with ``reserve=True``, what the reservation attempt found: ``held_by_others``,
-            ``others`` and the ``reservation`` taken (``None``: none, as it did not fit)
+        :param reserved: with ``reserve=True``, what the reservation attempt found
+            (:meth:`ReserveResult.to_dict`): ``held_by_others``, ``others``, the ``reservation`` taken
+            (``None``: none, as it did not fit) and the ``budget``'s state
         """
         import dataclasses
         from decimal import Decimal
@@ -175,6 +184,7 @@ class PreflightArgs:
             waiting=self.waits_for_credits,
             reserved_by_others=Decimal(reserved["held_by_others"]) if reserved else Decimal(0),
             other_reservations=int(reserved["others"]) if reserved else 0,
+            budget=reserved.get("budget") if reserved else None,
         )
         if reserved is not None:
             if decision.passed != (reserved["reservation"] is not None):  # cannot happen: same arithmetic
@@ -243,6 +253,7 @@ class PreflightArgs:
         One transaction under the account's lock (see :class:`~airflow_credits_provider.reservations.
         ReservationStore`); the threshold checks and the XCom push run after it commits.
         """
+        from airflow_credits_provider.errors import BudgetError, CreditPreflightFailed
         from airflow_credits_provider.parsing import exact_arithmetic
         from airflow_credits_provider.reservations import Holder
 
@@ -254,15 +265,19 @@ class PreflightArgs:
             with exact_arithmetic():
                 return cost + margin
 
-        result = self._reservation_store().reserve(
-            account=self.account or self.credit_conn_id,
-            credit_conn_id=self.credit_conn_id,
-            holder=Holder.from_context(context),
-            amount_for=amount_for,
-            fetch_balance=self._fetch_balance,
-            ttl=self.reservation_ttl,
-            max_age=max_age,
-        )
+        try:
+            result = self._reservation_store().reserve(
+                account=self.account or self.credit_conn_id,
+                credit_conn_id=self.credit_conn_id,
+                holder=Holder.from_context(context),
+                amount_for=amount_for,
+                fetch_balance=self._fetch_balance,
+                ttl=self.reservation_ttl,
+                max_age=max_age,
+                budget=self.budget,
+            )
+        except BudgetError as exc:  # an unknown budget, or one on another account: retrying cannot help
+            raise CreditPreflightFailed(f"Task {self.task_id!r}: {exc}") from None
         account = self.account or self.credit_conn_id
         for expired in result.expired:
             self.log.warning(
@@ -270,12 +285,7 @@ class PreflightArgs:
             )
         self._check_thresholds(context, result.balance)
         cost, margin, basis = made[0]
-        reserved = {
-            "held_by_others": str(result.held_by_others),
-            "others": result.others,
-            "reservation": result.reservation.to_dict() if result.reservation else None,
-        }
-        decision = self._record(context, result.balance, cost, margin, basis, reserved)
+        decision = self._record(context, result.balance, cost, margin, basis, result.to_dict())
         if result.reservation is not None:
             self.log.info(
                 "%s %s credits on account %r until %s (reservation %s)",
@@ -334,6 +344,9 @@ class CreditPreflightOperator(PreflightArgs, BaseOperator):
         holding the reservation tables, created on first use (templated)
     :param account: the account reservations are held against (default: ``credit_conn_id``; name one
         when several connections share a vendor account) (templated)
+    :param budget: the credit budget this run draws on (see docs/budgets.md); implies ``reserve=True``.
+        The check then passes only if the budget's remaining credits this period cover ``cost + margin``
+        too. An unknown budget, or one on another account, fails the task at once (templated)
     :param reservation_ttl: how long a reservation holds unless released (``timedelta`` or seconds;
         default 6 hours): longer than the spending work can run
     :param reservation_table: the reservations table (default ``credit_reservations``; its lock table is

@@ -135,6 +135,26 @@ class BudgetState:
             f"this run needs {grouped_amount(amount)}"
         )
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BudgetState:
+        """The inverse of :meth:`to_dict` (a trigger event's, an XCom's)."""
+        budget = Budget(
+            data["name"],
+            data["account"],
+            Decimal(data["cap"]),
+            data["period"],
+            data["timezone"],
+            data.get("description") or "",
+        )
+        return cls(
+            budget,
+            datetime.fromisoformat(data["period_start"]),
+            datetime.fromisoformat(data["period_end"]),
+            Decimal(data["spent"]),
+            Decimal(data["held"]),
+            int(data.get("holders") or 0),
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly (XCom, trigger events, the Credits pages)."""
         return {

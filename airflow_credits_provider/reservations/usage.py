@@ -3,8 +3,11 @@
 A usage row records who held what and what the account's balance did meanwhile (see
 :class:`UsageRecord` for how ``spent`` is worked out). What a budget spent in a period is read from
 these rows (:func:`budget_spend`): each counts in the period it was *reserved* in, as its ``spent``
-when known (exact, or an upper bound when runs overlapped) and as its full reserved amount when not
-(an expired reservation, or a balance that rose meanwhile).
+when known (exact, or an upper bound when runs overlapped) and as its full reserved amount when the
+balance rose meanwhile (a top-up hid the run's spend). An expired reservation (its run was killed and
+never released) stops counting at its TTL, as it does on the account: its spend is unknown, and
+charging it in full would lock a team out for the rest of the period for a run that may have spent
+nothing; ``budgets usage`` counts such runs as unmeasured.
 """
 
 from __future__ import annotations
@@ -117,8 +120,9 @@ def usage_record(
     return UsageRecord(r, outcome, after.available, drop, drop <= r.amount, 0, at)
 
 
-#: What one usage row counts against its budget: its spend when known, else all it reserved.
-BUDGET_CHARGE = "COALESCE({spent}, {reserved})"
+#: What one usage row counts against its budget: its spend when known, else all it reserved; an
+#: expired reservation nothing (see the module's docstring).
+BUDGET_CHARGE = "CASE WHEN {outcome} = 'expired' THEN 0 ELSE COALESCE({spent}, {reserved}) END"
 
 
 def budget_spend(cur: Any, usage: WarehouseTable, budget: str, start: datetime, end: datetime) -> Decimal:
@@ -128,7 +132,7 @@ def budget_spend(cur: Any, usage: WarehouseTable, budget: str, start: datetime, 
     decimal text, so its rows are summed here (its ``SUM`` would round through a float).
     """
     e, p = usage._escape, usage.param()
-    charge = BUDGET_CHARGE.format(spent=e("spent"), reserved=e("reserved"))
+    charge = BUDGET_CHARGE.format(outcome=e("outcome"), spent=e("spent"), reserved=e("reserved"))
     where = f"{e('budget')} = {p} AND {e('reserved_at')} >= {p} AND {e('reserved_at')} < {p}"
     params = usage.adapt((budget, start, end))
     if usage.dialect_name == "sqlite":

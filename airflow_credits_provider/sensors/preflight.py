@@ -113,7 +113,7 @@ class CreditPreflightSensor(PreflightArgs, BaseSensorOperator):
             decision = self._decide(context, balance)
         if decision.passed:
             return PokeReturnValue(is_done=True, xcom_value=decision.to_dict())
-        self._plan_reset_wait(decision, balance, self._poke_deadline)
+        self._plan_waits(decision, balance, self._poke_deadline)
         return False
 
     def _balance_max_age(self) -> float:
@@ -132,34 +132,83 @@ class CreditPreflightSensor(PreflightArgs, BaseSensorOperator):
                 start = first
         return start + timedelta(seconds=self.timeout)
 
+    def _plan_waits(
+        self, decision: PreflightDecision, balance: CreditBalance, deadline: DateTime | None
+    ) -> DateTime | None:
+        """When to check next: the later of the budget's and the vendor's renewal, when they can help.
+
+        The budget's renewal counts when only it can make room; the vendor's with ``wait_for_reset``.
+        Either coming after the deadline fails the task at once (``soft_fail``: skips it).
+        """
+        budget = self._plan_budget_wait(decision, deadline)
+        reset = self._plan_reset_wait(decision, balance, deadline)
+        times = [t for t in (budget, reset) if t is not None]
+        if not times:
+            return None
+        until = max(times)
+        if self.deferrable:
+            return until
+        if self.reschedule:
+            from airflow_credits_provider.compat import AirflowRescheduleException
+
+            raise AirflowRescheduleException(until)
+        self._quiet_until = until
+        return until
+
+    def _plan_budget_wait(self, decision: PreflightDecision, deadline: DateTime | None) -> DateTime | None:
+        """The budget's renewal when only it can make room (its spend this period alone leaves too little)."""
+        if not decision.budget_short or decision.budget is None:
+            return None
+        import pendulum
+
+        from airflow_credits_provider.reservations.budgets import BudgetState, renewal_text
+
+        state = BudgetState.from_dict(decision.budget)
+        if not state.only_renewal_helps(decision.required):
+            return None  # the budget's other runs hold credits they may not spend: keep trying
+        name = state.budget.name
+        if decision.required > state.budget.cap:
+            self._cannot_wait(
+                f"This run needs {decision.required} credits, more than budget {name!r}'s whole cap per "
+                f"{state.budget.period}: no renewal can cover it. {decision.message}"
+            )
+        renews = pendulum.instance(state.period_end).in_timezone("UTC")
+        if deadline is not None and renews > deadline:
+            self._cannot_wait(
+                f"Budget {name!r} renews at {renewal_text(state.period_end)}, after this sensor's deadline "
+                f"{deadline.isoformat()}: waiting cannot succeed. {decision.message}"
+            )
+        self.log.info("Waiting for budget %r to renew at %s", name, renewal_text(state.period_end))
+        return renews
+
+    def _cannot_wait(self, message: str) -> None:
+        from airflow_credits_provider.compat import AirflowSkipException
+        from airflow_credits_provider.errors import CreditPreflightFailed
+
+        if self.soft_fail:
+            raise AirflowSkipException(message)
+        raise CreditPreflightFailed(message)
+
     def _plan_reset_wait(
         self, decision: PreflightDecision, balance: CreditBalance, deadline: DateTime | None
     ) -> DateTime | None:
-        """With ``wait_for_reset``, return when to check next, or fail when the renewal is too late."""
+        """With ``wait_for_reset``, the vendor's renewal when it can help; fail when it is too late."""
         if not self.wait_for_reset or balance.next_reset_at is None:
             return None
-        from airflow_credits_provider.compat import AirflowRescheduleException, AirflowSkipException
         from airflow_credits_provider.decision import balance_after_reset
-        from airflow_credits_provider.errors import CreditPreflightFailed
 
+        if decision.budget_short and decision.available - decision.reserved_by_others >= decision.required:
+            return None  # the account has the credits: only the budget is short
         reset = balance.next_reset_at
         after = balance_after_reset(balance)
         if after is not None and after < decision.required:
             return None  # the renewal will not cover it: only a top-up can, so keep polling
         if deadline is not None and reset > deadline:
-            message = (
+            self._cannot_wait(
                 f"Credits renew at {reset.isoformat()}, after this sensor's deadline "
                 f"{deadline.isoformat()}: waiting cannot succeed. {decision.message}"
             )
-            if self.soft_fail:
-                raise AirflowSkipException(message)
-            raise CreditPreflightFailed(message)
         self.log.info("Waiting for the credit renewal at %s instead of polling", reset.isoformat())
-        if self.deferrable:
-            return reset
-        if self.reschedule:
-            raise AirflowRescheduleException(reset)
-        self._quiet_until = reset
         return reset
 
     # -- deferrable ---------------------------------------------------------------------------------
@@ -175,7 +224,7 @@ class CreditPreflightSensor(PreflightArgs, BaseSensorOperator):
             return decision.to_dict()
         not_before = None
         if decision is not None and balance is not None:
-            not_before = self._plan_reset_wait(decision, balance, deadline)
+            not_before = self._plan_waits(decision, balance, deadline)
             cost, margin, basis = decision.cost, decision.margin, decision.basis
         else:
             assert estimate is not None  # without a balance, the estimate was made before the call
@@ -209,6 +258,7 @@ class CreditPreflightSensor(PreflightArgs, BaseSensorOperator):
                     "ttl": self.reservation_ttl.total_seconds(),
                     "max_age": self._balance_max_age(),
                     "store": self._store_options(),
+                    "budget": self.budget,
                 },
                 **trigger_kwargs,
             )

@@ -148,7 +148,7 @@ class CreditBalanceTrigger(BaseTrigger):
                 if event is not None:
                     yield event
                     return
-                await self._sleep(self.poll_interval, deadline)
+                await self._sleep(self.next_wait(), deadline)
         finally:
             await poller.release()
 
@@ -167,6 +167,10 @@ class CreditBalanceTrigger(BaseTrigger):
             self.poll_interval,
         )
         return None
+
+    def next_wait(self) -> float:
+        """Seconds until the next check after one that found too few credits."""
+        return float(self.poll_interval)
 
     async def _sleep(self, seconds: float, deadline: DateTime | None) -> None:
         """Wait ``seconds``, but not past ``deadline``."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow_credits_provider.triggers.balance import CreditBalanceTrigger
+from airflow_credits_provider.triggers.balance import CreditBalanceTrigger, _parse
 
 if TYPE_CHECKING:
     from decimal import Decimal
@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 
     from airflow_credits_provider.models import CreditBalance
     from airflow_credits_provider.reservations import ReservationStore, ReserveResult
+    from airflow_credits_provider.reservations.budgets import BudgetState
     from airflow_credits_provider.triggers.poller import SharedBalancePoller
 
 
@@ -37,6 +38,7 @@ class CreditReservationTrigger(CreditBalanceTrigger):
         super().__init__(**kwargs)
         self.reservation = reservation
         self._store: ReservationStore | None = None
+        self._quiet_until: Any = None
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Class path and primitive kwargs (no key: connections are resolved by id)."""
@@ -54,13 +56,11 @@ class CreditReservationTrigger(CreditBalanceTrigger):
                     "status": "success",
                     "balance": result.balance.to_dict(),
                     "estimate": self.estimate,
-                    "reserved": {
-                        "held_by_others": str(result.held_by_others),
-                        "others": result.others,
-                        "reservation": result.reservation.to_dict(),
-                    },
+                    "reserved": result.to_dict(),
                 }
             )
+        if result.budget is not None and result.free >= required:
+            return self._budget_short(result.budget, required)
         self.log.info(
             "%s: %s credits available, %s reserved by %s other run(s), %s required; trying again in %ss",
             self.reservation["account"],
@@ -71,6 +71,36 @@ class CreditReservationTrigger(CreditBalanceTrigger):
             self.poll_interval,
         )
         return None
+
+    def _budget_short(self, state: BudgetState, required: Decimal) -> TriggerEvent | None:
+        """Only the budget is short: wait for its renewal when only that can help, or end the wait."""
+        import pendulum
+        from airflow.triggers.base import TriggerEvent
+
+        from airflow_credits_provider.reservations.budgets import renewal_text
+
+        self._quiet_until = None
+        text = f"{self.reservation['account']}: {state.message(required)}"
+        if not state.only_renewal_helps(required):
+            self.log.info(
+                "%s; other runs of the budget hold credits, trying again in %ss", text, self.poll_interval
+            )
+            return None
+        renews = pendulum.instance(state.period_end).in_timezone("UTC")
+        deadline = _parse(self.deadline)
+        if required > state.budget.cap or (deadline is not None and renews > deadline):
+            why = "more than its whole cap" if required > state.budget.cap else "it renews after the deadline"
+            return TriggerEvent({"status": "error", "message": f"Waiting cannot succeed ({why}): {text}."})
+        self.log.info("%s; waiting for the renewal at %s", text, renewal_text(state.period_end))
+        self._quiet_until = renews
+        return None
+
+    def next_wait(self) -> float:
+        """Until the budget renews when only that can help, else the poll interval."""
+        if self._quiet_until is None:
+            return float(self.poll_interval)
+        left = (self._quiet_until - self.clock.now()).total_seconds()
+        return max(float(self.poll_interval), float(left))
 
     def _try_reserve(self, required: Decimal) -> ReserveResult:
         """One reservation attempt (blocking: database and, when the shared balance is stale, the vendor)."""
@@ -90,6 +120,7 @@ class CreditReservationTrigger(CreditBalanceTrigger):
             fetch_balance=self._fetch_balance,
             ttl=timedelta(seconds=float(spec["ttl"])),
             max_age=float(spec["max_age"]),
+            budget=spec.get("budget"),
         )
 
     def _fetch_balance(self) -> CreditBalance:

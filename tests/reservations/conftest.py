@@ -40,7 +40,13 @@ def reservation_tables(
         monkeypatch.setenv(f"AIRFLOW_CONN_{RESERVATION_DB.upper()}", conn_json(mysql_uri()))
     names = {"table": unique_table("res"), "usage_table": unique_table("usage")}
     yield names
-    drop(RESERVATION_DB, names["table"], f"{names['table']}_accounts", names["usage_table"])
+    drop(
+        RESERVATION_DB,
+        names["table"],
+        f"{names['table']}_accounts",
+        f"{names['table']}_budgets",
+        names["usage_table"],
+    )
 
 
 @pytest.fixture
