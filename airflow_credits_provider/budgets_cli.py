@@ -124,16 +124,16 @@ def add_budgets_parser(commands: Any) -> None:
 
 def run(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
     """Run a handler; budget errors exit 2, database errors 1, each with one line on standard error."""
-    import logging
+    import contextlib
 
     from airflow_credits_provider.errors import CreditConnectionConfigError, CreditProviderError
 
     if not hasattr(args, "out"):
         args.out = sys.stdout
-    # common-sql logs every statement at INFO: keep the commands' output to what they did.
-    logging.getLogger("airflow.task.hooks").setLevel(logging.WARNING)
     try:
-        return handler(args)
+        # Airflow may log to standard output (statements, settings): only the results go there.
+        with contextlib.redirect_stdout(sys.stderr):
+            return handler(args)
     except CreditConnectionConfigError as exc:  # budgets, connections, names: bad input
         print(f"error: {exc}", file=sys.stderr)
         return 2

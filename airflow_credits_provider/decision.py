@@ -275,7 +275,7 @@ def budget_shortfall_message(
     advice = (
         "Raise the budget's cap (`airflow-credits budgets set " + name + " --cap ...`), lower the job's size"
     )
-    parts.append(advice + (", or wait for the renewal." if not waiting else "."))
+    parts.append(advice + ("." if waiting else ", or wait for its renewal with CreditPreflightSensor."))
     return truncate(" ".join(parts), MAX_MESSAGE)
 
 

@@ -317,9 +317,7 @@ def test_a_dag_runs_once_per_arrival_of_credits_through_the_triggerer(
         return _run_states(home, ARRIVAL_DAG)
 
     def wait_runs(count: int) -> None:
-        wait_for(
-            lambda: len(runs()) == count and all(r == "success" for r in runs()), 180, f"{count} run(s)"
-        )
+        wait_for(lambda: len(runs()) == count and all(r == "success" for r in runs()), 180, f"{count} run(s)")
 
     set_credits(100)
     wait_for(

@@ -94,6 +94,7 @@ def _budget(path: Path, line: int, node: Any) -> Budget:
             f"{'list' if isinstance(node, yaml.SequenceNode) else 'single value'}."
         )
     fields: dict[str, Any] = {}
+    lines: dict[str, int] = {}
     for key, value in node.value:
         at = key.start_mark.line + 1
         if not isinstance(key, yaml.ScalarNode) or key.value not in FIELDS:
@@ -104,10 +105,28 @@ def _budget(path: Path, line: int, node: Any) -> Budget:
         if value.tag.endswith(":null"):
             continue
         fields[key.value] = value.value  # the text as written: exact amounts, names kept as text
+        lines[key.value] = at
     missing = [f for f in _REQUIRED if f not in fields]
     if missing:
         raise BudgetFileError(f"{path} line {line}: the budget lacks {', '.join(missing)}.")
     try:
         return Budget.parse(**fields)
     except InvalidBudgetError as exc:
-        raise BudgetFileError(f"{path} line {line}: {exc}") from None
+        raise BudgetFileError(f"{path} line {_line_of(str(exc), lines, line)}: {exc}") from None
+
+
+#: How a field's problem is worded (see :meth:`Budget.parse`), to name the line of that field.
+_WORDING = {
+    "cap": ("cap ",),
+    "period": ("period",),
+    "timezone": ("time zone", "timezone"),
+    "account": ("account ",),
+}
+
+
+def _line_of(message: str, lines: dict[str, int], default: int) -> int:
+    problem = message.split(": ", 1)[-1]
+    for name, words in _WORDING.items():
+        if name in lines and problem.startswith(words + tuple(f"unknown {w}" for w in words)):
+            return lines[name]
+    return default

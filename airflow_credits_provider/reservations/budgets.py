@@ -146,10 +146,13 @@ class BudgetState:
             data["timezone"],
             data.get("description") or "",
         )
+        from zoneinfo import ZoneInfo
+
+        zone = ZoneInfo(budget.timezone)
         return cls(
             budget,
-            datetime.fromisoformat(data["period_start"]),
-            datetime.fromisoformat(data["period_end"]),
+            datetime.fromisoformat(data["period_start"]).astimezone(zone),
+            datetime.fromisoformat(data["period_end"]).astimezone(zone),
             Decimal(data["spent"]),
             Decimal(data["held"]),
             int(data.get("holders") or 0),

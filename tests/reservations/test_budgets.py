@@ -129,7 +129,7 @@ def test_a_budget_file_is_read_exactly_and_a_bad_one_names_its_line(tmp_path: Pa
     )
     bad = tmp_path / "bad.yaml"
     bad.write_text(GOOD_YAML.replace("cap: 20000", "cap: -20000"))
-    with pytest.raises(BudgetFileError, match=r"bad.yaml line 7: Budget 'sales': cap must not be negative"):
+    with pytest.raises(BudgetFileError, match=r"bad.yaml line 9: Budget 'sales': cap must not be negative"):
         load_budgets(bad)
     twice = tmp_path / "twice.yaml"
     twice.write_text(GOOD_YAML.replace("name: sales", "name: growth"))
