@@ -7,7 +7,9 @@ database, medians of interleaved runs: reservations per second (all reservers to
 latency of one reservation, for two balance policies:
 
 - ``max_age=0``: every reservation fetches the balance from the vendor under the account's lock;
-- ``max_age=30`` (the operator's default): the balance fetched under the lock is shared for 30 s.
+- ``max_age=30`` (the operator's default): the balance fetched under the lock is shared for 30 s;
+- ``budget, max_age=30``: the same, each reservation also checked against a budget on the account
+  (its spend this period summed from ``credit_usage``, which holds 2,000 ended reservations of it).
 
 The baseline is what a gate without reservations does: the same 8 processes each calling
 ``get_balance()`` (one HTTP request) in a loop; latency ratios are against its p50.
@@ -50,6 +52,7 @@ def _worker(
     hook = get_credit_hook("leadmagic_default")
     store = ReservationStore(sql_hook_for(DB_CONN), table=env["BENCH_TABLE"], usage_table=env["BENCH_USAGE"])
     store.create()
+    budget = "bench-budget" if kind == "budget" else None  # defined by seed_usage()
     latencies: list[float] = []
     start.wait()
     end = time.perf_counter() + seconds
@@ -67,6 +70,7 @@ def _worker(
                 fetch_balance=hook.get_balance,
                 ttl=timedelta(hours=1),
                 max_age=max_age,
+                budget=budget,
             )
             assert result.reservation is not None
         latencies.append(time.perf_counter() - t0)
@@ -97,6 +101,42 @@ def run_once(
     return len(latencies) / seconds, statistics.median(latencies) * 1000, p99 * 1000
 
 
+def seed_usage(table: str, rows: int = 2000) -> None:
+    """The bench budget, and ended reservations of it this month for its spend query to sum."""
+    from datetime import datetime, timezone
+
+    from airflow_credits_provider.reservations import Budget, ReservationStore
+    from airflow_credits_provider.sql.connections import sql_hook_for
+
+    store = ReservationStore(sql_hook_for(DB_CONN), table=table, usage_table=f"{table}_usage")
+    store.create()
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    usage = [
+        (
+            f"seed-{i}",
+            now,
+            "bench",
+            f"seed-{i}",
+            "reserve",
+            -1,
+            "leadmagic_default",
+            "bench",
+            "released",
+            Decimal(1),
+            Decimal(10**12),
+            Decimal(10**12 - 1),
+            Decimal(1),
+            1,
+            0,
+            now,
+            "bench-budget",
+        )
+        for i in range(rows)
+    ]
+    store.usage.upsert(usage)
+    store.budgets.set([Budget.parse(name="bench-budget", account="bench", cap=10**15)])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=5.0)
@@ -116,6 +156,7 @@ def main() -> None:
     contenders = [("balance", "plain get_balance() (no reservation)", 0.0)] + [
         ("reserve", f"reserve, max_age={age:g}", age) for age in (0.0, 30.0)
     ]
+    contenders.append(("budget", "reserve with a budget, max_age=30", 30.0))
     results: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
     multiprocessing.get_context("forkserver").set_forkserver_preload(
         ["airflow_credits_provider.sql.connections", "airflow_credits_provider.hooks.leadmagic"]
@@ -130,6 +171,8 @@ def main() -> None:
                 os.environ[f"AIRFLOW_CONN_{DB_CONN.upper()}"] = conn
                 for kind, name, age in contenders:
                     table = f"bench_res_{db[:2]}_{rep}_{int(age)}_{kind}"
+                    if kind == "budget":
+                        seed_usage(table)
                     results.setdefault((db, name), []).append(
                         run_once(kind, args.reservers, args.seconds, age, table)
                     )
@@ -141,7 +184,7 @@ def main() -> None:
             for rep in range(args.repeat):
                 for kind, _, age in contenders:
                     table = f"bench_res_{db[:2]}_{rep}_{int(age)}_{kind}"
-                    for t in (table, f"{table}_accounts", f"{table}_usage"):
+                    for t in (table, f"{table}_accounts", f"{table}_budgets", f"{table}_usage"):
                         hook.run(f"DROP TABLE IF EXISTS {t}")
 
     runs = f"{args.seconds:g} s runs, medians of {args.repeat}"

@@ -41,6 +41,8 @@ rm -f "$DEMO/warehouse.db"
 export AIRFLOW_CONN_CREDITS_WAREHOUSE="{\"conn_type\": \"sqlite\", \"host\": \"$PWD/$DEMO/warehouse.db\"}"
 rm -f "$DEMO/reservations.db"
 export AIRFLOW_CONN_CREDITS_RESERVATIONS="{\"conn_type\": \"sqlite\", \"host\": \"$PWD/$DEMO/reservations.db\"}"
+"$BIN/airflow-credits" budgets import example_dags/team_budgets.yaml --conn-id credits_reservations
+echo
 if ! "$BIN/python" scripts/run_examples.py "$SANDBOX_URL" "$DEMO/summary.txt" > "$DEMO/examples.log" 2>&1; then
   tail -n 40 "$DEMO/examples.log"
   exit 1
@@ -48,5 +50,7 @@ fi
 cat "$DEMO/summary.txt"
 echo
 "$BIN/airflow-credits" runway localleads_default --sql-conn-id credits_warehouse
+echo
+"$BIN/airflow-credits" budgets list --conn-id credits_reservations
 echo
 echo "Warehouse (SQLite): $DEMO/warehouse.db; credit reservations and usage (SQLite): $DEMO/reservations.db"

@@ -120,6 +120,29 @@ def main() -> int:
         "SELECT dag_id, outcome, reserved, balance_before, balance_after, spent FROM credit_usage"
     ):
         lines.append("   credit_usage: " + ", ".join(str(cell) for cell in row))
+    # Budgets: two teams on the same account (example_dags/team_budgets.yaml, imported by demo.sh).
+    set_state("leadmagic", credits=1000)
+    run(
+        "Budgets: growth (50 a month) reserves 44, spends 40, releases; the budget is charged 40",
+        "example_team_budgets",
+        "example_budget_growth",
+        {"leads": 40},
+        task="reserve_credits",
+    )
+    run(
+        "Budgets: the next growth run needs 11, its budget has 10 left: skipped, the account has plenty",
+        "example_team_budgets",
+        "example_budget_growth",
+        {"leads": 10},
+        task="reserve_credits",
+    )
+    run(
+        "Budgets: sales (30 a week) on the same account is not affected",
+        "example_team_budgets",
+        "example_budget_sales",
+        {"leads": 5},
+        task="reserve_credits",
+    )
     set_state("zerobounce", credits=10)
     lines.append("-- sandbox: in 3 s, zerobounce credits will be topped up to 5000")
     timer = threading.Timer(3.0, set_state, args=("zerobounce",), kwargs={"credits": 5000, "quiet": True})

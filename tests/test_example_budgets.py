@@ -11,7 +11,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import airflow
 import pytest
+from packaging.version import Version
 
 from airflow_credits_provider.reservations import ReservationStore
 from airflow_credits_provider.reservations.budgets import period_bounds
@@ -27,6 +29,7 @@ pytestmark = [pytest.mark.usefixtures("airflow_db"), pytest.mark.integration]
 MODULE = "example_team_budgets"
 BUDGETS_FILE = Path(__file__).parent.parent / "example_dags" / "team_budgets.yaml"
 CLI = shutil.which("airflow-credits", path=str(Path(sys.executable).parent)) or "airflow-credits"
+AIRFLOW_VERSION = Version(airflow.__version__)
 AIRFLOW = shutil.which("airflow", path=str(Path(sys.executable).parent)) or "airflow"
 
 
@@ -135,7 +138,7 @@ def test_a_waiting_sensor_fails_at_once_when_only_a_renewal_after_its_deadline_h
 
 
 @pytest.mark.skipif(
-    not hasattr(__import__("airflow"), "__version__") or __import__("airflow").__version__ < "3.2",
+    AIRFLOW_VERSION < Version("3.2"),
     reason="Airflow's CLI takes provider commands from 3.2 on (airflow-credits works everywhere)",
 )
 def test_airflow_credits_budgets_is_airflows_own_cli_too(store: ReservationStore) -> None:

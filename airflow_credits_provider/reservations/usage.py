@@ -126,19 +126,28 @@ BUDGET_CHARGE = "CASE WHEN {outcome} = 'expired' THEN 0 ELSE COALESCE({spent}, {
 
 
 def budget_spend(cur: Any, usage: WarehouseTable, budget: str, start: datetime, end: datetime) -> Decimal:
-    """Credits ``budget`` spent from reservations made in ``[start, end)`` (naive UTC), exactly.
+    """Credits ``budget`` spent from reservations made in ``[start, end)`` (naive UTC), exactly."""
+    sql, params = budget_spend_query(usage, budget, start, end)
+    cur.execute(sql, params)
+    return sum_charges(cur.fetchall())
+
+
+def budget_spend_query(
+    usage: WarehouseTable, budget: str, start: datetime, end: datetime
+) -> tuple[str, tuple[Any, ...]]:
+    """The query behind :func:`budget_spend`, for :func:`sum_charges` (also what the Credits pages run).
 
     PostgreSQL and MySQL/MariaDB sum their exact decimals in the database; SQLite stores amounts as
-    decimal text, so its rows are summed here (its ``SUM`` would round through a float).
+    decimal text, so its rows are returned one by one and summed here (its ``SUM`` rounds through a float).
     """
     e, p = usage._escape, usage.param()
     charge = BUDGET_CHARGE.format(outcome=e("outcome"), spent=e("spent"), reserved=e("reserved"))
     where = f"{e('budget')} = {p} AND {e('reserved_at')} >= {p} AND {e('reserved_at')} < {p}"
-    params = usage.adapt((budget, start, end))
-    if usage.dialect_name == "sqlite":
-        cur.execute(f"SELECT {charge} FROM {usage.qualified} WHERE {where}", params)
-        with exact_arithmetic():
-            return sum((Decimal(str(row[0])) for row in cur.fetchall()), Decimal(0))
-    cur.execute(f"SELECT SUM({charge}) FROM {usage.qualified} WHERE {where}", params)
-    row = cur.fetchone()
-    return Decimal(0) if row is None or row[0] is None else Decimal(str(row[0]))
+    select = charge if usage.dialect_name == "sqlite" else f"SUM({charge})"
+    return f"SELECT {select} FROM {usage.qualified} WHERE {where}", usage.adapt((budget, start, end))
+
+
+def sum_charges(rows: Any) -> Decimal:
+    """The exact sum of :func:`budget_spend_query`'s rows (``NULL``: nothing)."""
+    with exact_arithmetic():
+        return sum((Decimal(str(row[0])) for row in rows if row[0] is not None), Decimal(0))

@@ -14,7 +14,7 @@ Every route requires an authenticated user and filters by Airflow's permissions
 from __future__ import annotations
 
 import time
-from datetime import datetime
+from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from typing import TYPE_CHECKING, Annotated, Any
@@ -224,8 +224,9 @@ def _templates() -> jinja2.Environment:
         if not value:
             return ""
         moment = datetime.fromisoformat(str(value))
-        text = f"{moment:%Y-%m-%d %H:%M}"
-        return f"{text} UTC" if moment.utcoffset() is not None else text
+        if moment.utcoffset() is None:
+            return f"{moment:%Y-%m-%d %H:%M}"
+        return f"{moment.astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC"
 
     def spark(values: list[str]) -> Markup:
         from airflow_credits_provider.ui.charts import sparkline

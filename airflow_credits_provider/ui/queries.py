@@ -408,3 +408,62 @@ def _dec(value: Any) -> Decimal:
 
 def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
+
+
+def budget_states(
+    hook: Any,
+    table: str,
+    schema: str | None,
+    usage_table: str,
+    accounts: Sequence[str],
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """The budgets drawing on ``accounts`` this period: cap, spent, held, remaining (read only).
+
+    The same rule as the reservation's check (:mod:`airflow_credits_provider.reservations.usage`): spent
+    from ``credit_usage`` in the budget's current period, held by its active reservations within TTL.
+    """
+    from airflow_credits_provider.reservations.budgets import BudgetState, to_utc_naive
+    from airflow_credits_provider.reservations.models import BUDGETS_SUFFIX, RESERVATION_COLUMNS
+    from airflow_credits_provider.reservations.registry import BUDGET_COLUMNS, _budget
+    from airflow_credits_provider.reservations.usage import USAGE_COLUMNS, budget_spend_query, sum_charges
+
+    if not accounts:
+        return []
+    budgets = WarehouseTable(hook, f"{table}{BUDGETS_SUFFIX}", schema or None, BUDGET_COLUMNS, ("name",))
+    p = budgets.param()
+    rows = hook.get_records(
+        "SELECT name, account, cap, period, timezone, description FROM "
+        f"{budgets.qualified} WHERE account IN ({', '.join([p] * len(accounts))}) ORDER BY name",
+        parameters=tuple(accounts),
+    )
+    if not rows:
+        return []
+    reservations = WarehouseTable(hook, table, schema or None, RESERVATION_COLUMNS, ("reservation_id",))
+    usage = WarehouseTable(
+        hook, usage_table, schema or None, USAGE_COLUMNS, ("reservation_id", "reserved_at")
+    )
+    held: dict[tuple[str, str], list[Decimal]] = {}
+    if "budget" in reservations.existing_columns():
+        q = reservations.param()
+        for name, account, amount in hook.get_records(
+            f"SELECT budget, account, amount FROM {reservations.qualified} WHERE status = {q} "
+            f"AND expires_at > {q} AND budget IS NOT NULL",
+            parameters=reservations.adapt(("active", to_naive_utc(now))),
+        ):
+            held.setdefault((str(name), str(account)), []).append(Decimal(str(amount)))
+    result = []
+    for row in rows:
+        spec = _budget(row)
+        start, end = spec.period_bounds(now)
+        sql, params = budget_spend_query(usage, spec.name, to_utc_naive(start), to_utc_naive(end))
+        spent = (
+            sum_charges(hook.get_records(sql, parameters=params))
+            if "budget" in usage.existing_columns()
+            else Decimal(0)
+        )
+        amounts = held.get((spec.name, spec.account), [])
+        state = BudgetState(spec, start, end, spent, sum(amounts, Decimal(0)), len(amounts))
+        used = (state.spent + state.held) / spec.cap * 100 if spec.cap else Decimal(100)
+        result.append({**state.to_dict(), "used_percent": float(min(used, Decimal(100)))})
+    return result

@@ -205,6 +205,37 @@ class Sources:
             fills=_RESERVATIONS_FILL,
         )
 
+    def budgets(self, accounts: list[str]) -> list[dict[str, Any]] | None:
+        """The budgets drawing on ``accounts`` (none, and no note, when no budget was ever defined)."""
+        from airflow_credits_provider.ui.queries import budget_states
+
+        s = self.settings
+        if not s.reservations_conn_id:
+            return None
+        try:
+            hook = self.hook(s.reservations_conn_id)
+        except NothingLandedYet:
+            return None
+        if hook is None:
+            return None
+        try:
+            return budget_states(
+                hook,
+                s.reservations_table,
+                s.reservations_schema,
+                s.usage_table,
+                sorted(set(accounts)),
+                datetime.now(timezone.utc),
+            )
+        except Exception as exc:
+            if is_missing_table(exc):
+                return _NO_ROWS  # budgets are optional: no table, no budget, nothing to say
+            log.warning("Credits page: reading budgets failed: %s", type(exc).__name__)
+            self._notices[
+                one_line(f"Cannot read the budgets: {exc}", self._passwords.get(s.reservations_conn_id))
+            ] = None
+            return None
+
 
 def with_sources(settings: CreditsSettings, parts: Callable[[Sources], T]) -> T:
     """``parts(sources)`` with the page's SQL sources, closed afterwards."""
@@ -376,6 +407,7 @@ async def account(
             if usage is not None:
                 part["usage_by_dag"] = [u for u in usage if u["dag_id"] in dags]
                 part["hidden_usage_dags"] = len(usage) - len(part["usage_by_dag"])
+        part["budgets"] = sources.budgets([conn_id, *{r["account"] for r in (active or [])}])
         part["notes"] = settings_notes(settings) + sources.notes
         part["notices"] = sources.notices
         return part

@@ -175,6 +175,26 @@ def start_ui_stack(tmp: Path, sandbox: SandboxServer) -> UiStack:
     )
     conns_file.unlink()
     _seed_history(home)
+    # The budget the test DAGs draw on, made as a user makes it: the reservation database is
+    # [credits] reservations_conn_id, a connection only the metadata database holds.
+    subprocess.run(
+        [
+            str(Path(sys.executable).parent / "airflow-credits"),
+            "budgets",
+            "set",
+            "ui-team",
+            "--account",
+            "leadmagic_default",
+            "--cap",
+            "500",
+            "--timezone",
+            "Europe/Berlin",
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=180,
+    )
     log = tmp / "api-server.log"
     with log.open("w") as out:
         proc = subprocess.Popen(

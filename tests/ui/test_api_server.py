@@ -6,10 +6,11 @@ weeks of snapshots, reservations made by real ``airflow dags test`` runs, served
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -193,6 +194,30 @@ def test_a_hold_shows_on_the_overview_the_account_and_its_run(
     only_task = ui_stack.get(f"api/runs/credits_ui_hold/{quote(run_id)}?task_id=other", "viewer").json()
     assert only_task["decisions"] == []
     assert only_task["reservations"] == []
+
+
+def test_an_accounts_budgets_show_spend_against_cap(ui_stack: UiStack, runs: dict[str, str]) -> None:
+    """ui-team (cap 500): the private run spent 5 and released; credits_ui_hold holds 44 per run."""
+    page = ui_stack.get("api/accounts/leadmagic_default", "op").json()
+    [budget] = page["budgets"]
+    held = [r for r in page["reservations"] if r["budget"] == "ui-team"]
+    assert held
+    assert (budget["name"], budget["cap"], budget["period"], budget["timezone"]) == (
+        "ui-team",
+        "500",
+        "month",
+        "Europe/Berlin",
+    )
+    assert budget["spent"] == "5"
+    assert Decimal(budget["held"]) == sum(Decimal(r["amount"]) for r in held)
+    assert Decimal(budget["remaining"]) == 500 - 5 - Decimal(budget["held"])
+    renews = datetime.fromisoformat(budget["period_end"])  # the next first of the month, midnight in Berlin
+    assert (renews.day, renews.hour, renews.minute) == (1, 0, 0)
+    assert renews.utcoffset() == ZoneInfo("Europe/Berlin").utcoffset(renews.replace(tzinfo=None))
+    html = ui_stack.get("accounts/leadmagic_default", "op").text
+    assert '<table id="budgets">' in html
+    assert "ui-team" in html
+    assert ui_stack.get("api/accounts/leadmagic_default", "viewer").status_code == 403
 
 
 def test_private_dags_are_filtered_by_dag_permission(ui_stack: UiStack, runs: dict[str, str]) -> None:

@@ -4,6 +4,9 @@
   stays until its TTL): the Credits pages must show it.
 - ``private_credits_ui_spend`` reserves 30, spends 5 credits (five LeadMagic lookups) and releases,
   recording its usage; only admins may read it (tests.ui.auth.PrivateDagsAuthManager).
+
+Both draw on the budget ``ui-team`` (cap 500 a month, Berlin time), which the stack defines with the
+real ``airflow-credits budgets set``.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ with DAG("credits_ui_hold", schedule=None, start_date=START, catchup=False):
         task_id="reserve_credits",
         credit_conn_id="leadmagic_default",
         estimated_cost=44,
-        reserve=True,
+        budget="ui-team",
         reservation_conn_id=RESERVATIONS,
     )
 
@@ -46,7 +49,7 @@ with DAG("private_credits_ui_spend", schedule=None, start_date=START, catchup=Fa
         task_id="reserve_credits",
         credit_conn_id="leadmagic_default",
         estimated_cost=30,
-        reserve=True,
+        budget="ui-team",
         reservation_conn_id=RESERVATIONS,
     )
     release = CreditReleaseOperator(
