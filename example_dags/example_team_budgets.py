@@ -9,9 +9,10 @@ month (Berlin time) and sales ops 30 a week (New York time). The budgets are def
 - ``example_budget_growth``: ``CreditPreflightOperator(budget="growth", on_insufficient="skip")``:
   a run its budget cannot cover is skipped, with the budget's state in the message, even though the
   account could pay.
-- ``example_budget_sales``: ``CreditPreflightSensor(budget="sales")``: waits while the budget's other
-  runs hold credits, sleeps until the budget renews when only that can help, and fails at once when
-  the renewal comes after its deadline (or the run needs more than the whole cap).
+- ``example_budget_sales``: ``CreditPreflightSensor(budget="sales", deferrable=True)``: waits in the
+  triggerer while the budget's other runs hold credits, sleeps until the budget renews when only that
+  can help, and fails at once when the renewal comes after its deadline (or the run needs more than the
+  whole cap).
 
 Each run reserves ``leads + 10 %`` (a budget implies a reservation) and releases it after the work,
 recording what it spent against the budget. Run offline against the sandbox: ``make demo``.
@@ -96,7 +97,7 @@ with _dag("example_budget_sales", "sales") as sales:
         budget="sales",
         reservation_conn_id=RESERVATIONS_CONN_ID,
         account=ACCOUNT,
-        mode="reschedule",
+        deferrable=True,  # waits in the triggerer, holding no worker slot
         poke_interval=POKE_INTERVAL,
         timeout=6 * 3600,
     )

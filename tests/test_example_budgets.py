@@ -137,6 +137,34 @@ def test_a_waiting_sensor_fails_at_once_when_only_a_renewal_after_its_deadline_h
     assert store.active("leadmagic_shared") == []
 
 
+def test_the_deferrable_sensor_takes_budget_credits_another_run_gives_back(
+    connections: SandboxServer, store: ReservationStore
+) -> None:
+    """Another sales run holds 25 of the 30 (and is killed): the trigger waits, then reserves at its TTL."""
+    from airflow_credits_provider.hooks.resolve import get_credit_hook
+    from airflow_credits_provider.reservations import Holder
+
+    assert budgets_cli("import", str(BUDGETS_FILE)).returncode == 0
+    connections.state.leadmagic.credits = Decimal(1000)
+    other = store.reserve(
+        account="leadmagic_shared",
+        credit_conn_id="leadmagic_default",
+        holder=Holder("example_budget_sales", "killed_run", "reserve_credits"),
+        amount_for=lambda _b: Decimal(25),
+        fetch_balance=get_credit_hook("leadmagic_default").get_balance,
+        ttl=timedelta(seconds=3),
+        budget="sales",
+    )
+    assert other.reservation is not None
+    run = load_dag(MODULE, "example_budget_sales").test(run_conf={"leads": 10})  # 11 > 30 - 25 held
+    assert states(run)["release_credits"] == "success"
+    decision = xcom(run, "reserve_credits", "credit_preflight")
+    assert decision["passed"] is True
+    assert decision["budget"]["held"] == "0"  # the killed run's hold expired; nothing charged for it
+    assert decision["budget"]["spent"] == "0"
+    assert store.budget_state("sales").spent == 10
+
+
 @pytest.mark.skipif(
     AIRFLOW_VERSION < Version("3.2"),
     reason="Airflow's CLI takes provider commands from 3.2 on (airflow-credits works everywhere)",

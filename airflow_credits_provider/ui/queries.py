@@ -452,16 +452,13 @@ def budget_states(
             parameters=reservations.adapt(("active", to_naive_utc(now))),
         ):
             held.setdefault((str(name), str(account)), []).append(Decimal(str(amount)))
+    measured = "budget" in usage.existing_columns()  # usage rows of a release before budgets have none
     result = []
     for row in rows:
         spec = _budget(row)
         start, end = spec.period_bounds(now)
         sql, params = budget_spend_query(usage, spec.name, to_utc_naive(start), to_utc_naive(end))
-        spent = (
-            sum_charges(hook.get_records(sql, parameters=params))
-            if "budget" in usage.existing_columns()
-            else Decimal(0)
-        )
+        spent = sum_charges(hook.get_records(sql, parameters=params)) if measured else Decimal(0)
         amounts = held.get((spec.name, spec.account), [])
         state = BudgetState(spec, start, end, spent, sum(amounts, Decimal(0)), len(amounts))
         used = (state.spent + state.held) / spec.cap * 100 if spec.cap else Decimal(100)
