@@ -140,6 +140,15 @@ def run(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace) 
     except CreditProviderError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except Exception as exc:  # each database driver has its own errors: one line, no traceback
+        from airflow_credits_provider.errors import truncate
+
+        print(
+            f"error: the reservation database failed ({type(exc).__name__}: {truncate(str(exc), 300)}). "
+            "Check the connection given by --conn-id or [credits] reservations_conn_id.",
+            file=sys.stderr,
+        )
+        return 1
 
 
 # -- the handlers ---------------------------------------------------------------------------------
@@ -148,6 +157,7 @@ def budgets_set(args: argparse.Namespace) -> int:
     from airflow_credits_provider.errors import UnknownBudgetError
     from airflow_credits_provider.reservations import Budget
 
+    _check_given(args)  # bad input fails before the database is touched
     store = _store(args)
     try:
         old: dict[str, Any] = store.budgets.get(args.name).to_dict()
@@ -168,6 +178,12 @@ def budgets_set(args: argparse.Namespace) -> int:
     budget = Budget.parse(name=args.name, **fields)
     store.budgets.set([budget])
     print(f"{'Changed' if 'name' in old else 'Created'} budget {budget.name!r}:", file=args.out)
+    if "name" in old and old["account"] != budget.account:
+        print(
+            f"  note: it now draws on account {budget.account!r}, not {old['account']!r}: tasks naming it "
+            f"must reserve on {budget.account!r}; its spend on {old['account']!r} this period still counts.",
+            file=args.out,
+        )
     _print_state(args, store.budget_state(budget.name))
     return 0
 
@@ -240,7 +256,8 @@ def budgets_usage(args: argparse.Namespace) -> int:
 
     state = report["budget"]
     print(
-        f"Budget {state['name']!r} on account {state['account']!r}: cap {state['cap']} per "
+        f"Budget {state['name']!r} on account {state['account']!r}: "
+        f"cap {grouped_amount(_dec(state['cap']))} per "
         f"{state['period']} ({state['timezone']})",
         file=args.out,
     )
@@ -270,7 +287,7 @@ def budgets_import(args: argparse.Namespace) -> int:
 
     budgets = load_budgets(Path(args.file))  # every entry checked before anything is written
     if args.dry_run:
-        print(f"{args.file}: {len(budgets)} budgets, all valid (dry run: nothing written).", file=args.out)
+        print(f"{args.file}: {_count(len(budgets))}, all valid (dry run: nothing written).", file=args.out)
         return 0
     store = _store(args)
     known = {b.name: b for b in store.budgets.all()}
@@ -279,7 +296,7 @@ def budgets_import(args: argparse.Namespace) -> int:
     created = [b.name for b in budgets if b.name not in known]
     same = len(budgets) - len(changed) - len(created)
     print(
-        f"Imported {len(budgets)} budgets from {args.file}: {len(created)} created, {len(changed)} changed, "
+        f"Imported {_count(len(budgets))} from {args.file}: {len(created)} created, {len(changed)} changed, "
         f"{same} unchanged."
         + (f" Created: {', '.join(created)}." if created else "")
         + (f" Changed: {', '.join(changed)}." if changed else ""),
@@ -349,6 +366,23 @@ def _print_table(args: argparse.Namespace, header: Sequence[str], rows: Sequence
         print(
             "  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip(), file=args.out
         )
+
+
+def _check_given(args: argparse.Namespace) -> None:
+    """Check the fields ``budgets set`` was given, before reading or creating anything."""
+    from airflow_credits_provider.reservations import Budget
+
+    Budget.parse(
+        name=args.name,
+        account=args.account or "-",
+        cap="0" if args.cap is None else args.cap,
+        period=args.period or "month",
+        timezone=args.timezone or "UTC",
+    )
+
+
+def _count(n: int) -> str:
+    return f"{n} budget" if n == 1 else f"{n} budgets"
 
 
 def _usage_error(message: str) -> int:

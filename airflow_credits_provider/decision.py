@@ -26,7 +26,7 @@ from airflow_credits_provider.errors import (
     PermissionDeniedError,
     truncate,
 )
-from airflow_credits_provider.parsing import amount_problem, exact_arithmetic, format_amount
+from airflow_credits_provider.parsing import amount_problem, exact_arithmetic, format_amount, grouped_amount
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -270,12 +270,15 @@ def budget_shortfall_message(
     name = decision.budget["name"]
     parts = [
         f"Credit budget exhausted: {budget_text}.",
-        f"The account itself has {_fmt(free)} credits free (connection {decision.conn_id!r}).",
+        f"The account itself has {grouped_amount(free)} credits free (connection {decision.conn_id!r}).",
     ]
-    advice = (
-        "Raise the budget's cap (`airflow-credits budgets set " + name + " --cap ...`), lower the job's size"
-    )
-    parts.append(advice + ("." if waiting else ", or wait for its renewal with CreditPreflightSensor."))
+    raise_cap = f"Raise the budget's cap (`airflow-credits budgets set {name} --cap ...`)"
+    if waiting:
+        parts.append(f"{raise_cap} or lower the job's size.")
+    else:
+        parts.append(
+            f"{raise_cap}, lower the job's size, or wait for its renewal with CreditPreflightSensor."
+        )
     return truncate(" ".join(parts), MAX_MESSAGE)
 
 

@@ -38,6 +38,20 @@ def hold_for_another_run(credits: int) -> None:
     )
 
 
+def release_the_other_run() -> None:
+    """End :func:`hold_for_another_run`'s reservation as its run would (its release fetches the balance)."""
+    from airflow_credits_provider.hooks.resolve import get_credit_hook
+    from airflow_credits_provider.reservations import ReservationStore
+    from airflow_credits_provider.sql.connections import sql_hook_for
+
+    ReservationStore(sql_hook_for("credits_reservations")).release(
+        dag_id="example_shared_account_companies",
+        run_id="demo_run",
+        task_ids=["reserve_credits"],
+        balance_after=lambda conn_id: get_credit_hook(conn_id).get_balance(),
+    )
+
+
 def main() -> int:
     url, summary_path = sys.argv[1], Path(sys.argv[2])
     from airflow.utils import db
@@ -122,6 +136,8 @@ def main() -> int:
         lines.append("   credit_usage: " + ", ".join(str(cell) for cell in row))
     # Budgets: two teams on the same account (example_dags/team_budgets.yaml, imported by demo.sh).
     set_state("leadmagic", credits=1000)
+    lines.append("-- the other run (example_shared_account_companies) ends and releases its 50 credits")
+    release_the_other_run()
     run(
         "Budgets: growth (50 a month) reserves 44, spends 40, releases; the budget is charged 40",
         "example_team_budgets",

@@ -82,6 +82,24 @@ def test_budgets_import_is_idempotent_and_a_bad_file_changes_nothing(
     assert negative.returncode == 2
     assert "cap must not be negative" in negative.stderr
     assert store.budgets.get("growth").cap == 60
+    moved = budgets_cli("set", "growth", "--account", "leadmagic_default")
+    assert "note: it now draws on account 'leadmagic_default', not 'leadmagic_shared'" in moved.stdout
+
+
+def test_bad_input_touches_no_database_and_a_broken_one_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    db = tmp_path / "reservations.db"
+    sqlite_connection(monkeypatch, "credits_reservations", db)
+    refused = budgets_cli("set", "growth", "--account", "a", "--cap", "abc")
+    assert refused.returncode == 2
+    assert "cap must be a number of credits, got 'abc'" in refused.stderr
+    assert not db.exists()  # checked before anything was opened or created
+    sqlite_connection(monkeypatch, "credits_reservations", tmp_path / "no" / "such" / "dir" / "x.db")
+    broken = budgets_cli("list")
+    assert broken.returncode == 1
+    assert broken.stderr.startswith("error: the reservation database failed (OperationalError: ")
+    assert "Traceback" not in broken.stderr
 
 
 def test_a_run_its_budget_cannot_cover_is_skipped_while_the_account_has_credits(

@@ -190,8 +190,7 @@ class PreflightArgs:
             if decision.passed != (reserved["reservation"] is not None):  # cannot happen: same arithmetic
                 raise RuntimeError(f"Reservation and decision disagree for task {self.task_id!r}.")
             decision = dataclasses.replace(decision, reservation=reserved["reservation"])
-        waiting = " Waiting." if self.waits_for_credits and not decision.passed else ""
-        self.log.info("Credit preflight: %s%s", decision.message, waiting)
+        self.log.info("Credit preflight: %s", decision.message)
         context["ti"].xcom_push(key=XCOM_KEY, value=decision.to_dict())
         return decision
 

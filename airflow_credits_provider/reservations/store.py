@@ -128,6 +128,8 @@ class ReservationStore:
             reserve=len(ACCOUNTS_SUFFIX),
             why=f"its lock table is named <table>{ACCOUNTS_SUFFIX}",
         )
+        if hasattr(hook, "log_sql"):
+            hook.log_sql = False  # common-sql logs each statement: the tables' DDL would fill task logs
         self.hook = hook
         self.dialect = dialect
         self.lock_timeout = float(lock_timeout)

@@ -113,7 +113,8 @@ class CreditPreflightSensor(PreflightArgs, BaseSensorOperator):
             decision = self._decide(context, balance)
         if decision.passed:
             return PokeReturnValue(is_done=True, xcom_value=decision.to_dict())
-        self._plan_waits(decision, balance, self._poke_deadline)
+        if self._plan_waits(decision, balance, self._poke_deadline) is None:
+            self.log.info("Waiting: the next check is in %ss", self.poke_interval)
         return False
 
     def _balance_max_age(self) -> float:
@@ -169,8 +170,8 @@ class CreditPreflightSensor(PreflightArgs, BaseSensorOperator):
         name = state.budget.name
         if decision.required > state.budget.cap:
             self._cannot_wait(
-                f"This run needs {decision.required} credits, more than budget {name!r}'s whole cap per "
-                f"{state.budget.period}: no renewal can cover it. {decision.message}"
+                f"This run needs {decision.required} credits, more than the whole cap of budget {name!r} "
+                f"per {state.budget.period}: no renewal can cover it. {decision.message}"
             )
         renews = pendulum.instance(state.period_end).in_timezone("UTC")
         if deadline is not None and renews > deadline:

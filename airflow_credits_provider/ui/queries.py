@@ -464,3 +464,15 @@ def budget_states(
         used = (state.spent + state.held) / spec.cap * 100 if spec.cap else Decimal(100)
         result.append({**state.to_dict(), "used_percent": float(min(used, Decimal(100)))})
     return result
+
+
+def usage_accounts(hook: Any, table: str, schema: str | None, conn_id: str) -> list[str]:
+    """The reservation accounts runs reserved on through the credit connection ``conn_id`` (ended ones)."""
+    from airflow_credits_provider.reservations.usage import USAGE_COLUMNS
+
+    target = WarehouseTable(hook, table, schema or None, USAGE_COLUMNS, ("reservation_id", "reserved_at"))
+    rows = hook.get_records(
+        f"SELECT DISTINCT account FROM {target.qualified} WHERE credit_conn_id = {target.param()}",
+        parameters=(conn_id,),
+    )
+    return sorted(str(r[0]) for r in rows)

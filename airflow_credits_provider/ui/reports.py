@@ -374,7 +374,7 @@ async def account(
     result = await cache.get(conn)
 
     def sql_parts(sources: Sources) -> dict[str, Any]:
-        from airflow_credits_provider.ui.queries import recent_transactions, usage_by_dag
+        from airflow_credits_provider.ui.queries import recent_transactions, usage_accounts, usage_by_dag
 
         s = settings
         vendor = _snapshot_vendor(info, result)
@@ -407,7 +407,15 @@ async def account(
             if usage is not None:
                 part["usage_by_dag"] = [u for u in usage if u["dag_id"] in dags]
                 part["hidden_usage_dags"] = len(usage) - len(part["usage_by_dag"])
-        part["budgets"] = sources.budgets([conn_id, *{r["account"] for r in (active or [])}])
+        # Budgets name accounts; a connection's are its own id and those its runs reserved on.
+        used: list[str] | None = sources.read(
+            s.reservations_conn_id,
+            s.usage_table,
+            lambda hook: usage_accounts(hook, s.usage_table, s.reservations_schema, conn_id),
+            missing=list[str](),
+            fills=_RESERVATIONS_FILL,
+        )
+        part["budgets"] = sources.budgets([conn_id, *{r["account"] for r in (active or [])}, *(used or [])])
         part["notes"] = settings_notes(settings) + sources.notes
         part["notices"] = sources.notices
         return part

@@ -184,7 +184,7 @@ def start_ui_stack(tmp: Path, sandbox: SandboxServer) -> UiStack:
             "set",
             "ui-team",
             "--account",
-            "leadmagic_default",
+            "ui_shared",
             "--cap",
             "500",
             "--timezone",

@@ -202,8 +202,9 @@ def test_an_accounts_budgets_show_spend_against_cap(ui_stack: UiStack, runs: dic
     [budget] = page["budgets"]
     held = [r for r in page["reservations"] if r["budget"] == "ui-team"]
     assert held
-    assert (budget["name"], budget["cap"], budget["period"], budget["timezone"]) == (
+    assert (budget["name"], budget["account"], budget["cap"], budget["period"], budget["timezone"]) == (
         "ui-team",
+        "ui_shared",
         "500",
         "month",
         "Europe/Berlin",

@@ -5,8 +5,9 @@
 - ``private_credits_ui_spend`` reserves 30, spends 5 credits (five LeadMagic lookups) and releases,
   recording its usage; only admins may read it (tests.ui.auth.PrivateDagsAuthManager).
 
-Both draw on the budget ``ui-team`` (cap 500 a month, Berlin time), which the stack defines with the
-real ``airflow-credits budgets set``.
+Both reserve on the account ``ui_shared`` and draw on its budget ``ui-team`` (cap 500 a month, Berlin
+time), which the stack defines with the real ``airflow-credits budgets set``: the connection's page
+shows the budget of an account its runs reserved on.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ with DAG("credits_ui_hold", schedule=None, start_date=START, catchup=False):
         credit_conn_id="leadmagic_default",
         estimated_cost=44,
         budget="ui-team",
+        account="ui_shared",
         reservation_conn_id=RESERVATIONS,
     )
 
@@ -50,6 +52,7 @@ with DAG("private_credits_ui_spend", schedule=None, start_date=START, catchup=Fa
         credit_conn_id="leadmagic_default",
         estimated_cost=30,
         budget="ui-team",
+        account="ui_shared",
         reservation_conn_id=RESERVATIONS,
     )
     release = CreditReleaseOperator(
