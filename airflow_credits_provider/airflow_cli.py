@@ -19,7 +19,7 @@ def get_cli_commands() -> list[Any]:
         ActionCommand(
             name=command.name,
             help=command.help,
-            func=lazy_load_command(f"airflow_credits_provider.airflow_cli.{command.handler}"),
+            func=lazy_load_command("airflow_credits_provider.airflow_cli.budgets"),
             args=tuple(Arg(option.flags, **option.kwargs) for option in command.options),  # type: ignore[no-untyped-call]
         )
         for command in COMMANDS
@@ -37,41 +37,12 @@ def get_cli_commands() -> list[Any]:
     ]
 
 
-def _call(handler: str, args: Any) -> None:
+def budgets(args: Any) -> None:
+    """Run ``airflow credits budgets <command>`` (Airflow names the chosen command ``subcommand``)."""
     import sys
 
     from airflow_credits_provider import budgets_cli
 
-    code = budgets_cli.run(getattr(budgets_cli, handler), args)
+    code = budgets_cli.run(getattr(budgets_cli, f"budgets_{args.subcommand}"), args)
     if code:
         sys.exit(code)
-
-
-def budgets_set(args: Any) -> None:
-    """``airflow credits budgets set``."""
-    _call("budgets_set", args)
-
-
-def budgets_list(args: Any) -> None:
-    """``airflow credits budgets list``."""
-    _call("budgets_list", args)
-
-
-def budgets_show(args: Any) -> None:
-    """``airflow credits budgets show``."""
-    _call("budgets_show", args)
-
-
-def budgets_delete(args: Any) -> None:
-    """``airflow credits budgets delete``."""
-    _call("budgets_delete", args)
-
-
-def budgets_usage(args: Any) -> None:
-    """``airflow credits budgets usage``."""
-    _call("budgets_usage", args)
-
-
-def budgets_import(args: Any) -> None:
-    """``airflow credits budgets import``."""
-    _call("budgets_import", args)
