@@ -173,10 +173,20 @@ class ReserveResult:
 
 def reservation_from_row(row: Sequence[Any]) -> Reservation:
     """A row selected with :data:`SELECT_RESERVATION`."""
-    rid, account, conn_id, amount, dag_id, run_id, task_id, map_index, before, reserved_at, expires_at = row[
-        :11
-    ]
-    budget = row[11] if len(row) > 11 else None
+    (
+        rid,
+        account,
+        conn_id,
+        amount,
+        dag_id,
+        run_id,
+        task_id,
+        map_index,
+        before,
+        reserved_at,
+        expires_at,
+        budget,
+    ) = row
     reserved, expires = read_ts(reserved_at), read_ts(expires_at)
     assert reserved is not None
     assert expires is not None

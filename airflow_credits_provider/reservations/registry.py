@@ -87,18 +87,19 @@ class BudgetRegistry:
                 + (f"Defined budgets: {listed}." if defined else "No budget is defined yet.")
                 + " Define it with `airflow-credits budgets set` or `budgets import`."
             )
-        return _budget(row)
+        return budget_from_row(row)
 
     def read_all(self, cur: Any) -> list[Budget]:
         """Every budget, by name, on an open cursor."""
         t = self.table
         cur.execute(f"SELECT {self._cols()} FROM {t.qualified} ORDER BY {t._escape('name')}")
-        return [_budget(row) for row in cur.fetchall()]
+        return [budget_from_row(row) for row in cur.fetchall()]
 
     def _cols(self) -> str:
         return ", ".join(self.table._escape(c) for c in _SELECT)
 
 
-def _budget(row: Sequence[Any]) -> Budget:
+def budget_from_row(row: Sequence[Any]) -> Budget:
+    """A row of ``name, account, cap, period, timezone, description``."""
     name, account, cap, period, zone, description = row
     return Budget(name, account, Decimal(str(cap)), period, zone, description or "")

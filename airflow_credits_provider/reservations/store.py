@@ -234,9 +234,9 @@ class ReservationStore:
         """The budget ``name`` now: spent and held this period (no lock; reports)."""
         self.create()
         with closing(self.hook.get_conn()) as conn, closing(conn.cursor()) as cur:
-            spec = self.budgets.read(cur, name)
-            active, _ = self._active(cur, spec.account, self.clock())
-            return self._budget_state(cur, spec, active, self.clock())
+            spec, now = self.budgets.read(cur, name), self.clock()
+            active, _ = self._active(cur, spec.account, now)
+            return self._budget_state(cur, spec, active, now)
 
     def _budget(self, cur: Any, name: str, account: str) -> Budget:
         spec = self.budgets.read(cur, name)

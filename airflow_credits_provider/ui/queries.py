@@ -425,7 +425,7 @@ def budget_states(
     """
     from airflow_credits_provider.reservations.budgets import BudgetState, to_utc_naive
     from airflow_credits_provider.reservations.models import BUDGETS_SUFFIX, RESERVATION_COLUMNS
-    from airflow_credits_provider.reservations.registry import BUDGET_COLUMNS, _budget
+    from airflow_credits_provider.reservations.registry import BUDGET_COLUMNS, budget_from_row
     from airflow_credits_provider.reservations.usage import USAGE_COLUMNS, budget_spend_query, sum_charges
 
     if not accounts:
@@ -455,7 +455,7 @@ def budget_states(
     measured = "budget" in usage.existing_columns()  # usage rows of a release before budgets have none
     result = []
     for row in rows:
-        spec = _budget(row)
+        spec = budget_from_row(row)
         start, end = spec.period_bounds(now)
         sql, params = budget_spend_query(usage, spec.name, to_utc_naive(start), to_utc_naive(end))
         spent = sum_charges(hook.get_records(sql, parameters=params)) if measured else Decimal(0)
