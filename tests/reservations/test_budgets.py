@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import random
-import signal
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -28,12 +27,11 @@ from airflow_credits_provider.reservations import Budget, BudgetState, Holder
 from airflow_credits_provider.reservations.budget_files import load_budgets
 from airflow_credits_provider.reservations.budgets import period_bounds
 from tests.reservations.conftest import CREDIT_CONN, set_credits
+from tests.reservations.processes import holding, racing
 from tests.reservations.test_store import (
     COST,
     _spend,
-    connections_env,
     live_balance,
-    reserver_processes,
     store_for,
 )
 
@@ -283,15 +281,8 @@ def test_a_killed_holders_credits_count_against_its_budget_until_its_ttl(
     set_credits(leadmagic, 10_000)
     store = store_for(reservation_tables)
     define(store, "team", 150)
-    ctx = reserver_processes()
-    ready = ctx.Queue()
-    holder = ctx.Process(target=_hold_with_budget, args=(reservation_tables, connections_env(), ready))
-    holder.start()
-    try:
-        assert ready.get(timeout=120) is True
-        os.kill(holder.pid, signal.SIGKILL)  # type: ignore[arg-type]
-        holder.join(timeout=30)
-    finally:
+    with holding(_hold_with_budget, reservation_tables) as holder:
+        assert holder.ready.get(timeout=120) is True
         holder.kill()
     (held,) = store.active("acct")
     refused = store.reserve(**_args("other"), budget="team")
@@ -408,30 +399,14 @@ def test_20_processes_over_two_budgets_never_exceed_a_cap_or_the_balance(
 ) -> None:
     rounds = 3
     store = store_for(reservation_tables)
-    ctx = reserver_processes()
-    barrier, results = ctx.Barrier(RESERVERS + 1), ctx.Queue()
-    procs = [
-        ctx.Process(
-            target=_process_budget_reserver,
-            args=(i, rounds, reservation_tables, connections_env(), barrier, results),
-        )
-        for i in range(RESERVERS)
-    ]
-    for p in procs:
-        p.start()
-    try:
+    with racing(_process_budget_reserver, RESERVERS, rounds, reservation_tables) as race:
         rng = random.Random(99)
         for round_ in range(rounds):
             k, cap_a, cap_b = _round(rng)
             _set_round(store, leadmagic, f"acct-budget-p{round_}", k, cap_a, cap_b)
-            barrier.wait(timeout=180)
-            got = [results.get(timeout=120) for _ in range(RESERVERS)]
+            race.barrier.wait(timeout=180)
+            got = [race.results.get(timeout=120) for _ in range(RESERVERS)]
             assert [e for *_, e in got if e] == []
             _check_round(
                 store, f"acct-budget-p{round_}", [(i, ok) for _, i, ok, _ in got], _expected(k, cap_a, cap_b)
             )
-    finally:
-        for p in procs:
-            p.join(timeout=30)
-            if p.is_alive():
-                p.kill()

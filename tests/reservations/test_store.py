@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import random
-import signal
 import threading
 import time
 from decimal import Decimal
@@ -17,6 +15,7 @@ import pytest
 from airflow_credits_provider.errors import CreditConnectionConfigError, ReservationLockTimeout
 from airflow_credits_provider.reservations import Holder, ReservationStore
 from tests.reservations.conftest import CREDIT_CONN, RESERVATION_DB, set_credits
+from tests.reservations.processes import holding, racing
 
 if TYPE_CHECKING:
     from airflow_credits_provider.models import CreditBalance
@@ -121,21 +120,6 @@ def test_exactly_k_of_20_threads_reserve(
         assert sum(Decimal(str(amount)) for _, amount in rows) == k * COST
 
 
-def reserver_processes() -> Any:
-    """Separate processes forked from a server that has imported Airflow once (a fork of this
-    multi-threaded test process could deadlock; spawning 20 fresh interpreters costs a minute)."""
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(
-        [__name__, "airflow_credits_provider.sql.connections", "airflow_credits_provider.hooks.leadmagic"]
-    )
-    return ctx
-
-
-def connections_env() -> dict[str, str]:
-    """This test's Airflow settings and connections, for its reserver processes."""
-    return {k: v for k, v in os.environ.items() if k.startswith("AIRFLOW")}
-
-
 def _process_reserver(
     index: int, rounds: int, tables: dict[str, str], env: dict[str, str], barrier: Any, results: Any
 ) -> None:
@@ -161,37 +145,21 @@ def test_exactly_k_of_20_processes_reserve(
 ) -> None:
     """The same race between 20 separate processes (each its own interpreter and connections)."""
     rounds = 4
-    ctx = reserver_processes()
-    barrier, results = ctx.Barrier(RESERVERS + 1), ctx.Queue()
-    procs = [
-        ctx.Process(
-            target=_process_reserver,
-            args=(i, rounds, reservation_tables, connections_env(), barrier, results),
-        )
-        for i in range(RESERVERS)
-    ]
-    for p in procs:
-        p.start()
-    try:
+    with racing(_process_reserver, RESERVERS, rounds, reservation_tables) as race:
         rng = random.Random(1234)
         for round_ in range(rounds):
             k = rng.randint(0, RESERVERS)
             set_credits(leadmagic, k * COST + rng.randint(0, int(COST) - 1))
-            barrier.wait(timeout=180)  # every process has started and imported what it needs
-            got = [results.get(timeout=120) for _ in range(RESERVERS)]
+            race.barrier.wait(timeout=180)  # every process has started and imported what it needs
+            got = [race.results.get(timeout=120) for _ in range(RESERVERS)]
             assert [e for *_, e in got if e] == []
             assert {r for r, *_ in got} == {round_}
             assert sum(won for _, _, won, _ in got) == k, (round_, k)
             assert len(active_rows(store_for(reservation_tables), f"acct-processes-{round_}")) == k
-    finally:
-        for p in procs:
-            p.join(timeout=30)
-            if p.is_alive():
-                p.kill()
 
 
 # -- a killed holder ---------------------------------------------------------------------------------
-def _hold_then_sleep(tables: dict[str, str], env: dict[str, str], ttl: float, ready: Any) -> None:
+def _hold_then_sleep(tables: dict[str, str], ttl: float, env: dict[str, str], ready: Any) -> None:
     os.environ.update(env)
     store = store_for(tables)
     result = reserve(store, "acct-killed", Holder("dag", "run-killed", "reserve"), ttl=ttl)
@@ -203,15 +171,8 @@ def test_killed_holder_returns_its_credits_at_ttl_and_not_before(
     reservation_tables: dict[str, str], leadmagic: SandboxServer
 ) -> None:
     set_credits(leadmagic, 150)  # one reservation of 100 at a time
-    ctx = reserver_processes()
-    ready = ctx.Queue()
-    holder = ctx.Process(target=_hold_then_sleep, args=(reservation_tables, connections_env(), 6.0, ready))
-    holder.start()
-    try:
-        assert ready.get(timeout=120) is True
-        os.kill(holder.pid, signal.SIGKILL)  # type: ignore[arg-type]
-        holder.join(timeout=30)
-    finally:
+    with holding(_hold_then_sleep, reservation_tables, 6.0) as holder:
+        assert holder.ready.get(timeout=120) is True
         holder.kill()
     store = store_for(reservation_tables)
     (held,) = store.active("acct-killed")
