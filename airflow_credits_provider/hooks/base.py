@@ -88,6 +88,20 @@ class CreditApiHook(BaseHook):
         return _ui_field_behaviour(cls)
 
     # -- connection --------------------------------------------------------------------------------
+    @classmethod
+    def get_connection(cls, conn_id: str) -> Any:
+        """Read the connection ``conn_id`` in a task or outside one (a script, a notebook).
+
+        Outside a task, Airflow's Task SDK does not read the metadata database; the connections made
+        in the UI or with ``airflow connections add`` are then read as ``airflow connections get``
+        reads them.
+
+        :raises CreditConnectionConfigError: no such connection (the message says where to make it)
+        """
+        from airflow_credits_provider.hooks.resolve import get_connection
+
+        return get_connection(conn_id)
+
     def _vendor(self, extra: dict[str, Any], conn: Any) -> CreditVendor:
         """Build the vendor description (the generic hook reads it from the connection)."""
         return self.vendor_class()
