@@ -67,6 +67,10 @@ class CreditConnectionConfigError(CreditProviderError, ValueError):
     """The Airflow connection for a credit API is missing something or holds an invalid value."""
 
 
+class MissingDatabaseFileError(CreditConnectionConfigError):
+    """A SQLite connection read from names a file that does not exist (nothing was created)."""
+
+
 class LedgerNotAvailableError(CreditConnectionConfigError):
     """The vendor exposes no transaction ledger; land balance snapshots instead."""
 

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_credits_provider.parsing import decimal_text, exact_arithmetic, format_amount
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Iterable, Mapping, Sequence
     from datetime import datetime
 
 DEFAULT_WINDOW = timedelta(days=14)
@@ -123,14 +123,19 @@ def forecast(
     reserve: Decimal | int = 0,
     window: timedelta = DEFAULT_WINDOW,
     min_history: timedelta = DEFAULT_MIN_HISTORY,
+    setting_names: Mapping[str, str] | None = None,
 ) -> Runway:
     """Forecast when the balance reaches ``reserve`` from the last ``window`` of ``snapshots``.
+
+    :param setting_names: how the caller's user sets ``window`` and ``min_history`` (an option or a
+        parameter name), for the error messages
 
     :raises NotEnoughHistoryError: with fewer than two snapshots at different times in the window, or
         snapshots spanning less than ``min_history`` (no rate worth forecasting from)
     """
     from airflow_credits_provider.errors import NotEnoughHistoryError
 
+    names = {"window": "the window", "min_history": "the minimum history", **(setting_names or {})}
     ordered = sorted(snapshots, key=lambda s: s.at)
     if not ordered:
         raise NotEnoughHistoryError("No balance snapshots: land some with CreditBalanceToSqlOperator first.")
@@ -139,14 +144,16 @@ def forecast(
     if len(used) < 2 or used[0].at == last.at:
         raise NotEnoughHistoryError(
             f"Need at least two balance snapshots at different times within the last "
-            f"{describe_span(window)}; found {len(used)}. Snapshot more often or widen the window.",
+            f"{describe_span(window)}; found {len(used)}. Snapshot more often or widen "
+            f"{names['window']} (now {describe_span(window)}).",
             snapshots=len(used),
         )
     if last.at - used[0].at < min_history:
         raise NotEnoughHistoryError(
             f"The {len(used)} balance snapshots of the last {describe_span(window)} span only "
             f"{describe_span(last.at - used[0].at)}; a forecast needs at least {describe_span(min_history)} "
-            "of history. Wait for more snapshots, or lower the minimum history.",
+            f"of history. Wait for more snapshots, or lower {names['min_history']} "
+            f"(now {describe_span(min_history)}).",
             snapshots=len(used),
         )
     with exact_arithmetic():

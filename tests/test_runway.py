@@ -91,6 +91,10 @@ def test_a_rate_from_minutes_of_history_is_no_forecast() -> None:
     seconds_apart = hourly([1000, 990], step=timedelta(seconds=3))
     with pytest.raises(ValueError, match="span only 3 seconds; a forecast needs at least 1 hour of history"):
         forecast(seconds_apart)
+    with pytest.raises(ValueError, match=r"or lower the minimum history \(now 1 hour\)\.$"):
+        forecast(seconds_apart)
+    with pytest.raises(ValueError, match=r"widen --window-days \(now 14 days\)\.$"):
+        forecast(hourly([5]), setting_names={"window": "--window-days"})
     assert forecast(seconds_apart, min_history=timedelta(0)).burn_per_day == 10 * 86400 // 3
     half_hour = hourly([1000, 990, 980], step=timedelta(minutes=15))
     with pytest.raises(ValueError, match="The 3 balance snapshots of the last 2 days span only 30 minutes"):

@@ -33,6 +33,7 @@ def read_snapshots(
 
     :param log_sql: let the SQL hook log its statements (common-sql's ``log_sql``); the CLI turns it off
 
+    :raises MissingDatabaseFileError: the connection's SQLite file does not exist (none is created)
     :raises SnapshotHistoryError: the table cannot be read (missing, wrong schema, database error)
     :raises NotEnoughHistoryError: the table holds no snapshot of ``account`` (the message names the
         accounts it does hold: a typo and "nothing landed yet" look different)
@@ -45,7 +46,7 @@ def read_snapshots(
     from airflow_credits_provider.sql.landing import LandingTarget
     from airflow_credits_provider.sql.tables import parse_stored_time, to_naive_utc
 
-    hook = sql_hook_for(sql_conn_id)
+    hook = sql_hook_for(sql_conn_id, read_only=True)
     hook.log_sql = log_sql
     snapshots = LandingTarget.snapshots(hook, table, schema).data
     p = snapshots.param()
@@ -172,7 +173,11 @@ class CreditRunwayOperator(BaseOperator):
                 self.sql_conn_id, self.account, table=self.table, schema=self.schema, window=window
             )
             runway = forecast(
-                snapshots, reserve=reserve, window=window, min_history=timedelta(hours=self.min_history_hours)
+                snapshots,
+                reserve=reserve,
+                window=window,
+                min_history=timedelta(hours=self.min_history_hours),
+                setting_names={"window": "window_days", "min_history": "min_history_hours"},
             )
         except NotEnoughHistoryError as exc:
             self.log.warning("No runway for %r yet: %s", self.account, exc)

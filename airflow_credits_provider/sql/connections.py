@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from airflow_credits_provider.sql.tables import check_identifier, check_transactions_table
@@ -20,13 +21,36 @@ def check_names(table: str, schema: str | None, *, with_cursor: bool = False) ->
         check_identifier(schema, "Schema name")
 
 
-def sql_hook_for(sql_conn_id: str) -> Any:
-    """Resolve ``sql_conn_id`` to its hook and check it is a common-sql ``DbApiHook``."""
+def missing_sqlite_file(conn: Any) -> str | None:
+    """The file a SQLite connection names, when that file does not exist (else ``None``).
+
+    Opening it would create an empty database, which a reader then reports as holding nothing.
+    """
+    path = conn.host or ""
+    if conn.conn_type != "sqlite" or not path or path.startswith(("file:", ":memory:")):
+        return None
+    return None if os.path.exists(path) else path
+
+
+def sql_hook_for(sql_conn_id: str, *, read_only: bool = False) -> Any:
+    """Resolve ``sql_conn_id`` to its hook and check it is a common-sql ``DbApiHook``.
+
+    :param read_only: the caller only reads: a SQLite file that does not exist is an error then,
+        instead of a new empty database
+    :raises MissingDatabaseFileError: ``read_only`` and the connection's SQLite file does not exist
+    """
     from airflow.providers.common.sql.hooks.sql import DbApiHook
 
+    from airflow_credits_provider.errors import MissingDatabaseFileError
     from airflow_credits_provider.hooks.resolve import checked_hook, get_connection
 
     conn = get_connection(sql_conn_id)
+    if read_only and (path := missing_sqlite_file(conn)):
+        raise MissingDatabaseFileError(
+            f"Connection {sql_conn_id!r} names the SQLite file {path}, which does not exist: nothing "
+            "has been landed there yet (the landing operators create it on their first run), or the "
+            "connection's host is not the file they write to."
+        )
     return checked_hook(
         sql_conn_id, conn, DbApiHook, "not a SQL database connection (no common-sql DbApiHook)"
     )

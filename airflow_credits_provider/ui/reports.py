@@ -53,13 +53,12 @@ def _sql_hook(conn_id: str) -> tuple[Any, str | None]:
     A SQLite file that does not exist is reported, not created (SQLite creates a missing file on
     connect, and a page view must not write anything).
     """
-    import os
-
     from airflow.models.connection import Connection
     from airflow.providers.common.sql.hooks.sql import DbApiHook
 
     from airflow_credits_provider.errors import CreditConnectionConfigError
     from airflow_credits_provider.hooks.resolve import checked_hook
+    from airflow_credits_provider.sql.connections import missing_sqlite_file
 
     try:
         conn = Connection.get_connection_from_secrets(conn_id)
@@ -67,10 +66,8 @@ def _sql_hook(conn_id: str) -> tuple[Any, str | None]:
         raise CreditConnectionConfigError(
             f"Connection {conn_id!r} is not defined: create it, or correct the [credits] option naming it."
         ) from None
-    path = conn.host or ""
-    if conn.conn_type == "sqlite" and path and not path.startswith(("file:", ":memory:")):
-        if not os.path.exists(path):
-            raise NothingLandedYet(f"the SQLite file of connection {conn_id!r} does not exist yet")
+    if missing_sqlite_file(conn):
+        raise NothingLandedYet(f"the SQLite file of connection {conn_id!r} does not exist yet")
     return checked_hook(conn_id, conn, DbApiHook, "not a SQL database connection"), conn.password
 
 

@@ -11,15 +11,19 @@ import pytest
 from airflow_credits_provider.compat import AirflowFailException, AirflowSkipException
 from airflow_credits_provider.errors import (
     InvalidCostEstimateError,
+    MissingDatabaseFileError,
     NotEnoughHistoryError,
     SnapshotHistoryError,
 )
 from airflow_credits_provider.operators.runway import CreditRunwayOperator, read_snapshots
+from airflow_credits_provider.sql.connections import sql_hook_for
 from airflow_credits_provider.transfers.credit_balance_to_sql import CreditBalanceToSqlOperator
 from tests.transfers.conftest import WAREHOUSE
 from tests.warehouse_support import seed_snapshots, steady_history
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from airflow_credits_provider.sandbox import SandboxServer
 
 ACCOUNT = "leadmagic_default"
@@ -128,7 +132,9 @@ def test_a_long_enough_runway_calls_nobody(connections: SandboxServer, warehouse
     assert (result["short"], called) == (False, [])
 
 
-def test_one_snapshot_is_no_forecast_yet(connections: SandboxServer, warehouse: str) -> None:
+def test_one_snapshot_is_no_forecast_yet(
+    connections: SandboxServer, warehouse: str, capfd: pytest.CaptureFixture[str]
+) -> None:
     CreditBalanceToSqlOperator(
         task_id="snap", credit_conn_id=ACCOUNT, sql_conn_id=WAREHOUSE, table=warehouse
     ).execute({})
@@ -140,6 +146,7 @@ def test_one_snapshot_is_no_forecast_yet(connections: SandboxServer, warehouse: 
     ).execute({})
     result = _runway(warehouse, min_days=7, on_short="fail").execute({})
     assert result == {"account": ACCOUNT, "forecast": False, "snapshots": 2, "short": False}
+    assert "or lower min_history_hours (now 1 hour)." in capfd.readouterr().out  # the task log
     with pytest.raises(
         NotEnoughHistoryError, match=r"span only [\d.]+ seconds?; a forecast needs at least 1 hour"
     ):
@@ -180,6 +187,7 @@ def test_an_unknown_account_names_the_accounts_the_table_holds(
 
 
 def test_a_missing_table_names_the_table_and_the_fix(connections: SandboxServer, warehouse: str) -> None:
+    sql_hook_for(WAREHOUSE).get_first("SELECT 1")  # the database exists (a SQLite file too), the table not
     with pytest.raises(
         SnapshotHistoryError,
         match=rf"Cannot read balance snapshots from .*{warehouse}.*"
@@ -202,3 +210,17 @@ def test_bad_arguments_fail_when_the_dag_is_parsed() -> None:
             _runway("t", min_history_hours=hours)
     with pytest.raises(ValueError, match="window_days"):
         _runway("t", window_days=float("inf"))
+
+
+def test_a_sqlite_warehouse_file_that_does_not_exist_is_reported_not_created(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.warehouse_support import sqlite_connection
+
+    missing = tmp_path / "typo" / "warehouse.db"
+    sqlite_connection(monkeypatch, "nowhere_warehouse", missing)
+    runway = CreditRunwayOperator(task_id="runway", sql_conn_id="nowhere_warehouse", account=ACCOUNT)
+    with pytest.raises(MissingDatabaseFileError, match=f"names the SQLite file {missing}, which does not"):
+        runway.execute({})
+    assert not missing.exists()
+    assert not missing.parent.exists()
