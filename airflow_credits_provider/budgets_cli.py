@@ -112,7 +112,9 @@ def add_budgets_parser(commands: Any) -> None:
     budgets = commands.add_parser(
         "budgets",
         help="manage credit budgets (spend caps per period)",
-        description=__doc__.split("\n\n")[0].strip() if __doc__ else None,
+        description="Manage credit budgets (spend caps per team and period), like airflow pools; "
+        "they live in the reservation database (--conn-id, or [credits] reservations_conn_id). "
+        "Exit codes: 0 ok, 1 a database error, 2 bad input (nothing was written) or an unknown budget.",
     )
     subs = budgets.add_subparsers(dest="budgets_command", required=True)
     for command in COMMANDS:

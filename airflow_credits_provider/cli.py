@@ -18,12 +18,14 @@ import contextlib
 import json
 import os
 import sys
-from typing import TYPE_CHECKING
+import tempfile
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from airflow_credits_provider.models import CreditBalance
+    from airflow_credits_provider.sandbox import SandboxServer
 
 
 def _format_balance(conn_id: str, balance: CreditBalance) -> str:
@@ -53,33 +55,16 @@ def _format_balance(conn_id: str, balance: CreditBalance) -> str:
 def _load_connection(conn_id: str) -> None:
     """Find ``conn_id`` where ``airflow connections get`` does, and make it visible to this process's hooks.
 
-    Outside a task, the Task SDK's connection look-up sees environment variables and secrets backends
-    but not the metadata database. Airflow's own CLI reads connections with
-    ``airflow.models.Connection.get_connection_from_secrets`` (environment, secrets backends, then the
-    metadata database); the connection found is exported to this process's environment only, as
-    Airflow's connection-test endpoint does, so that the hooks read it the usual way.
+    The credit hooks find a connection in the metadata database by themselves outside a task; the SQL
+    hooks (the runway's warehouse) do not. The connection found is exported to this process's
+    environment only, as Airflow's connection-test endpoint does, so that every hook reads it the
+    usual way.
     """
-    from airflow_credits_provider.errors import CreditConnectionConfigError
+    from airflow_credits_provider.hooks.resolve import get_connection
 
     variable = f"AIRFLOW_CONN_{conn_id.upper()}"
-    if os.environ.get(variable):
-        return  # the hooks read it as it is
-    # Airflow may log while it loads its models and secrets backends; keep standard output for results.
-    with contextlib.redirect_stdout(sys.stderr):
-        from airflow.models.connection import Connection
-
-        from airflow_credits_provider.compat import AirflowNotFoundException
-
-        try:
-            conn = Connection.get_connection_from_secrets(conn_id)
-        except AirflowNotFoundException:
-            conn = None
-    if conn is None:
-        raise CreditConnectionConfigError(
-            f"Connection {conn_id!r} is not defined. Create it in the UI, with `airflow connections add`, "
-            f"or as the environment variable AIRFLOW_CONN_{conn_id.upper()}."
-        ) from None
-    os.environ[variable] = conn.as_json()
+    if not os.environ.get(variable):
+        os.environ[variable] = get_connection(conn_id).as_json()
 
 
 def _balance(args: argparse.Namespace) -> int:
@@ -125,7 +110,11 @@ def _runway(args: argparse.Namespace) -> int:
             log_sql=False,  # common-sql logs every statement at INFO: not for this command's reader
         )
         runway = forecast(
-            snapshots, reserve=reserve, window=window, min_history=timedelta(hours=args.min_history_hours)
+            snapshots,
+            reserve=reserve,
+            window=window,
+            min_history=timedelta(hours=args.min_history_hours),
+            setting_names={"window": "--window-days", "min_history": "--min-history-hours"},
         )
     except NotEnoughHistoryError as exc:
         if args.json:  # what the operator returns in this case
@@ -160,18 +149,52 @@ def _runway(args: argparse.Namespace) -> int:
     return 0
 
 
+#: The SQL connections of the example DAGs, as SQLite files in the sandbox's data directory.
+SANDBOX_DATABASES = {"credits_warehouse": "warehouse.db", "credits_reservations": "reservations.db"}
+
+
+def sandbox_connections(server: SandboxServer, data_dir: str) -> dict[str, dict[str, Any]]:
+    """Every connection the example DAGs use: the sandbox's credit APIs and two SQLite databases."""
+    conns = server.connections()
+    for conn_id, name in SANDBOX_DATABASES.items():
+        conns[conn_id] = {"conn_type": "sqlite", "host": os.path.join(os.path.abspath(data_dir), name)}
+    return conns
+
+
 def _sandbox(args: argparse.Namespace) -> int:
+    import shlex
+
     from airflow_credits_provider.sandbox import SandboxServer, SandboxState
 
+    os.makedirs(args.data_dir, exist_ok=True)  # SQLite creates its files, not their directory
     server = SandboxServer(SandboxState(ledger_size=args.ledger_size), port=args.port)
-    exports = [f"export {name}='{value}'" for name, value in server.airflow_env().items()]
+    conns = sandbox_connections(server, args.data_dir)
+    exports = [f"export AIRFLOW_CONN_{cid.upper()}={shlex.quote(json.dumps(c))}" for cid, c in conns.items()]
+    adds = [
+        f"airflow connections add {cid} --conn-json {shlex.quote(json.dumps(c))}" for cid, c in conns.items()
+    ]
     if args.env_file:
         with open(args.env_file, "w") as handle:
             handle.write("\n".join(exports) + "\n")
-    print(f"Credits sandbox serving on {server.url} (Ctrl-C to stop)")
-    print("Connections for the default connection ids (sandbox keys, not real ones;")
-    print("credit_api_default is the generic connection with the ZeroBounce preset):")
-    print("\n".join(exports), flush=True)
+    if args.connections_file:
+        with open(args.connections_file, "w") as handle:
+            json.dump(conns, handle, indent=2)
+    out = args.out
+    print(f"Credits sandbox serving on {server.url} (Ctrl-C to stop)", file=out)
+    print(
+        "Every connection the example DAGs use (sandbox keys, not real ones; credit_api_default is the "
+        f"generic connection with the ZeroBounce preset; the SQLite databases are in {args.data_dir}).",
+        file=out,
+    )
+    print(
+        "\nTo add them to Airflow's metadata database (the UI, the scheduler and `airflow dags test`):",
+        file=out,
+    )
+    print("\n".join(adds), file=out)
+    if args.connections_file:
+        print(f"(or all at once: airflow connections import {args.connections_file} --overwrite)", file=out)
+    print("\nOr for this shell only:", file=out)
+    print("\n".join(exports), file=out, flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -183,7 +206,13 @@ def _sandbox(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser."""
-    parser = argparse.ArgumentParser(prog="airflow-credits", description=__doc__.split("\n\n")[0].strip())
+    parser = argparse.ArgumentParser(
+        prog="airflow-credits",
+        description="Look at credit balances, forecast runways, manage credit budgets and run the "
+        "offline sandbox of the vendor APIs. Connections are read as Airflow reads them (environment, "
+        "secrets backends, metadata database).",
+        epilog="Run airflow-credits COMMAND --help for a command's options and exit codes.",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     from airflow_credits_provider.vendors import registered_vendors
@@ -236,6 +265,16 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (0 picks a free one)")
     sandbox.add_argument("--ledger-size", type=int, default=28, help="LocalLeads transactions to serve")
     sandbox.add_argument("--env-file", help="also write the connection exports to this file")
+    sandbox.add_argument(
+        "--connections-file",
+        help="also write the connections as JSON for `airflow connections import FILE`",
+    )
+    sandbox.add_argument(
+        "--data-dir",
+        default=os.path.join(tempfile.gettempdir(), "airflow-credits-sandbox"),
+        help="directory of the SQLite databases credits_warehouse and credits_reservations "
+        "(default: %(default)s)",
+    )
     sandbox.set_defaults(func=_sandbox)
     return parser
 
@@ -258,8 +297,22 @@ def _not_negative(text: str) -> float:
 
 
 def _quiet_airflow() -> None:
-    """Keep Airflow's own warnings about its moved modules out of the output."""
+    """Keep Airflow's and its dependencies' start-up chatter off standard error.
+
+    docs/cli.md promises one line on failure. Alembic 1.18 logs each of its plugins at INFO when
+    Airflow imports it, and Airflow's configuration module adds a filter that shows the deprecation
+    warnings raised in Airflow's modules (its own and SQLAlchemy's, such as the metastore's
+    ``noload``): neither is anything a user of this command can act on.
+    """
+    import logging
     import warnings
+
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    import airflow.configuration  # noqa: F401 - its own warning filters go first; ours must follow
+
+    # Without Flask-AppBuilder (a plain install of Airflow 3.1), the providers manager logs at INFO
+    # that every hook's form widgets are missing: true, and irrelevant outside the UI.
+    logging.getLogger("airflow.providers_manager").setLevel(logging.WARNING)
 
     warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"airflow\.")
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"airflow\.")
@@ -273,9 +326,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         # common-sql logs every statement at INFO; Airflow reads this when it configures logging.
         os.environ.setdefault("AIRFLOW__LOGGING__NAMESPACE_LEVELS", "airflow.task.hooks=warning")
-        _quiet_airflow()
         args.out = sys.stdout
         with contextlib.redirect_stdout(sys.stderr):
+            _quiet_airflow()
             return run(args.func, args)
     if args.command not in ("balance", "runway"):
         args.out = sys.stdout
@@ -283,9 +336,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Depending on its version, Airflow logs to standard output while it loads its configuration,
     # models and connections ("Connection Retrieved ..."), which would corrupt --json: while the
     # command runs, standard output is standard error, and only the result goes to the real one.
-    _quiet_airflow()
     args.out = sys.stdout
     with contextlib.redirect_stdout(sys.stderr):
+        _quiet_airflow()
         return int(args.func(args))
 
 

@@ -5,6 +5,10 @@ LocalLeads exposes a transaction ledger: land it incrementally into ``credit_tra
 and TrueMail expose only a balance: snapshot every vendor into ``credit_balance_snapshots`` so each has a
 history for burn rate and runway. ``credits_warehouse`` is any common-sql connection (SQLite, Postgres,
 MySQL, ...); ``make demo`` points it at an embedded SQLite file.
+
+Connections: ``localleads_default``, ``leadmagic_default``, ``truemail_default``, ``credits_warehouse``.
+``airflow-credits sandbox`` prints all of them for the offline sandbox (as ``airflow connections add``
+commands and as environment variables).
 """
 
 from __future__ import annotations

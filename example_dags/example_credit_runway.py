@@ -6,6 +6,10 @@ warehouse; ``make demo`` uses an embedded SQLite file), then ``runway_<vendor>``
 14 days of snapshots when the account reaches zero: resets and top-ups are not counted as negative
 spend. Under ``min_days`` it logs a warning and calls ``alert`` (swap in Slack, PagerDuty, ...); use
 ``on_short="fail"`` to make the DAG run fail instead. The numbers are in each runway task's XCom.
+
+Connections: ``leadmagic_default``, ``localleads_default``, ``truemail_default``, ``credits_warehouse``.
+``airflow-credits sandbox`` prints all of them for the offline sandbox (as ``airflow connections add``
+commands and as environment variables).
 """
 
 from __future__ import annotations

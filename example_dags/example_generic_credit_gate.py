@@ -4,6 +4,10 @@ Gate an email verification on any credit API: here ZeroBounce, through the gener
 ``credit_api_default`` is a connection of type ``credit_api`` whose extra names a preset
 (``{"preset": "zerobounce"}``) or describes the API; the sensor waits in the triggerer until the
 balance covers the batch.
+
+Connections: ``credit_api_default``.
+``airflow-credits sandbox`` prints all of them for the offline sandbox (as ``airflow connections add``
+commands and as environment variables).
 """
 
 from __future__ import annotations

@@ -11,6 +11,10 @@ goes, stopping before it dips under a floor. Four variants show each way to gate
 - ``example_leadmagic_enrichment_reschedule``: the sensor in reschedule mode.
 
 Run offline against the sandbox: ``make demo``.
+
+Connections: ``leadmagic_default``.
+``airflow-credits sandbox`` prints all of them for the offline sandbox (as ``airflow connections add``
+commands and as environment variables).
 """
 
 from __future__ import annotations

@@ -4,6 +4,10 @@ Wait for LocalLeads' monthly credit renewal instead of polling all month.
 When the balance is short but the next renewal (``resetDay`` / ``lastResetAt``) will cover the
 search, the sensor makes no calls until the renewal, then checks once. If the renewal comes after the
 sensor's deadline it fails at once, saying so.
+
+Connections: ``localleads_default``.
+``airflow-credits sandbox`` prints all of them for the offline sandbox (as ``airflow connections add``
+commands and as environment variables).
 """
 
 from __future__ import annotations

@@ -12,6 +12,10 @@ before spending, and releases it (recording what it spent) when its enrichment e
 
 Reservations live in the SQL connection ``credits_reservations`` (SQLite in the demo; PostgreSQL or
 MySQL/MariaDB where workers run on several machines). Run offline against the sandbox: ``make demo``.
+
+Connections: ``leadmagic_default``, ``credits_reservations``.
+``airflow-credits sandbox`` prints all of them for the offline sandbox (as ``airflow connections add``
+commands and as environment variables).
 """
 
 from __future__ import annotations

@@ -10,6 +10,10 @@ checks the balance before spending, since another DAG may have spent it in betwe
 Needs Airflow's triggerer (``airflow triggerer``): the arrival is an asset event, which ``dag.test()``
 and ``make demo`` do not produce (run by hand, the DAG goes straight to the preflight).
 tests/test_full_stack.py runs it with a real scheduler and triggerer against the sandbox.
+
+Connections: ``leadmagic_default``.
+``airflow-credits sandbox`` prints all of them for the offline sandbox (as ``airflow connections add``
+commands and as environment variables).
 """
 
 from __future__ import annotations

@@ -16,6 +16,10 @@ month (Berlin time) and sales ops 30 a week (New York time). The budgets are def
 
 Each run reserves ``leads + 10 %`` (a budget implies a reservation) and releases it after the work,
 recording what it spent against the budget. Run offline against the sandbox: ``make demo``.
+
+Connections: ``leadmagic_default``, ``credits_reservations``.
+``airflow-credits sandbox`` prints all of them for the offline sandbox (as ``airflow connections add``
+commands and as environment variables).
 """
 
 from __future__ import annotations

@@ -3,6 +3,10 @@ Gate a TrueMail SMTP validation on its price: units x TrueMail's own price per e
 
 The preflight reads ``validation_types.smtp.credits`` from TrueMail (10 credits per email) and fails at
 once, with TrueMail's upgrade text, when the plan cannot run SMTP validation at all.
+
+Connections: ``truemail_default``.
+``airflow-credits sandbox`` prints all of them for the offline sandbox (as ``airflow connections add``
+commands and as environment variables).
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -49,8 +50,9 @@ def test_balance_errors_exit_non_zero_with_the_reason(connections: SandboxServer
     assert missing.stdout == ""
     assert "Traceback" not in missing.stderr
     assert missing.stderr.splitlines()[-1] == (
-        "error: Connection 'no_such_connection' is not defined. Create it in the UI, with `airflow "
-        "connections add`, or as the environment variable AIRFLOW_CONN_NO_SUCH_CONNECTION."
+        "error: Connection 'no_such_connection' is not defined (looked in the environment, the secrets "
+        "backends and the metadata database). Create it in the UI, with `airflow connections add`, or as "
+        "the environment variable AIRFLOW_CONN_NO_SUCH_CONNECTION."
     )
 
 
@@ -63,8 +65,10 @@ def test_balance_rejects_a_non_credit_connection() -> None:
 
 def test_sandbox_command_serves_and_prints_connections(tmp_path: Path) -> None:
     env_file = tmp_path / "sandbox.env"
+    data_dir = tmp_path / "data"
+    command = [CLI, "sandbox", "--port", "0", "--env-file", str(env_file), "--ledger-size", "7"]
     with subprocess.Popen(
-        [CLI, "sandbox", "--port", "0", "--env-file", str(env_file), "--ledger-size", "7"],
+        [*command, "--data-dir", str(data_dir)],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -75,10 +79,20 @@ def test_sandbox_command_serves_and_prints_connections(tmp_path: Path) -> None:
             first = proc.stdout.readline()
             assert first.startswith("Credits sandbox serving on http://127.0.0.1:")
             url = first.split()[4]
-            lines = [proc.stdout.readline() for _ in range(6)]
+            lines = [proc.stdout.readline() for _ in range(17)]
+            adds = [line for line in lines if line.startswith("airflow connections add ")]
             exports = [line for line in lines if line.startswith("export AIRFLOW_CONN_")]
-            assert len(exports) == 4
+            assert [a.split()[3] for a in adds] == [
+                "leadmagic_default", "localleads_default", "truemail_default", "credit_api_default",
+                "credits_warehouse", "credits_reservations",
+            ]  # fmt: skip
+            assert len(exports) == 6
             assert env_file.read_text().splitlines() == [e.rstrip("\n") for e in exports]
+            assert exports[-1].rstrip("\n") == (
+                "export AIRFLOW_CONN_CREDITS_RESERVATIONS="
+                f"""'{{"conn_type": "sqlite", "host": "{data_dir}/reservations.db"}}'"""
+            )
+            assert data_dir.is_dir()  # SQLite creates the files, not their directory
             state = httpx.get(f"{url}/_sandbox/state", timeout=5).json()
             assert state["ledger_size"] == 7
             conn = json.loads(exports[1].split("=", 1)[1].strip("'\n"))
@@ -102,36 +116,6 @@ def test_balance_of_a_generic_connection(connections: SandboxServer) -> None:
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert (data["vendor"], data["available"], data["used"]) == ("neverbounce", "5000", "1200")
-
-
-def test_balance_reads_connections_stored_in_the_metadata_database(
-    sandbox: SandboxServer, tmp_path: Path
-) -> None:
-    """As on a real deployment: `airflow db migrate`, `airflow connections add`, then the CLI."""
-    airflow = str(Path(sys.executable).parent / "airflow")
-    env = subprocess_env(
-        AIRFLOW_HOME=str(tmp_path),
-        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{tmp_path}/airflow.db",
-    )
-    env = {k: v for k, v in env.items() if not k.startswith("AIRFLOW_CONN_")}
-
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
-
-    assert run(airflow, "db", "migrate").returncode == 0
-    conn = sandbox.connection("truemail")
-    added = run(
-        airflow, "connections", "add", "tm_in_db", "--conn-type", "truemail",
-        "--conn-host", conn["host"], "--conn-password", conn["password"],
-    )  # fmt: skip
-    assert added.returncode == 0, added.stderr
-    result = run(CLI, "balance", "tm_in_db")
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines()[0] == "tm_in_db (truemail): 45230 credits available"
-    assert conn["password"] not in result.stdout + result.stderr
-    missing = run(CLI, "balance", "not_in_db")
-    assert missing.returncode == 2
-    assert "Connection 'not_in_db' is not defined" in missing.stderr
 
 
 def test_runway_prints_the_forecast_and_a_chart(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -181,6 +165,11 @@ def test_runway_without_history_or_table_exits_2(tmp_path: Path, monkeypatch: py
     from tests.warehouse_support import sqlite_connection
 
     sqlite_connection(monkeypatch, "credits_warehouse", tmp_path / "warehouse.db")
+    no_file = _run("runway", "leadmagic_default", "--sql-conn-id", "credits_warehouse")
+    assert (no_file.returncode, no_file.stdout) == (2, "")
+    assert f"names the SQLite file {tmp_path / 'warehouse.db'}, which does not exist" in no_file.stderr
+    assert not (tmp_path / "warehouse.db").exists()
+    sqlite3.connect(tmp_path / "warehouse.db").close()  # an empty database: no table yet
     missing = _run("runway", "leadmagic_default", "--sql-conn-id", "credits_warehouse")
     assert missing.returncode == 2
     assert "Cannot read balance snapshots from credit_balance_snapshots" in missing.stderr
@@ -211,6 +200,7 @@ def test_runway_without_history_or_table_exits_2(tmp_path: Path, monkeypatch: py
     assert too_short.returncode == 2
     assert json.loads(too_short.stdout) == {"account": "leadmagic_default", "forecast": False, "snapshots": 2}
     assert "span only 5 seconds; a forecast needs at least 1 hour of history" in too_short.stderr
+    assert too_short.stderr.rstrip().endswith("or lower --min-history-hours (now 1 hour).")
     allowed = _run(
         "runway",
         "leadmagic_default",

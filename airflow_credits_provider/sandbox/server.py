@@ -226,19 +226,26 @@ class SandboxServer:
             },
         }
 
-    def airflow_env(self, generic_preset: str = "zerobounce") -> dict[str, str]:
-        """``AIRFLOW_CONN_*`` variables for the default connection ids.
+    def connections(self, generic_preset: str = "zerobounce") -> dict[str, dict[str, Any]]:
+        """The default connection ids and their connections (JSON form), pointing at this sandbox.
 
         ``leadmagic_default``, ``localleads_default``, ``truemail_default``, and ``credit_api_default``
         (a generic connection using ``generic_preset``).
         """
-        env = {
-            f"AIRFLOW_CONN_{vendor.upper()}_DEFAULT": json.dumps(self.connection(vendor))
+        conns = {
+            f"{vendor}_default": self.connection(vendor)
             for vendor, emulator in registered_emulators().items()
             if not emulator.preset
         }
-        env["AIRFLOW_CONN_CREDIT_API_DEFAULT"] = json.dumps(self.connection(generic_preset))
-        return env
+        conns["credit_api_default"] = self.connection(generic_preset)
+        return conns
+
+    def airflow_env(self, generic_preset: str = "zerobounce") -> dict[str, str]:
+        """``AIRFLOW_CONN_*`` variables for :meth:`connections`."""
+        return {
+            f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(conn)
+            for conn_id, conn in self.connections(generic_preset).items()
+        }
 
     def start(self) -> SandboxServer:
         """Serve in a daemon thread."""
