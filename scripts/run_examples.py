@@ -130,10 +130,12 @@ def main() -> int:
         {"leads": 40},
         task="reserve_credits",
     )
+    columns = ("dag_id", "outcome", "reserved", "balance_before", "balance_after", "spent")
     for row in sql_hook_for("credits_reservations").get_records(
-        "SELECT dag_id, outcome, reserved, balance_before, balance_after, spent FROM credit_usage"
+        f"SELECT {', '.join(columns)} FROM credit_usage"
     ):
-        lines.append("   credit_usage: " + ", ".join(str(cell) for cell in row))
+        cells = (f"{name}={cell}" for name, cell in zip(columns, row, strict=True))
+        lines.append("   credit_usage: " + ", ".join(cells))
     # Budgets: two teams on the same account (example_dags/team_budgets.yaml, imported by demo.sh).
     set_state("leadmagic", credits=1000)
     lines.append("-- the other run (example_shared_account_companies) ends and releases its 50 credits")
@@ -232,6 +234,10 @@ def main() -> int:
         "SELECT vendor, COUNT(*), MAX(available) FROM credit_balance_snapshots GROUP BY 1 ORDER BY 1"
     ):
         lines.append(f"   credit_balance_snapshots: {vendor}: {snapshots} snapshots, available {available}")
+    lines.append(
+        "   (the sandbox's LocalLeads ledger is synthetic: one transaction every 10 minutes from "
+        "2026-01-01 UTC, whatever today's date)"
+    )
     for day, day_spent in warehouse.get_records(
         "SELECT substr(created_at, 1, 10), -SUM(CAST(amount AS REAL)) FROM credit_transactions "
         "WHERE amount < 0 GROUP BY 1 ORDER BY 1 DESC LIMIT 3"
