@@ -197,10 +197,18 @@ def test_an_example_runs_with_the_printed_connections_only(user: User, added: li
 
 
 def test_the_cli_is_the_installed_package(user: User) -> None:
-    """In CI's wheel row the processes above ran the built wheel, not this checkout."""
-    where = user.python("import airflow_credits_provider as p; print(p.__file__)")
+    """In CI's wheel row the processes above ran the built wheel, not this checkout; its metadata
+    names the Python versions CI runs (docs/install.md's table) among its classifiers."""
+    where = user.python(
+        "import importlib.metadata as m, airflow_credits_provider as p\n"
+        "print(p.__file__)\n"
+        "print('|'.join(m.metadata('airflow-credits-provider').get_all('Classifier')))"
+    )
     assert where.returncode == 0, where.stderr
-    installed = Path(where.stdout.strip())
+    location, classifiers = where.stdout.strip().splitlines()[-2:]
+    installed = Path(location)
     if os.environ.get("CREDITS_TEST_FROM_WHEEL"):
         assert "site-packages" in installed.parts
     assert installed.name == "__init__.py"
+    for version in ("3.10", "3.11", "3.12", "3.13", f"{sys.version_info.major}.{sys.version_info.minor}"):
+        assert f"Programming Language :: Python :: {version}" in classifiers.split("|")
