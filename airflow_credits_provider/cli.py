@@ -18,7 +18,6 @@ import contextlib
 import json
 import os
 import sys
-import tempfile
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -267,13 +266,15 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--env-file", help="also write the connection exports to this file")
     sandbox.add_argument(
         "--connections-file",
-        help="also write the connections as JSON for `airflow connections import FILE`",
+        help="also write the connections as JSON for: airflow connections import FILE --overwrite",
     )
     sandbox.add_argument(
         "--data-dir",
-        default=os.path.join(tempfile.gettempdir(), "airflow-credits-sandbox"),
+        default=os.path.join(
+            os.environ.get("AIRFLOW_HOME") or os.path.expanduser("~/airflow"), "credits-sandbox"
+        ),
         help="directory of the SQLite databases credits_warehouse and credits_reservations "
-        "(default: %(default)s)",
+        "(default: credits-sandbox in AIRFLOW_HOME, %(default)s)",
     )
     sandbox.set_defaults(func=_sandbox)
     return parser
@@ -310,12 +311,21 @@ def _quiet_airflow() -> None:
     logging.getLogger("alembic").setLevel(logging.WARNING)
     import airflow.configuration  # noqa: F401 - its own warning filters go first; ours must follow
 
+    warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"airflow\.")
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"airflow\.")
     # Without Flask-AppBuilder (a plain install of Airflow 3.1), the providers manager logs at INFO
     # that every hook's form widgets are missing: true, and irrelevant outside the UI.
     logging.getLogger("airflow.providers_manager").setLevel(logging.WARNING)
+    # With [core] load_examples on (a fresh airflow.cfg), common-sql's lineage loads Airflow's example
+    # plugins, one of which warns that it cannot import pandas.
+    logging.getLogger("airflow.example_dags.plugins").setLevel(logging.ERROR)
+    # The generic connection type is named credit_api; Airflow warns, each time it reads one, that a
+    # URI scheme should not contain "_" (nothing a user of this command can change).
+    logging.getLogger("airflow.models.connection.Connection").addFilter(_not_about_the_scheme)
 
-    warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"airflow\.")
-    warnings.filterwarnings("ignore", category=FutureWarning, module=r"airflow\.")
+
+def _not_about_the_scheme(record: Any) -> bool:
+    return "shall not contain '_'" not in record.getMessage()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

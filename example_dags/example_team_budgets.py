@@ -4,7 +4,7 @@ Two teams' DAGs on one LeadMagic account, each capped by its own credit budget.
 The account ``leadmagic_shared`` may hold plenty of credits; the growth team may still spend only 50 a
 month (Berlin time) and sales ops 30 a week (New York time). The budgets are defined in
 ``team_budgets.yaml`` next to this file and loaded into the reservation database with
-``airflow-credits budgets import example_dags/team_budgets.yaml --conn-id credits_reservations``.
+``airflow-credits budgets import <this folder>/team_budgets.yaml --conn-id credits_reservations``.
 
 - ``example_budget_growth``: ``CreditPreflightOperator(budget="growth", on_insufficient="skip")``:
   a run its budget cannot cover is skipped, with the budget's state in the message, even though the

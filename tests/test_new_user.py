@@ -41,11 +41,11 @@ class User:
         self.env.pop("PYTHONPATH", None)
         self.sandbox_output: list[str] = []
 
-    def run(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    def run(self, *args: str, timeout: float = 300, **env: str) -> subprocess.CompletedProcess[str]:
         """Run a command of the venv (``airflow``, ``airflow-credits``, ``python``) from the home."""
         command = [str(BIN / args[0]), *args[1:]]
         return subprocess.run(
-            command, capture_output=True, text=True, env=self.env, cwd=self.home, timeout=timeout
+            command, capture_output=True, text=True, env={**self.env, **env}, cwd=self.home, timeout=timeout
         )
 
     def python(self, code: str) -> subprocess.CompletedProcess[str]:
@@ -144,6 +144,18 @@ def test_cli_errors_are_one_line_on_stderr(user: User, added: list[str]) -> None
     assert ok.stderr == ""
     key = json.loads((user.home / "connections.json").read_text())["leadmagic_default"]["password"]
     assert key not in ok.stdout
+
+
+def test_sql_commands_keep_airflows_example_plugins_quiet(user: User, added: list[str]) -> None:
+    """A fresh airflow.cfg loads Airflow's examples; common-sql's lineage then loads their plugins, one
+    of which warns that pandas is missing."""
+    listed = user.run(
+        "airflow-credits", "budgets", "list", "--conn-id", "credits_reservations",
+        AIRFLOW__CORE__LOAD_EXAMPLES="True",
+    )  # fmt: skip
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.startswith("No budgets defined.")
+    assert listed.stderr == ""
 
 
 def test_runway_on_a_sqlite_file_that_does_not_exist_says_so_and_creates_nothing(
