@@ -8,16 +8,21 @@ attribute, f-strings included) and from its source (ids its Python callables pas
 from __future__ import annotations
 
 import ast
-import importlib
+import importlib.util
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from airflow_credits_provider.cli import sandbox_connections
 from airflow_credits_provider.sandbox import SandboxServer, SandboxState
 
-EXAMPLES = sorted(p.stem for p in (Path(__file__).parent.parent / "example_dags").glob("example_*.py"))
+if TYPE_CHECKING:
+    from types import ModuleType
+
+EXAMPLES_DIR = Path(__file__).parent.parent / "example_dags"
+EXAMPLES = sorted(p.stem for p in EXAMPLES_DIR.glob("example_*.py"))
 
 
 def _sandbox_ids() -> set[str]:
@@ -31,11 +36,26 @@ def _sandbox_ids() -> set[str]:
 SANDBOX_IDS = _sandbox_ids()
 
 
+def _fresh_module(module_name: str) -> ModuleType:
+    """The example run as a new module, outside ``sys.modules``.
+
+    The examples read settings from the environment when imported (``CREDITS_EXAMPLE_POKE_INTERVAL``):
+    importing ``example_dags.<name>`` here would hand a later test that sets them this test's module.
+    """
+    path = EXAMPLES_DIR / f"{module_name}.py"
+    spec = importlib.util.spec_from_file_location(f"_connections_of_{module_name}", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def used_connections(module_name: str) -> set[str]:
     """The connection ids the example's tasks and callables use."""
     from airflow.sdk import DAG
 
-    module = importlib.import_module(f"example_dags.{module_name}")
+    module = _fresh_module(module_name)
     used = {
         value
         for dag in vars(module).values()
@@ -55,7 +75,7 @@ def used_connections(module_name: str) -> set[str]:
 
 def listed_connections(module_name: str) -> set[str]:
     """The ids on the ``Connections:`` line of the example's docstring."""
-    doc = importlib.import_module(f"example_dags.{module_name}").__doc__ or ""
+    doc = ast.get_docstring(ast.parse((EXAMPLES_DIR / f"{module_name}.py").read_text())) or ""
     match = re.search(r"^Connections: (.+?)\.$", doc, flags=re.MULTILINE | re.DOTALL)
     assert match, f"{module_name}'s docstring has no 'Connections: ...' line"
     return set(re.findall(r"``([a-z_]+)``", match.group(1)))
