@@ -239,16 +239,15 @@ def test_no_task_log_or_xcom_holds_the_key(
 def history_warehouse(
     request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> Iterator[str]:
-    from tests.warehouse_support import drop, postgres_connection, sqlite_connection
+    from tests.warehouse_support import postgres_schema_connection, sqlite_connection
 
     if request.param == "sqlite":
         sqlite_connection(monkeypatch, "credits_warehouse", tmp_path / "warehouse.db")
-    else:
-        postgres_connection(monkeypatch, "credits_warehouse", request.getfixturevalue("postgres_conn_uri"))
-    tables = ("credit_transactions", "credit_transactions_cursor", "credit_balance_snapshots")
-    drop("credits_warehouse", *tables)
-    yield request.param
-    drop("credits_warehouse", *tables)
+        yield request.param
+    else:  # the examples' default table names, in a schema of this test's own
+        uri = request.getfixturevalue("postgres_conn_uri")
+        with postgres_schema_connection(monkeypatch, "credits_warehouse", uri):
+            yield request.param
 
 
 def test_credit_history_lands_transactions_and_snapshots(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -10,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from pathlib import Path
 
     import pytest
@@ -48,6 +50,28 @@ def postgres_conn_json(uri: str) -> str:
 def postgres_connection(monkeypatch: pytest.MonkeyPatch, conn_id: str, uri: str) -> None:
     """Point ``conn_id`` at the PostgreSQL server named by ``uri``."""
     monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", postgres_conn_json(uri))
+
+
+@contextlib.contextmanager
+def postgres_schema_connection(monkeypatch: pytest.MonkeyPatch, conn_id: str, uri: str) -> Iterator[str]:
+    """Point ``conn_id`` at a new schema of its own on the PostgreSQL server named by ``uri``.
+
+    For tables whose names are fixed (the example DAGs' defaults): CI's lanes run the same tests at
+    once against one database, and unqualified names resolve through the connection's search_path.
+    Yields the schema's name and drops it afterwards.
+    """
+    from airflow_credits_provider.sql.connections import sql_hook_for
+
+    schema = unique_table("schema")
+    postgres_connection(monkeypatch, conn_id, uri)
+    sql_hook_for(conn_id).run(f"CREATE SCHEMA {schema}")
+    conn = json.loads(postgres_conn_json(uri))
+    conn["extra"] = {**conn.get("extra", {}), "options": f"-c search_path={schema}"}
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))
+    try:
+        yield schema
+    finally:
+        sql_hook_for(conn_id).run(f"DROP SCHEMA {schema} CASCADE")
 
 
 def unique_table(prefix: str = "tx") -> str:
