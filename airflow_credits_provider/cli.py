@@ -313,9 +313,13 @@ def _quiet_airflow() -> None:
 
     warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"airflow\.")
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"airflow\.")
-    # Without Flask-AppBuilder (a plain install of Airflow 3.1), the providers manager logs at INFO
-    # that every hook's form widgets are missing: true, and irrelevant outside the UI.
-    logging.getLogger("airflow.providers_manager").setLevel(logging.WARNING)
+    # Airflow 3.0 logs through the standard library at INFO: every connection it reads ("Connection
+    # Retrieved") and every request of httpx's. Its providers manager warns when two providers register
+    # one connection type (3.0 with the standard provider) and, without Flask-AppBuilder (a plain
+    # install of 3.1), logs that every hook's form widgets are missing: irrelevant outside the UI.
+    for name in ("airflow", "airflow.task", "httpx"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    logging.getLogger("airflow.providers_manager").setLevel(logging.ERROR)
     # With [core] load_examples on (a fresh airflow.cfg), common-sql's lineage loads Airflow's example
     # plugins, one of which warns that it cannot import pandas.
     logging.getLogger("airflow.example_dags.plugins").setLevel(logging.ERROR)
