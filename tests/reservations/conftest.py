@@ -13,6 +13,7 @@ from tests.warehouse_support import drop, postgres_connection, sqlite_connection
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from datetime import datetime
     from pathlib import Path
 
     from airflow_credits_provider.sandbox import SandboxServer
@@ -61,3 +62,13 @@ def set_credits(sandbox: SandboxServer, credits: Decimal | int) -> None:
     with sandbox.state.lock:
         sandbox.state.leadmagic.credits = Decimal(credits)
         sandbox.state.leadmagic.credits_frozen = Decimal(0)
+
+
+class Clock:
+    """A settable "now" (naive UTC) for the store."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now

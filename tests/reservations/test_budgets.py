@@ -26,7 +26,7 @@ from airflow_credits_provider.errors import (
 from airflow_credits_provider.reservations import Budget, BudgetState, Holder
 from airflow_credits_provider.reservations.budget_files import load_budgets
 from airflow_credits_provider.reservations.budgets import period_bounds
-from tests.reservations.conftest import CREDIT_CONN, set_credits
+from tests.reservations.conftest import CREDIT_CONN, Clock, set_credits
 from tests.reservations.processes import holding, racing
 from tests.reservations.test_store import (
     COST,
@@ -218,16 +218,6 @@ def _args(run_id: str, amount: Decimal = COST, ttl: float = 3600.0, account: str
     }
 
 
-class Clock:
-    """A settable "now" (naive UTC) for the store."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 def test_spend_stops_counting_at_the_period_boundary_in_the_budgets_time_zone(
     reservation_tables: dict[str, str], leadmagic: SandboxServer
 ) -> None:
@@ -279,18 +269,19 @@ def test_a_killed_holders_credits_count_against_its_budget_until_its_ttl(
     reservation_tables: dict[str, str], leadmagic: SandboxServer
 ) -> None:
     set_credits(leadmagic, 10_000)
-    store = store_for(reservation_tables)
+    clock = Clock(datetime.now(timezone.utc).replace(tzinfo=None))
+    store = store_for(reservation_tables, clock=clock)
     define(store, "team", 150)
-    with holding(_hold_with_budget, reservation_tables) as holder:
+    with holding(_hold_with_budget, reservation_tables) as holder:  # its own store, on the real clock
         assert holder.ready.get(timeout=120) is True
         holder.kill()
     (held,) = store.active("acct")
+    clock.now = held.expires_at - timedelta(seconds=0.5)
     refused = store.reserve(**_args("other"), budget="team")
     assert refused.reservation is None
     assert refused.budget is not None
     assert refused.budget.held == COST
-    left = (held.expires_at - datetime.now(timezone.utc).replace(tzinfo=None)).total_seconds()
-    time.sleep(max(0.0, left + 0.2))
+    clock.now = held.expires_at + timedelta(seconds=0.2)  # past the dead holder's TTL, without waiting
     taken = store.reserve(**_args("other"), budget="team")
     assert taken.reservation is not None
     assert taken.expired == (held.reservation_id,)

@@ -14,7 +14,7 @@ import pytest
 
 from airflow_credits_provider.errors import CreditConnectionConfigError, ReservationLockTimeout
 from airflow_credits_provider.reservations import Holder, ReservationStore
-from tests.reservations.conftest import CREDIT_CONN, RESERVATION_DB, set_credits
+from tests.reservations.conftest import CREDIT_CONN, RESERVATION_DB, Clock, set_credits
 from tests.reservations.processes import holding, racing
 
 if TYPE_CHECKING:
@@ -170,25 +170,22 @@ def _hold_then_sleep(tables: dict[str, str], ttl: float, env: dict[str, str], re
 def test_killed_holder_returns_its_credits_at_ttl_and_not_before(
     reservation_tables: dict[str, str], leadmagic: SandboxServer
 ) -> None:
+    from datetime import datetime, timedelta, timezone
+
     set_credits(leadmagic, 150)  # one reservation of 100 at a time
-    with holding(_hold_then_sleep, reservation_tables, 6.0) as holder:
+    with holding(_hold_then_sleep, reservation_tables, 6.0) as holder:  # its store is on the real clock
         assert holder.ready.get(timeout=120) is True
         holder.kill()
-    store = store_for(reservation_tables)
+    clock = Clock(datetime.now(timezone.utc).replace(tzinfo=None))
+    store = store_for(reservation_tables, clock=clock)
     (held,) = store.active("acct-killed")
-    from datetime import datetime, timezone
-
-    def seconds_left() -> float:
-        return (held.expires_at - datetime.now(timezone.utc).replace(tzinfo=None)).total_seconds()
-
     other = Holder("dag", "run-other", "reserve")
     assert reserve(store, "acct-killed", other).reservation is None  # still held by the dead run
-    time.sleep(max(0.0, seconds_left() - 1.0))
-    assert seconds_left() > 0.2
+    clock.now = held.expires_at - timedelta(seconds=0.5)
     early = reserve(store, "acct-killed", other)
     assert early.reservation is None, "credits came back before the TTL"
     assert early.held_by_others == COST
-    time.sleep(max(0.0, seconds_left() + 0.2))
+    clock.now = held.expires_at + timedelta(seconds=0.2)
     late = reserve(store, "acct-killed", other)
     assert late.reservation is not None
     assert late.expired == (held.reservation_id,)
