@@ -12,7 +12,9 @@ export AIRFLOW_HOME="$PWD/$DEMO/airflow-home"
 export AIRFLOW__CORE__LOAD_EXAMPLES=False
 rm -f "$DEMO/sandbox.env"
 
-"$BIN/airflow-credits" sandbox --port 0 --env-file "$DEMO/sandbox.env" > "$DEMO/sandbox.log" 2>&1 &
+# Its exports include the examples' SQLite warehouse and reservation database, in $DEMO.
+"$BIN/airflow-credits" sandbox --port 0 --data-dir "$PWD/$DEMO" --env-file "$DEMO/sandbox.env" \
+  > "$DEMO/sandbox.log" 2>&1 &
 SANDBOX_PID=$!
 trap 'kill $SANDBOX_PID 2>/dev/null || true; wait $SANDBOX_PID 2>/dev/null || true' EXIT
 
@@ -37,10 +39,7 @@ SANDBOX_URL=$(sed -n 's/^Credits sandbox serving on \(http[^ ]*\).*/\1/p' "$DEMO
 export AIRFLOW__CORE__DAGS_FOLDER="$PWD/example_dags"
 export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN="sqlite:///$AIRFLOW_HOME/airflow.db"
 export CREDITS_EXAMPLE_POKE_INTERVAL=1
-rm -f "$DEMO/warehouse.db"
-export AIRFLOW_CONN_CREDITS_WAREHOUSE="{\"conn_type\": \"sqlite\", \"host\": \"$PWD/$DEMO/warehouse.db\"}"
-rm -f "$DEMO/reservations.db"
-export AIRFLOW_CONN_CREDITS_RESERVATIONS="{\"conn_type\": \"sqlite\", \"host\": \"$PWD/$DEMO/reservations.db\"}"
+rm -f "$DEMO/warehouse.db" "$DEMO/reservations.db"
 "$BIN/airflow-credits" budgets import example_dags/team_budgets.yaml --conn-id credits_reservations
 echo
 if ! "$BIN/python" scripts/run_examples.py "$SANDBOX_URL" "$DEMO/summary.txt" > "$DEMO/examples.log" 2>&1; then
