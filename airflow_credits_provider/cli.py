@@ -139,10 +139,11 @@ def _runway(args: argparse.Namespace) -> int:
         f"  {'burn per day:':<16}{runway.burn_per_day:.2f}",
         f"  {'days left:':<16}{days}" + (f" (to the reserve of {args.reserve})" if runway.reserve else ""),
         f"  {'runs out:':<16}{when}",
+        *([f"  {'renews:':<16}{runway.describe_renewal()}"] if runway.renews_at else []),
         f"  {'history used:':<16}{runway.snapshots} snapshots, {history_days:.1f} days, "
         f"{runway.refills} refill(s) left out",
         "",
-        *daily_chart(snapshots),
+        *daily_chart(snapshots, runway=runway),
     ]
     print("\n".join(lines), file=args.out)
     return 0

@@ -32,9 +32,10 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from airflow_credits_provider.models import CreditBalance
+    from airflow_credits_provider.partial import UnitPlan
 
-#: What happens when the balance is too low.
-ON_INSUFFICIENT = ("fail", "skip")
+#: What the operator does when the balance is too low; ``"partial"`` runs what the credits cover.
+ON_INSUFFICIENT = ("fail", "skip", "partial")
 
 #: Longest failure message; the vendor's own texts inside it are truncated further.
 MAX_MESSAGE = 1500
@@ -87,20 +88,67 @@ def estimate_cost(
         cost = to_amount(estimated_cost, "estimated_cost", task_id)
         return cost, f"estimated cost {_fmt(cost)}"
     count = to_amount(units, "units", task_id)
-    if unit_cost is not None:
-        price = to_amount(unit_cost, "unit_cost", task_id)
-        source = "given"
-    else:
-        if balance is None or not validation_type:
-            raise InvalidCostEstimateError(
-                f"Task {task_id!r}: with units, pass unit_cost or a validation_type the vendor prices."
-            )
-        price = balance.unit_price(validation_type).credits
-        source = f"{balance.vendor_name} price for {validation_type!r}"
+    price, source = unit_price(
+        task_id=task_id, unit_cost=unit_cost, validation_type=validation_type, balance=balance
+    )
     with exact_arithmetic():
         cost = count * price
     _check_total(cost, "units x unit_cost", task_id)
     return cost, f"{_fmt(count)} units x {_fmt(price)} credits ({source})"
+
+
+def unit_price(
+    *, task_id: str, unit_cost: Any, validation_type: str | None, balance: CreditBalance | None
+) -> tuple[Decimal, str]:
+    """Credits per unit: ``unit_cost`` when given, else the vendor's price for ``validation_type``.
+
+    :return: ``(price, source)``, the source being ``"given"`` or the vendor's price in words
+    """
+    if unit_cost is not None:
+        return to_amount(unit_cost, "unit_cost", task_id), "given"
+    if balance is None or not validation_type:
+        raise InvalidCostEstimateError(
+            f"Task {task_id!r}: with units, pass unit_cost or a validation_type the vendor prices."
+        )
+    return balance.unit_price(validation_type).credits, f"{balance.vendor_name} price for {validation_type!r}"
+
+
+def unit_plan(
+    *,
+    task_id: str,
+    units: Any,
+    unit_cost: Any,
+    validation_type: str | None,
+    margin: Any,
+    margin_percent: Any,
+    min_units: Any,
+    balance: CreditBalance | None,
+) -> UnitPlan:
+    """The plan of a partial run from the rendered arguments.
+
+    :raises InvalidCostEstimateError: naming the task and the argument, for an impossible value
+    """
+    from airflow_credits_provider.partial import UnitPlan, to_units
+
+    count = to_units(units, "units", task_id)
+    smallest = to_units(min_units, "min_units", task_id)
+    if smallest < 1:
+        raise InvalidCostEstimateError(f"Task {task_id!r}: min_units must be at least 1, got {min_units!r}.")
+    price, source = unit_price(
+        task_id=task_id, unit_cost=unit_cost, validation_type=validation_type, balance=balance
+    )
+    plan = UnitPlan(
+        units=count,
+        unit_cost=price,
+        margin=to_amount(margin if margin is not None else 0, "margin", task_id),
+        margin_percent=to_amount(
+            margin_percent if margin_percent is not None else 0, "margin_percent", task_id
+        ),
+        min_units=smallest,
+        source=source,
+    )
+    _check_total(plan.required(count), "the whole job's cost and margin", task_id)
+    return plan
 
 
 def margin_for(cost: Decimal, margin: Any, margin_percent: Any, task_id: str) -> Decimal:
@@ -143,6 +191,10 @@ class PreflightDecision:
     :param budget: with ``budget=...``: the budget's state this period before this run
         (:meth:`BudgetState.to_dict() <airflow_credits_provider.reservations.budgets.BudgetState.to_dict>`);
         the check passes only if its ``remaining`` covers ``required`` too
+    :param units: with ``on_insufficient="partial"``: the units the whole job has (``None`` otherwise)
+    :param affordable_units: the units this run may process (0 when the check did not pass); ``cost``
+        and ``required`` are theirs
+    :param deferred_units: ``units - affordable_units``, left for a later run
     """
 
     conn_id: str
@@ -161,6 +213,14 @@ class PreflightDecision:
     reserved_by_others: Decimal = Decimal(0)
     reservation: dict[str, Any] | None = None
     budget: dict[str, Any] | None = None
+    units: int | None = None
+    affordable_units: int | None = None
+    deferred_units: int | None = None
+
+    @property
+    def partial(self) -> bool:
+        """The check passed for only part of the job's units."""
+        return self.passed and bool(self.deferred_units)
 
     @property
     def budget_short(self) -> bool:
@@ -186,6 +246,9 @@ class PreflightDecision:
             "reserved_by_others": _exact(self.reserved_by_others),
             "reservation": self.reservation,
             "budget": self.budget,
+            "units": self.units,
+            "affordable_units": self.affordable_units,
+            "deferred_units": self.deferred_units,
         }
 
 
@@ -252,6 +315,65 @@ def decide(
         if budget_text:
             message = truncate(f"{message} Also, {budget_text}.", MAX_MESSAGE)
     return dataclasses.replace(decision, message=message)
+
+
+def decide_partial(
+    conn_id: str,
+    balance: CreditBalance,
+    plan: UnitPlan,
+    *,
+    waiting: bool = False,
+    reserved_by_others: Decimal = Decimal(0),
+    other_reservations: int = 0,
+    budget: dict[str, Any] | None = None,
+) -> PreflightDecision:
+    """Size a per-unit job to the room there is: all of it, the most units that fit, or nothing.
+
+    The room is the balance minus other runs' reservations and, with a budget, at most the budget's
+    remaining credits. The run passes with the most units whose cost plus margin fits it, when that
+    is the whole job or at least ``plan.min_units``; the decision's ``cost`` and ``required`` are then
+    that run's. Below the smallest run it does not pass, and is judged (and its shortfall given) as the
+    smallest run.
+    """
+    with exact_arithmetic():
+        room = balance.available - reserved_by_others
+        if budget is not None:
+            room = min(room, Decimal(budget["remaining"]))
+    k = plan.run_size(room)
+    judged = k if k else plan.smallest_run
+    decision = decide(
+        conn_id,
+        balance,
+        plan.cost(judged),
+        plan.margin_for(judged),
+        plan.basis(judged),
+        waiting=waiting,
+        reserved_by_others=reserved_by_others,
+        other_reservations=other_reservations,
+        budget=budget,
+    )
+    if k and not decision.passed:  # cannot happen: the same exact arithmetic
+        raise RuntimeError(f"Partial sizing and decision disagree on connection {conn_id!r}.")
+    ran = k if decision.passed else 0
+    decision = dataclasses.replace(
+        decision, units=plan.units, affordable_units=ran, deferred_units=plan.units - ran
+    )
+    units = f"{grouped_amount(Decimal(plan.units))} units"
+    if decision.partial:
+        message = (
+            f"Partial run: the credits cover {grouped_amount(Decimal(ran))} of {units}; "
+            f"{grouped_amount(Decimal(plan.units - ran))} deferred to a later run. {decision.message}"
+        )
+    elif not decision.passed and plan.units:
+        covered = plan.affordable(room)
+        message = (
+            f"The credits cover {grouped_amount(Decimal(covered))} of {units}, fewer than min_units "
+            f"({grouped_amount(Decimal(plan.min_units))}), the smallest run worth starting. "
+            f"{decision.message}"
+        )
+    else:
+        return decision
+    return dataclasses.replace(decision, message=truncate(message, MAX_MESSAGE))
 
 
 def _budget_text(budget: dict[str, Any] | None, required: Decimal) -> str:

@@ -16,6 +16,11 @@ time and the credits available then. The rule, documented in docs/runway.md:
 - **Days left** = (balance - reserve) / burn per day, and the forecast date is the last snapshot's time
   plus that. No spending in the window: no forecast (the runway is not finite on this history). Already
   at or under the reserve: zero days, the forecast date is now.
+- **Renewal**: when the vendor reports its next renewal (LocalLeads ``nextResetAt``, TrueMail
+  ``period.end``, a generic preset's ``reset_path``; the newest snapshot's ``next_reset_at``), the
+  forecast says whether the account runs dry before it and by how many days. A runway is *short* only
+  when it ends within ``min_days`` and before the renewal: an account refilled before it runs dry is
+  not short. A renewal at or before the last snapshot's time is stale vendor data: reported, and ignored.
 
 Sums are exact ``Decimal`` arithmetic; times are aware UTC datetimes.
 """
@@ -44,6 +49,7 @@ class Snapshot:
 
     at: datetime
     available: Decimal
+    next_reset_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,8 @@ class Runway:
     :param refills: how many rises there were
     :param snapshots: snapshots used
     :param history: the time the window covers
+    :param renews_at: the vendor's next renewal as the newest snapshot reported it (``None``: unknown)
+    :param renewal_stale: ``renews_at`` is at or before ``at``: stale vendor data, ignored
     """
 
     balance: Decimal
@@ -74,6 +82,47 @@ class Runway:
     refills: int
     snapshots: int
     history: timedelta
+    renews_at: datetime | None = None
+    renewal_stale: bool = False
+
+    @property
+    def renewal(self) -> datetime | None:
+        """The next renewal when it is usable (reported, and after the last snapshot)."""
+        return None if self.renewal_stale else self.renews_at
+
+    @property
+    def days_to_renewal(self) -> Decimal | None:
+        """Days from the last snapshot to the usable renewal."""
+        return None if self.renewal is None else _days(self.renewal - self.at)
+
+    @property
+    def dry_before_renewal(self) -> bool | None:
+        """Whether the balance reaches the reserve before the renewal (``None``: no usable renewal)."""
+        if self.renewal is None:
+            return None
+        return self.runs_out_at is not None and self.runs_out_at < self.renewal
+
+    @property
+    def days_dry_before_renewal(self) -> Decimal | None:
+        """How many days before the renewal the balance reaches the reserve (when it does)."""
+        if not self.dry_before_renewal:
+            return None
+        assert self.renewal is not None
+        assert self.runs_out_at is not None
+        return _days(self.renewal - self.runs_out_at)
+
+    def with_renewal(self, renews_at: datetime | None) -> Runway:
+        """The forecast knowing the vendor's next renewal (stale when at or before the last snapshot)."""
+        import dataclasses
+
+        stale = renews_at is not None and renews_at <= self.at
+        return dataclasses.replace(self, renews_at=renews_at, renewal_stale=stale)
+
+    def is_short(self, min_days: Decimal | float) -> bool:
+        """The balance reaches the reserve within ``min_days`` and before any usable renewal."""
+        if self.days_left is None or self.days_left >= Decimal(str(min_days)):
+            return False
+        return self.dry_before_renewal is not False
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly, exact decimal strings (XCom)."""
@@ -89,6 +138,11 @@ class Runway:
             "refills": self.refills,
             "snapshots": self.snapshots,
             "history_days": round(self.history.total_seconds() / 86400, 3),
+            "renews_at": None if self.renews_at is None else self.renews_at.isoformat(),
+            "renewal_stale": self.renewal_stale,
+            "days_to_renewal": _optional(self.days_to_renewal),
+            "dry_before_renewal": self.dry_before_renewal,
+            "days_dry_before_renewal": _optional(self.days_dry_before_renewal),
         }
 
     def describe(self) -> str:
@@ -99,12 +153,30 @@ class Runway:
             basis += f", {self.refills} refill(s) of {format_amount(self.refilled)} left out"
         target = "empty" if not self.reserve else f"the reserve of {format_amount(self.reserve)}"
         if self.days_left is None:
-            return f"{format_amount(self.balance)} credits; nothing spent in {basis}: no end in sight."
-        return (
-            f"{format_amount(self.balance)} credits, burning {_round(self.burn_per_day, '0.01')} a day: "
-            f"{_round(self.days_left)} days to {target}, on {self.runs_out_at:%Y-%m-%d %H:%M} UTC "
-            f"({basis})."
-        )
+            text = f"{format_amount(self.balance)} credits; nothing spent in {basis}: no end in sight."
+        else:
+            text = (
+                f"{format_amount(self.balance)} credits, burning {_round(self.burn_per_day, '0.01')} a "
+                f"day: {_round(self.days_left)} days to {target}, on {self.runs_out_at:%Y-%m-%d %H:%M} UTC "
+                f"({basis})."
+            )
+        renewal = self.describe_renewal()
+        return f"{text} {renewal}" if renewal else text
+
+    def describe_renewal(self) -> str:
+        """The renewal in one sentence (empty when the vendor reports none)."""
+        if self.renews_at is None:
+            return ""
+        when = f"{self.renews_at:%Y-%m-%d %H:%M} UTC"
+        if self.renewal_stale:
+            return f"The vendor's renewal date {when} is already past (stale vendor data): ignored."
+        days = _round(self.days_to_renewal or Decimal(0))
+        if self.dry_before_renewal:
+            early = _round(self.days_dry_before_renewal or Decimal(0))
+            return f"Renews {when} (in {days} days): runs dry {early} days before it."
+        if self.days_left is None:
+            return f"Renews {when} (in {days} days)."
+        return f"Renews {when} (in {days} days), before it runs dry."
 
 
 def describe_span(span: timedelta) -> str:
@@ -156,6 +228,7 @@ def forecast(
             f"(now {describe_span(min_history)}).",
             snapshots=len(used),
         )
+    renews_at = last.next_reset_at
     with exact_arithmetic():
         spent = refilled = Decimal(0)
         refills = 0
@@ -175,7 +248,7 @@ def forecast(
         refills=refills,
         snapshots=len(used),
         reserve=reserve,
-    )
+    ).with_renewal(renews_at)
 
 
 def forecast_from_totals(
@@ -228,8 +301,13 @@ def forecast_from_totals(
     )
 
 
-def daily_chart(snapshots: Sequence[Snapshot], days: int = 14, width: int = 40) -> list[str]:
-    """A small text chart of the last balance of each of the last ``days`` days, one line per day."""
+def daily_chart(
+    snapshots: Sequence[Snapshot], days: int = 14, width: int = 40, runway: Runway | None = None
+) -> list[str]:
+    """A small text chart of the last balance of each of the last ``days`` days, one line per day.
+
+    With ``runway``: a last line for the forecast's dry date and the vendor's renewal, in date order.
+    """
     if not snapshots:
         return []
     last_of_day: dict[str, Snapshot] = {}
@@ -244,7 +322,28 @@ def daily_chart(snapshots: Sequence[Snapshot], days: int = 14, width: int = 40) 
                 int((s.available / top * width).to_integral_value(ROUND_HALF_EVEN)) if s.available > 0 else 0
             )
         lines.append(f"{day} {'#' * bar:<{width}} {format_amount(s.available)}")
+    if runway is not None:
+        marks = []
+        if runway.runs_out_at is not None:
+            marks.append((runway.runs_out_at, "runs dry" if not runway.reserve else "reaches the reserve"))
+        if runway.renews_at is not None:
+            marks.append(
+                (runway.renews_at, "renews" + (" (stale vendor data)" if runway.renewal_stale else ""))
+            )
+        for at, what in sorted(marks):
+            lines.append(f"{at:%Y-%m-%d} {'-' * 3} {what}")
     return lines
+
+
+def _days(span: timedelta) -> Decimal:
+    """A duration in days (28 significant digits)."""
+    micros = Decimal((span.days * 86400 + span.seconds) * 10**6 + span.microseconds)
+    with localcontext(Context(prec=28)):
+        return micros / (_DAY * 10**6)
+
+
+def _optional(value: Decimal | None) -> str | None:
+    return None if value is None else _text(value)
 
 
 def _round(value: Decimal, step: str = "0.1") -> str:

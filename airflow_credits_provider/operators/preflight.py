@@ -6,6 +6,7 @@ Also holds :class:`PreflightArgs`, the arguments and the single check that the o
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -13,12 +14,13 @@ from airflow_credits_provider.compat import BaseOperator
 from airflow_credits_provider.errors import CreditProviderError, ValidationTypeUnavailableError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
     from decimal import Decimal
 
     from airflow_credits_provider.compat import Context
     from airflow_credits_provider.decision import PreflightDecision
     from airflow_credits_provider.models import CreditBalance
+    from airflow_credits_provider.partial import UnitPlan
     from airflow_credits_provider.reservations import ReservationStore
 
 #: XCom key of the decision record (also returned, as ``return_value``, when the check passes).
@@ -35,7 +37,12 @@ PREFLIGHT_TEMPLATE_FIELDS = (
     "reservation_conn_id",
     "account",
     "budget",
+    "min_units",
 )
+
+#: XCom keys of a partial run's size (``on_insufficient="partial"``).
+AFFORDABLE_UNITS_KEY = "affordable_units"
+DEFERRED_UNITS_KEY = "deferred_units"
 
 #: Seconds a balance shared under the reservation lock may be reused by the one-shot operator.
 DEFAULT_BALANCE_MAX_AGE = 30.0
@@ -78,11 +85,35 @@ class PreflightArgs:
         usage_table: str | None = None,
         balance_max_age: float | None = None,
         lock_timeout: float | None = None,
+        partial_run: bool = False,
+        min_units: Any = 1,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)  # the operator's or sensor's own base class
         if (estimated_cost is None) == (units is None):
             raise ValueError(f"Task {self.task_id!r}: pass exactly one of estimated_cost or units.")
+        if partial_run and estimated_cost is not None:
+            raise ValueError(
+                f"Task {self.task_id!r}: on_insufficient='partial' sizes the run in units: pass units and "
+                "unit_cost (or validation_type) instead of estimated_cost."
+            )
+        if partial_run and not _is_template(min_units):
+            from airflow_credits_provider.decision import unit_plan
+            from airflow_credits_provider.errors import InvalidCostEstimateError
+
+            try:  # a bad min_units fails at DAG parse time
+                unit_plan(
+                    task_id=self.task_id,
+                    units=0,
+                    unit_cost=0,
+                    validation_type=None,
+                    margin=0,
+                    margin_percent=0,
+                    min_units=min_units,
+                    balance=None,
+                )
+            except InvalidCostEstimateError as exc:
+                raise ValueError(str(exc)) from None
         if units is not None and unit_cost is None and validation_type is None:
             raise ValueError(f"Task {self.task_id!r}: with units, pass unit_cost or validation_type.")
         if budget is not None:
@@ -122,6 +153,8 @@ class PreflightArgs:
         self.usage_table = usage_table
         self.balance_max_age = balance_max_age
         self.lock_timeout = lock_timeout
+        self.partial_run = partial_run
+        self.min_units = min_units
 
     def _needs_vendor_price(self) -> bool:
         return self.units is not None and self.unit_cost is None
@@ -163,51 +196,63 @@ class PreflightArgs:
         margin: Decimal,
         basis: str,
         reserved: dict[str, Any] | None = None,
+        plan: UnitPlan | None = None,
     ) -> PreflightDecision:
         """Compare ``balance`` with an estimate already made; log it and push it to XCom once.
 
         :param reserved: with ``reserve=True``, what the reservation attempt found
             (:meth:`ReserveResult.to_dict`): ``held_by_others``, ``others``, the ``reservation`` taken
             (``None``: none, as it did not fit) and the ``budget``'s state
+        :param plan: a partial run's plan as made before deferring (default: made now from ``balance``);
+            a partial run is sized here (``cost``, ``margin`` and ``basis`` are then not used)
         """
         import dataclasses
         from decimal import Decimal
 
-        from airflow_credits_provider.decision import decide
+        from airflow_credits_provider.decision import decide, decide_partial
 
-        decision = decide(
-            self.credit_conn_id,
-            balance,
-            cost,
-            margin,
-            basis,
-            waiting=self.waits_for_credits,
-            reserved_by_others=Decimal(reserved["held_by_others"]) if reserved else Decimal(0),
-            other_reservations=int(reserved["others"]) if reserved else 0,
-            budget=reserved.get("budget") if reserved else None,
-        )
+        others: dict[str, Any] = {
+            "waiting": self.waits_for_credits,
+            "reserved_by_others": Decimal(reserved["held_by_others"]) if reserved else Decimal(0),
+            "other_reservations": int(reserved["others"]) if reserved else 0,
+            "budget": reserved.get("budget") if reserved else None,
+        }
+        if self.partial_run:
+            plan = plan or self._unit_plan(context, balance)
+            decision = decide_partial(self.credit_conn_id, balance, plan, **others)
+        else:
+            decision = decide(self.credit_conn_id, balance, cost, margin, basis, **others)
         if reserved is not None:
-            if decision.passed != (reserved["reservation"] is not None):  # cannot happen: same arithmetic
+            taken = reserved["reservation"]
+            # Cannot happen (the store and the decision run the same exact arithmetic), but a reservation
+            # of another amount than the decision's would spend credits nobody sized.
+            if decision.passed != (taken is not None) or (
+                taken is not None and Decimal(taken["amount"]) != decision.required
+            ):
                 raise RuntimeError(f"Reservation and decision disagree for task {self.task_id!r}.")
-            decision = dataclasses.replace(decision, reservation=reserved["reservation"])
+            decision = dataclasses.replace(decision, reservation=taken)
         self.log.info("Credit preflight: %s", decision.message)
-        context["ti"].xcom_push(key=XCOM_KEY, value=decision.to_dict())
+        ti = context["ti"]
+        ti.xcom_push(key=XCOM_KEY, value=decision.to_dict())
+        if self.partial_run:
+            ti.xcom_push(key=AFFORDABLE_UNITS_KEY, value=decision.affordable_units)
+            ti.xcom_push(key=DEFERRED_UNITS_KEY, value=decision.deferred_units)
         return decision
 
     def _estimate(self, context: Context, balance: CreditBalance | None) -> tuple[Decimal, Decimal, str]:
         """Return ``(cost, margin, basis)`` from the rendered arguments.
 
         ``balance`` is needed only for a vendor-reported unit price. Impossible estimates and
-        validation types the plan cannot run raise :class:`CreditPreflightFailed` (no retries).
+        validation types the plan cannot run raise :class:`CreditPreflightFailed` (no retries). For a
+        partial run it is the smallest run's: what the gate waits for.
         """
+        if self.partial_run:
+            plan = self._unit_plan(context, balance)
+            smallest = plan.smallest_run
+            return plan.cost(smallest), plan.margin_for(smallest), plan.basis(smallest)
         from airflow_credits_provider.decision import estimate_cost, margin_for
-        from airflow_credits_provider.errors import (
-            CreditPreflightFailed,
-            InvalidCostEstimateError,
-            UnknownValidationTypeError,
-        )
 
-        try:
+        with self._cost_errors():
             cost, basis = estimate_cost(
                 task_id=self.task_id,
                 estimated_cost=self.estimated_cost,
@@ -218,6 +263,34 @@ class PreflightArgs:
                 context=context,
             )
             return cost, margin_for(cost, self.margin, self.margin_percent, self.task_id), basis
+
+    def _unit_plan(self, context: Context, balance: CreditBalance | None) -> UnitPlan:
+        """The partial run's plan from the rendered arguments (``balance`` for a vendor's unit price)."""
+        from airflow_credits_provider.decision import unit_plan
+
+        with self._cost_errors():
+            return unit_plan(
+                task_id=self.task_id,
+                units=self.units,
+                unit_cost=self.unit_cost,
+                validation_type=self.validation_type,
+                margin=self.margin,
+                margin_percent=self.margin_percent,
+                min_units=self.min_units,
+                balance=balance,
+            )
+
+    @contextmanager
+    def _cost_errors(self) -> Iterator[None]:
+        """Impossible estimates and unavailable validation types fail the task (no retries)."""
+        from airflow_credits_provider.errors import (
+            CreditPreflightFailed,
+            InvalidCostEstimateError,
+            UnknownValidationTypeError,
+        )
+
+        try:
+            yield
         except (InvalidCostEstimateError, ValidationTypeUnavailableError) as exc:
             raise CreditPreflightFailed(str(exc)) from None
         except UnknownValidationTypeError as exc:
@@ -252,13 +325,20 @@ class PreflightArgs:
         One transaction under the account's lock (see :class:`~airflow_credits_provider.reservations.
         ReservationStore`); the threshold checks and the XCom push run after it commits.
         """
+        from decimal import Decimal
+
         from airflow_credits_provider.errors import BudgetError, CreditPreflightFailed
         from airflow_credits_provider.parsing import exact_arithmetic
         from airflow_credits_provider.reservations import Holder
 
         made: list[tuple[Decimal, Decimal, str]] = []
+        plans: list[UnitPlan] = []
 
         def amount_for(balance: CreditBalance) -> Decimal:
+            if self.partial_run:  # the whole job; amount_within sizes it down to the room
+                plans[:] = [self._unit_plan(context, balance)]
+                made[:] = [(Decimal(0), Decimal(0), "")]  # unused: _record sizes the partial run
+                return plans[0].required(plans[0].units)
             made[:] = [estimate or self._estimate(context, balance)]
             cost, margin, _ = made[0]
             with exact_arithmetic():
@@ -274,6 +354,7 @@ class PreflightArgs:
                 ttl=self.reservation_ttl,
                 max_age=max_age,
                 budget=self.budget,
+                amount_within=(lambda room: plans[0].amount_within(room)) if self.partial_run else None,
             )
         except BudgetError as exc:  # an unknown budget, or one on another account: retrying cannot help
             raise CreditPreflightFailed(f"Task {self.task_id!r}: {exc}") from None
@@ -284,7 +365,8 @@ class PreflightArgs:
             )
         self._check_thresholds(context, result.balance)
         cost, margin, basis = made[0]
-        decision = self._record(context, result.balance, cost, margin, basis, result.to_dict())
+        plan = plans[0] if plans else None
+        decision = self._record(context, result.balance, cost, margin, basis, result.to_dict(), plan)
         if result.reservation is not None:
             self.log.info(
                 "%s %s credits on account %r until %s (reservation %s)",
@@ -321,6 +403,14 @@ class CreditPreflightOperator(PreflightArgs, BaseOperator):
     default trigger rules, its downstream tasks. The decision is pushed to XCom under
     ``credit_preflight`` either way.
 
+    With ``on_insufficient="partial"`` (the cost given as ``units`` and a unit price), a shortfall runs
+    what the credits cover instead: the task passes with the largest number of units whose cost plus
+    margin fits the free credits (after other runs' reservations and, with ``budget``, the budget's
+    remaining credits), and pushes ``affordable_units`` and ``deferred_units`` to XCom (also in the
+    decision record); with ``reserve=True`` exactly that run's cost plus margin is reserved. When the
+    credits cover fewer than ``min_units``, it fails or skips (``below_min_units``). See
+    docs/partial-runs.md.
+
     :param credit_conn_id: the credit connection to check (any vendor) (templated)
     :param estimated_cost: credits the job will spend: a number, a numeric string (e.g. rendered from
         XCom), or a callable taking the context (templated)
@@ -330,7 +420,11 @@ class CreditPreflightOperator(PreflightArgs, BaseOperator):
     :param validation_type: the vendor service whose price applies, e.g. TrueMail ``"smtp"`` (templated)
     :param margin: credits kept in reserve on top of the cost (templated)
     :param margin_percent: percent of the cost kept in reserve on top of it (templated)
-    :param on_insufficient: ``"fail"`` or ``"skip"``
+    :param on_insufficient: ``"fail"``, ``"skip"`` or ``"partial"``
+    :param min_units: with ``"partial"``: the smallest run worth starting (default 1); a job smaller
+        than it runs when it fits whole (templated)
+    :param below_min_units: with ``"partial"``: ``"fail"`` (default) or ``"skip"`` when the credits
+        cover fewer than ``min_units``
     :param warn_below: log a warning (and call ``on_low_balance``) when available credits are below it
     :param critical_below: as ``warn_below``, at the critical level
     :param on_low_balance: called as ``on_low_balance(level=..., balance=..., context=...)``
@@ -360,11 +454,16 @@ class CreditPreflightOperator(PreflightArgs, BaseOperator):
     template_fields = PREFLIGHT_TEMPLATE_FIELDS
     ui_color = "#fdf1d6"
 
-    def __init__(self, *, on_insufficient: str = "fail", **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        if on_insufficient not in ("fail", "skip"):
-            raise ValueError(f"on_insufficient must be 'fail' or 'skip', got {on_insufficient!r}")
+    def __init__(
+        self, *, on_insufficient: str = "fail", below_min_units: str = "fail", **kwargs: Any
+    ) -> None:
+        if on_insufficient not in ("fail", "skip", "partial"):
+            raise ValueError(f"on_insufficient must be 'fail', 'skip' or 'partial', got {on_insufficient!r}")
+        if below_min_units not in ("fail", "skip"):
+            raise ValueError(f"below_min_units must be 'fail' or 'skip', got {below_min_units!r}")
+        super().__init__(partial_run=on_insufficient == "partial", **kwargs)
         self.on_insufficient = on_insufficient
+        self.below_min_units = below_min_units
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Fetch the balance once and decide."""
@@ -379,6 +478,12 @@ class CreditPreflightOperator(PreflightArgs, BaseOperator):
             decision = self._decide(context, self._fetch_balance(), estimate)
         if decision.passed:
             return decision.to_dict()
-        if self.on_insufficient == "skip":
+        action = self.below_min_units if self.partial_run else self.on_insufficient
+        if action == "skip":
             raise AirflowSkipException(decision.message)
         raise CreditPreflightFailed(decision.message)
+
+
+def _is_template(value: Any) -> bool:
+    """A Jinja template string, rendered only when the task runs."""
+    return isinstance(value, str) and "{{" in value

@@ -51,7 +51,7 @@ def read_snapshots(
     snapshots = LandingTarget.snapshots(hook, table, schema).data
     p = snapshots.param()
     accounts: list[str] = []  # the accounts the table holds, read only when ``account`` is not one
-    rows: list[tuple[Any, Any]] = []
+    rows: list[tuple[Any, Any, Any]] = []
     try:
         newest = hook.get_first(
             f"SELECT MAX(fetched_at) FROM {snapshots.qualified} WHERE account = {p}", parameters=(account,)
@@ -63,7 +63,7 @@ def read_snapshots(
             newest_at = parse_stored_time(newest[0])
             assert newest_at is not None
             rows = hook.get_records(
-                f"SELECT fetched_at, available FROM {snapshots.qualified} "
+                f"SELECT fetched_at, available, next_reset_at FROM {snapshots.qualified} "
                 f"WHERE account = {p} AND fetched_at >= {p} ORDER BY fetched_at",
                 parameters=snapshots.adapt((account, to_naive_utc(newest_at - window))),
             )
@@ -85,7 +85,10 @@ def read_snapshots(
             f"{sql_conn_id!r} ({held}). Land them with CreditBalanceToSqlOperator, whose account label "
             "is the credit connection's id unless you set one."
         )
-    return [Snapshot(parse_stored_time(at), Decimal(str(available))) for at, available in rows]  # type: ignore[arg-type]  # fetched_at is NOT NULL
+    return [
+        Snapshot(parse_stored_time(at), Decimal(str(available)), parse_stored_time(renews))  # type: ignore[arg-type]  # fetched_at is NOT NULL
+        for at, available, renews in rows
+    ]
 
 
 class CreditRunwayOperator(BaseOperator):
@@ -98,6 +101,13 @@ class CreditRunwayOperator(BaseOperator):
     returns the numbers (XCom). When the runway is shorter than ``min_days`` it warns, fails or skips
     (``on_short``), and calls ``on_short_callback(runway=..., context=...)`` first.
 
+    When the vendor reports its next renewal (the newest snapshot's ``next_reset_at``: LocalLeads,
+    TrueMail, generic presets with a ``reset_path``), the forecast says whether the account runs dry
+    before it (``renews_at``, ``dry_before_renewal``, ``days_dry_before_renewal`` in XCom), and
+    ``min_days`` judges the runway up to the renewal: an account renewed before it runs dry is not
+    short. A renewal date already past at the newest snapshot is stale vendor data and is ignored
+    (``renewal_stale``).
+
     Until the window holds snapshots spanning ``min_history_hours`` (the first runs of a new snapshot
     schedule), or when the table holds none of the account, there is no burn rate: the task logs why
     and returns ``{"forecast": False, ...}`` without judging the runway. A table that cannot be read
@@ -108,7 +118,8 @@ class CreditRunwayOperator(BaseOperator):
         so usually the credit connection's id) (templated)
     :param table: the snapshots table (templated)
     :param schema: its schema (templated)
-    :param min_days: the shortest acceptable runway, in days (``None``: only report)
+    :param min_days: the shortest acceptable runway, in days, up to the vendor's renewal (``None``: only
+        report)
     :param reserve: forecast the date the balance reaches this many credits instead of zero
     :param window_days: days of history used
     :param min_history_hours: the shortest span of history to forecast from (below it: no forecast yet)
@@ -184,14 +195,12 @@ class CreditRunwayOperator(BaseOperator):
             return {"account": self.account, "forecast": False, "snapshots": exc.snapshots, "short": False}
         self.log.info("Runway of %r: %s", self.account, runway.describe())
         result = {"account": self.account, "forecast": True, **runway.to_dict(), "short": False}
-        if (
-            self.min_days is not None
-            and runway.days_left is not None
-            and runway.days_left < Decimal(str(self.min_days))
-        ):
+        if self.min_days is not None and runway.is_short(Decimal(str(self.min_days))):
             result["short"] = True
+            before = " and before its renewal" if runway.dry_before_renewal else ""
             message = (
-                f"Account {self.account!r} runs out in less than {self.min_days:g} days: {runway.describe()}"
+                f"Account {self.account!r} runs out in less than {self.min_days:g} days{before}: "
+                f"{runway.describe()}"
             )
             if self.on_short_callback is not None:
                 self.on_short_callback(runway=runway, context=context)

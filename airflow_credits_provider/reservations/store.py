@@ -172,6 +172,7 @@ class ReservationStore:
         ttl: timedelta = DEFAULT_TTL,
         max_age: float = 0.0,
         budget: str | None = None,
+        amount_within: Callable[[Decimal], Decimal] | None = None,
     ) -> ReserveResult:
         """Reserve ``amount_for(balance)`` credits for ``holder`` if the account's free credits cover it.
 
@@ -187,6 +188,12 @@ class ReservationStore:
         every reserver of a budget draws on the budget's one account, so the account's lock serialises
         them. An unknown budget, or one on another account, raises
         :class:`~airflow_credits_provider.errors.BudgetError` before the vendor is called.
+
+        With ``amount_within`` (a partial run), when ``amount_for(balance)`` does not fit, it is called
+        with the *room* (the free credits, or the budget's remaining ones when fewer) for the amount to
+        reserve instead (:meth:`UnitPlan.amount_within
+        <airflow_credits_provider.partial.UnitPlan.amount_within>`); that is reserved when it fits. Under
+        the lock, so each of many partial reservers gets what was free at its turn.
         """
         self.create()
         rid = holder.reservation_id
@@ -203,7 +210,12 @@ class ReservationStore:
             with exact_arithmetic():
                 held = sum((r.amount for r in others), Decimal(0))
                 amount = amount_for(balance)
-                fits = balance.available - held >= amount and (state is None or state.covers(amount))
+                room = balance.available - held
+                if state is not None:
+                    room = min(room, state.remaining)
+                if amount > room and amount_within is not None:
+                    amount = amount_within(room)
+                fits = amount <= room
             reservation = None
             if fits:  # a retry whose new estimate no longer fits keeps its row until released or expired
                 reservation = Reservation(

@@ -99,6 +99,16 @@ def start_of_month() -> datetime:
     return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
+def start_of_next_month() -> datetime:
+    """The start of the next month (UTC): when the sandbox's monthly plans renew."""
+    start = start_of_month()
+    return (
+        start.replace(year=start.year + 1, month=1)
+        if start.month == 12
+        else start.replace(month=start.month + 1)
+    )
+
+
 def iso(moment: datetime) -> str:
     """``moment`` as the vendors print times (milliseconds, ``Z``)."""
     return (

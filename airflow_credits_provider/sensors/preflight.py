@@ -37,6 +37,12 @@ class CreditPreflightSensor(PreflightArgs, BaseSensorOperator):
     month; when the renewal comes after the sensor's deadline it fails (or, with ``soft_fail``, skips)
     at once, saying so.
 
+    With ``on_insufficient="partial"`` (the cost given as ``units`` and a unit price), the sensor passes
+    as soon as the free credits cover the whole job or at least ``min_units`` of it, sized as
+    :class:`~airflow_credits_provider.operators.preflight.CreditPreflightOperator` sizes a partial run
+    (``affordable_units`` and ``deferred_units`` in XCom; with ``reserve=True`` exactly that run's cost is
+    reserved); below ``min_units`` it keeps waiting. See docs/partial-runs.md.
+
     :param credit_conn_id: the credit connection to watch (any vendor) (templated)
     :param estimated_cost: credits the job will spend: a number, a numeric string, or a callable taking
         the context (templated)
@@ -45,6 +51,9 @@ class CreditPreflightSensor(PreflightArgs, BaseSensorOperator):
     :param validation_type: the vendor service whose price applies, e.g. TrueMail ``"smtp"`` (templated)
     :param margin: credits kept in reserve on top of the cost (templated)
     :param margin_percent: percent of the cost kept in reserve on top of it (templated)
+    :param on_insufficient: ``"wait"`` (default) for the whole job, or ``"partial"``: pass with what the
+        credits cover once that is at least ``min_units``
+    :param min_units: with ``"partial"``: the smallest run worth starting (default 1) (templated)
     :param wait_for_reset: wait for the vendor's next credit renewal instead of polling, when it covers
     :param deferrable: defer to the triggerer while waiting (default: ``[operators] default_deferrable``)
     :param warn_below: log a warning (and call ``on_low_balance``) when available credits are below it
@@ -63,9 +72,17 @@ class CreditPreflightSensor(PreflightArgs, BaseSensorOperator):
     waits_for_credits = True
 
     def __init__(
-        self, *, wait_for_reset: bool = False, deferrable: bool | None = None, **kwargs: Any
+        self,
+        *,
+        on_insufficient: str = "wait",
+        wait_for_reset: bool = False,
+        deferrable: bool | None = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        if on_insufficient not in ("wait", "partial"):
+            raise ValueError(f"on_insufficient must be 'wait' or 'partial', got {on_insufficient!r}")
+        super().__init__(partial_run=on_insufficient == "partial", **kwargs)
+        self.on_insufficient = on_insufficient
         self.wait_for_reset = wait_for_reset
         if deferrable is None:  # read here, not as a default argument, to keep DAG-file imports cheap
             deferrable = conf.getboolean("operators", "default_deferrable", fallback=False)
@@ -241,6 +258,8 @@ class CreditPreflightSensor(PreflightArgs, BaseSensorOperator):
             # Returned with the success event: resuming must not call a cost callable again.
             "estimate": {"cost": str(cost), "margin": str(margin), "basis": basis},
         }
+        if self.partial_run:  # the trigger sizes a reservation with it; resuming sizes the run with it
+            trigger_kwargs["estimate"]["plan"] = self._unit_plan(context, balance).to_dict()
         if self.reserve:
             from airflow_credits_provider.reservations import Holder
             from airflow_credits_provider.triggers.reservation import CreditReservationTrigger
@@ -299,14 +318,18 @@ class CreditPreflightSensor(PreflightArgs, BaseSensorOperator):
         from airflow_credits_provider.compat import AirflowSensorTimeout
         from airflow_credits_provider.errors import CreditPreflightFailed
         from airflow_credits_provider.models import CreditBalance
+        from airflow_credits_provider.partial import UnitPlan
 
         status = event.get("status")
         if status == "success":
             balance = CreditBalance.from_dict(event["balance"])
             estimate = event["estimate"]
             cost, margin = Decimal(estimate["cost"]), Decimal(estimate["margin"])
+            plan = UnitPlan.from_dict(estimate["plan"]) if estimate.get("plan") else None
             # With reserve=True the trigger took the reservation: record it, do not reserve again.
-            decision = self._record(context, balance, cost, margin, estimate["basis"], event.get("reserved"))
+            decision = self._record(
+                context, balance, cost, margin, estimate["basis"], event.get("reserved"), plan
+            )
             if decision.passed:
                 return decision.to_dict()
             raise CreditPreflightFailed("The balance dropped again after the trigger saw enough credits.")

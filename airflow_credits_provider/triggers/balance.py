@@ -65,8 +65,9 @@ class CreditBalanceTrigger(BaseTrigger):
     :param not_before: ISO 8601 time before which no check is made (a known credit renewal)
     The trigger reads time and waits through :attr:`clock` (a :class:`TriggerClock`).
 
-    :param estimate: strings the deferring task needs back with the success event (the sensor's cost,
-        margin and basis, so that resuming does not estimate again)
+    :param estimate: what the deferring task needs back with the success event (the sensor's cost,
+        margin and basis, so that resuming does not estimate again, and a partial run's ``plan``,
+        :meth:`UnitPlan.to_dict() <airflow_credits_provider.partial.UnitPlan.to_dict>`)
     """
 
     clock: ClassVar[TriggerClock] = TriggerClock()
@@ -78,7 +79,7 @@ class CreditBalanceTrigger(BaseTrigger):
         poll_interval: float = 60.0,
         deadline: str | None = None,
         not_before: str | None = None,
-        estimate: dict[str, str] | None = None,
+        estimate: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.credit_conn_id = credit_conn_id

@@ -106,17 +106,22 @@ class CreditReservationTrigger(CreditBalanceTrigger):
         """One reservation attempt (blocking: database and, when the shared balance is stale, the vendor)."""
         from datetime import timedelta
 
+        from airflow_credits_provider.partial import UnitPlan
         from airflow_credits_provider.reservations import Holder, ReservationStore
         from airflow_credits_provider.sql.connections import sql_hook_for
 
         spec = self.reservation
         if self._store is None:
             self._store = ReservationStore(sql_hook_for(spec["reservation_conn_id"]), **spec.get("store", {}))
+        planned = (self.estimate or {}).get("plan")
+        plan = UnitPlan.from_dict(planned) if planned else None
         return self._store.reserve(
             account=spec["account"],
             credit_conn_id=self.credit_conn_id,
             holder=Holder(**spec["holder"]),
-            amount_for=lambda _balance: required,
+            # A partial run asks for the whole job, then for what fits (``required`` is its smallest run).
+            amount_for=lambda _balance: plan.required(plan.units) if plan else required,
+            amount_within=plan.amount_within if plan else None,
             fetch_balance=self._fetch_balance,
             ttl=timedelta(seconds=float(spec["ttl"])),
             max_age=float(spec["max_age"]),

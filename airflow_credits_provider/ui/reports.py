@@ -276,6 +276,14 @@ def _snapshot_vendor(info: CreditConnection, result: BalanceResult | None) -> st
     return None if vendor_class(info.conn_type).generic else info.conn_type
 
 
+def _runway(history: BalanceHistory | None, result: BalanceResult | None) -> dict[str, Any] | None:
+    """The runway forecast, knowing the live balance's next renewal (fresher than any snapshot's)."""
+    if history is None or history.runway is None:
+        return None
+    renewal = result.balance.next_reset_at if result is not None and result.balance else None
+    return history.runway.with_renewal(renewal).to_dict()
+
+
 def _balance_part(result: BalanceResult) -> dict[str, Any]:
     renewal = result.balance.next_reset_at if result.balance else None
     return {
@@ -303,10 +311,10 @@ def _holds(rows: list[dict[str, Any]], dags: access.ReadableDags) -> dict[str, A
     }
 
 
-def _history_part(history: BalanceHistory | None) -> dict[str, Any]:
+def _history_part(history: BalanceHistory | None, result: BalanceResult | None) -> dict[str, Any]:
     if history is None:
         return {"history": None}
-    return {"history": history.to_dict()}
+    return {"history": {**history.to_dict(), "runway": _runway(history, result)}}
 
 
 async def overview(user: Any, settings: CreditsSettings, cache: BalanceCache) -> dict[str, Any]:
@@ -332,7 +340,7 @@ async def overview(user: Any, settings: CreditsSettings, cache: BalanceCache) ->
                 "source": info.source,
                 "url": f"accounts/{quote(info.conn_id, safe='')}",
                 **_balance_part(result),
-                "runway": history.runway.to_dict() if history and history.runway else None,
+                "runway": _runway(history, result),
                 "runway_note": history.runway_note if history else None,
                 "spent_this_month": history.to_dict()["spent_this_month"] if history else None,
                 "sparkline": [d["last"] for d in history.to_dict()["days"]] if history else [],
@@ -376,7 +384,7 @@ async def account(
         s = settings
         vendor = _snapshot_vendor(info, result)
         history = sources.history(info, vendor, days=days, reserve=reserve)
-        part: dict[str, Any] = {**_history_part(history), "usage_by_dag": None}
+        part: dict[str, Any] = {**_history_part(history, result), "usage_by_dag": None}
         if _has_ledger(info):  # vendors without a ledger API have no transactions to land
             part["transactions"] = sources.read(
                 s.warehouse_conn_id,

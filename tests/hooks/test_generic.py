@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import re
+from datetime import timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -99,7 +100,10 @@ def test_hunter_optional_fields(monkeypatch: pytest.MonkeyPatch, sandbox: Sandbo
     assert balance.plan == "Starter"
     assert balance.used == Decimal("12.5")
     assert balance.next_reset_at is not None
-    assert balance.next_reset_at.isoformat() == "2026-12-01T00:00:00+00:00"
+    # Relative to now: the first of next month, so never a date already past.
+    assert balance.next_reset_at > balance.fetched_at
+    assert balance.next_reset_at.day == 1
+    assert balance.next_reset_at - balance.fetched_at <= timedelta(days=31)
 
 
 def test_described_api_without_a_preset(monkeypatch: pytest.MonkeyPatch, sandbox: SandboxServer) -> None:

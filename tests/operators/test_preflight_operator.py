@@ -56,7 +56,7 @@ def test_vendor_outage_is_left_to_task_retries(connections: SandboxServer) -> No
 
 
 def test_on_insufficient_is_validated() -> None:
-    with pytest.raises(ValueError, match="'fail' or 'skip'"):
+    with pytest.raises(ValueError, match="'fail', 'skip' or 'partial'"):
         CreditPreflightOperator(task_id="t", credit_conn_id="c", estimated_cost=1, on_insufficient="warn")
 
 

@@ -49,6 +49,13 @@ class PresetApi:
         return request.headers.get(name.lower())
 
 
+def _next_month_date() -> str:
+    """The first of next month (``2027-01-01``): the sandbox's Hunter plan always renews then."""
+    from airflow_credits_provider.sandbox.state import start_of_next_month
+
+    return f"{start_of_next_month():%Y-%m-%d}"
+
+
 PRESET_APIS: dict[str, PresetApi] = {
     "zerobounce": PresetApi(
         "GET", "/v2/getcredits", "query:api_key", lambda b: {"Credits": _text(b)}, 200, {"Credits": "-1"}
@@ -61,7 +68,7 @@ PRESET_APIS: dict[str, PresetApi] = {
             "data": {
                 "email": "ops@example.com",
                 "plan_name": "Starter",
-                "reset_date": "2026-12-01",
+                "reset_date": _next_month_date(),
                 "requests": {
                     "searches": {"used": 10, "available": 500, "remaining": 490},
                     "verifications": {"used": 5, "available": 1000, "remaining": 995},

@@ -13,6 +13,18 @@ if TYPE_CHECKING:
     from airflow_credits_provider.sandbox.emulators.base import Request
     from airflow_credits_provider.sandbox.state import SandboxState
 
+
+def _month_bound(months_ahead: int) -> str:
+    """The start of this (0) or the next (1) month, as TrueMail prints period bounds.
+
+    The sandbox's period is always the current one, so its renewal is never already past.
+    """
+    from airflow_credits_provider.sandbox.state import start_of_month, start_of_next_month
+
+    moment = start_of_next_month() if months_ahead else start_of_month()
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 _MESSAGES = {
     400: "Bad request",
     401: "Invalid API key",
@@ -31,8 +43,8 @@ class TrueMailAccount:
     plan: str = "premium"
     total: Decimal = Decimal(45230)
     locked: Decimal = Decimal(1500)
-    period_start: str = "2026-11-01T00:00:00Z"
-    period_end: str = "2026-12-01T00:00:00Z"
+    period_start: str = field(default_factory=lambda: _month_bound(0))
+    period_end: str = field(default_factory=lambda: _month_bound(1))
     rate_limit: int = 300
     validation_types: dict[str, dict[str, Any]] = field(
         default_factory=lambda: {
