@@ -14,7 +14,7 @@ small (``units < min_units`` included).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import ROUND_FLOOR, Decimal, InvalidOperation
+from decimal import ROUND_FLOOR, Context, Decimal, localcontext
 from typing import Any
 
 from airflow_credits_provider.errors import InvalidCostEstimateError
@@ -86,10 +86,9 @@ class UnitPlan:
             per_unit = self.unit_cost + self.unit_cost * self.margin_percent / _HUNDRED
         if per_unit == 0:
             return self.units
-        try:  # a first guess, then exact steps: the quotient may be rounded
+        # A first guess in a rounding context (the caller's may trap inexact results), then exact steps.
+        with localcontext(Context(prec=40)):
             guess = ((room - self.margin) / per_unit).to_integral_value(ROUND_FLOOR)
-        except InvalidOperation:
-            guess = Decimal(0)
         k = int(max(Decimal(0), min(guess, Decimal(self.units))))
         while k < self.units and self.required(k + 1) <= room:
             k += 1

@@ -1,0 +1,118 @@
+"""example_partial_enrichment, run for real with dag.test() against the sandbox and SQLite files."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+import pytest
+
+from airflow_credits_provider.reservations import Holder, ReservationStore
+from tests.example_dags_support import load_dag, states, xcom
+from tests.warehouse_support import sqlite_connection
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from airflow_credits_provider.sandbox import SandboxServer
+
+pytestmark = [pytest.mark.usefixtures("airflow_db"), pytest.mark.integration]
+
+MODULE = "example_partial_enrichment"
+DAG_ID = "example_partial_enrichment"
+
+
+@pytest.fixture
+def stores(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> tuple[ReservationStore, object]:
+    sqlite_connection(monkeypatch, "credits_reservations", tmp_path / "reservations.db")
+    sqlite_connection(monkeypatch, "credits_warehouse", tmp_path / "warehouse.db")
+    from airflow_credits_provider.sql.connections import sql_hook_for
+
+    return ReservationStore(sql_hook_for("credits_reservations")), sql_hook_for("credits_warehouse")
+
+
+def leads(warehouse: object, status: str) -> list[int]:
+    rows = warehouse.get_records(  # type: ignore[attr-defined]
+        "SELECT lead_id FROM pending_leads WHERE status = ? ORDER BY lead_id", parameters=(status,)
+    )
+    return [int(r[0]) for r in rows]
+
+
+def test_a_short_account_enriches_what_it_can_and_the_next_run_does_the_rest(
+    connections: SandboxServer, stores: tuple[ReservationStore, object]
+) -> None:
+    reservations, warehouse = stores
+    connections.state.leadmagic.credits = Decimal(23)  # 20 leads x 1.1 = 22 fit; 21 x 1.1 = 23.1 do not
+    first = load_dag(MODULE, DAG_ID).test(run_conf={"new_leads": 50})
+    assert set(states(first).values()) == {"success"}
+    decision = xcom(first, "reserve_credits", "credit_preflight")
+    assert (decision["units"], decision["affordable_units"], decision["deferred_units"]) == (50, 20, 30)
+    assert xcom(first, "reserve_credits", "affordable_units") == 20
+    assert xcom(first, "reserve_credits", "deferred_units") == 30
+    assert decision["reservation"]["amount"] == "22"
+    assert decision["message"].startswith("Partial run: the credits cover 20 of 50 units; 30 deferred")
+    assert leads(warehouse, "enriched") == list(range(1, 21))  # the oldest first
+    assert leads(warehouse, "pending") == list(range(21, 51))
+    assert len(connections.state.requests_for("leadmagic", "/v1/people/email-finder")) == 20
+    assert connections.state.leadmagic.credits == Decimal(3)
+    assert reservations.active("leadmagic_default") == []
+
+    connections.state.leadmagic.credits = Decimal(1000)  # the renewal
+    # The release shared the balance after the first run's work; reservers reuse it for balance_max_age
+    # (30 s): the next scheduled run comes later than that, so forget it here.
+    reservations.hook.run("UPDATE credit_reservations_accounts SET balance_seq = NULL")
+    second = load_dag(MODULE, DAG_ID).test(run_conf={"new_leads": 0})
+    assert set(states(second).values()) == {"success"}
+    decision = xcom(second, "reserve_credits", "credit_preflight")
+    assert (decision["affordable_units"], decision["deferred_units"]) == (30, 0)
+    assert decision["reservation"]["amount"] == "33"
+    assert leads(warehouse, "pending") == []
+    assert leads(warehouse, "enriched") == list(range(1, 51))
+    assert connections.state.leadmagic.credits == Decimal(970)
+
+
+def test_other_runs_reservations_shrink_the_run(
+    connections: SandboxServer, stores: tuple[ReservationStore, object]
+) -> None:
+    reservations, warehouse = stores
+    connections.state.leadmagic.credits = Decimal(100)
+    from airflow_credits_provider.hooks.resolve import get_credit_hook
+
+    held = reservations.reserve(
+        account="leadmagic_default",
+        credit_conn_id="leadmagic_default",
+        holder=Holder("another_dag", "another_run", "reserve_credits"),
+        amount_for=lambda _b: Decimal(80),
+        fetch_balance=get_credit_hook("leadmagic_default").get_balance,
+        ttl=timedelta(hours=1),
+    )
+    assert held.reservation is not None
+    run = load_dag(MODULE, DAG_ID).test(run_conf={"new_leads": 30})
+    decision = xcom(run, "reserve_credits", "credit_preflight")
+    # 20 free: 18 leads x 1.1 = 19.8 fit, 19 x 1.1 = 20.9 do not.
+    assert (decision["affordable_units"], decision["deferred_units"]) == (18, 12)
+    assert decision["reserved_by_others"] == "80"
+    assert len(leads(warehouse, "enriched")) == 18
+    assert [r.holder.dag_id for r in reservations.active("leadmagic_default")] == ["another_dag"]
+
+
+def test_below_min_units_the_run_is_skipped_and_nothing_is_spent(
+    connections: SandboxServer, stores: tuple[ReservationStore, object]
+) -> None:
+    _, warehouse = stores
+    connections.state.leadmagic.credits = Decimal(5)  # 4 leads x 1.1 = 4.4: fewer than min_units=5
+    run = load_dag(MODULE, DAG_ID).test(run_conf={"new_leads": 50})
+    result = states(run)
+    assert result["reserve_credits"] == "skipped"
+    assert result["pick_batches"] == "skipped"
+    decision = xcom(run, "reserve_credits", "credit_preflight")
+    assert decision["passed"] is False
+    assert (decision["affordable_units"], decision["deferred_units"]) == (0, 50)
+    assert decision["message"].startswith("The credits cover 4 of 50 units, fewer than min_units (5)")
+    assert (
+        "need 5.5 (5 units x 1 credits (given) + margin 0.5), available 5, short by 0.5."
+        in decision["message"]
+    )
+    assert connections.state.requests_for("leadmagic", "/v1/people/email-finder") == []
+    assert len(leads(warehouse, "pending")) == 50
