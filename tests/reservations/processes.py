@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 PRELOAD = [
     "tests.reservations.test_store",
     "tests.reservations.test_budgets",
+    "tests.reservations.test_partial_reservations",
     "airflow_credits_provider.sql.connections",
     "airflow_credits_provider.hooks.leadmagic",
 ]
