@@ -15,6 +15,10 @@ email. Each run:
    10, and ``enrich`` runs once per batch (dynamic task mapping), marking each lead ``enriched``.
 5. ``release_credits`` (a teardown) releases the reservation and records what the run spent.
 
+``example_partial_enrichment_wait`` is the same with ``CreditPreflightSensor(on_insufficient="partial",
+deferrable=True)``: below ``min_units`` it waits in the triggerer until at least that many leads fit
+(credits released by other runs, a top-up, a renewal), then reserves as many as fit.
+
 The leads no run could afford stay ``pending``: the next run (after the renewal, or a top-up) counts
 them again and picks them first. Run offline against the sandbox: ``make demo``. See
 docs/partial-runs.md.
@@ -26,11 +30,17 @@ commands and as environment variables).
 
 from __future__ import annotations
 
+import os
+
 import pendulum
 from airflow.sdk import DAG, Param, task
 
 from airflow_credits_provider.operators.preflight import CreditPreflightOperator
 from airflow_credits_provider.operators.reservation import CreditReleaseOperator
+from airflow_credits_provider.sensors.preflight import CreditPreflightSensor
+
+# Seconds between balance checks while waiting; the demo and tests shorten it.
+POKE_INTERVAL = float(os.environ.get("CREDITS_EXAMPLE_POKE_INTERVAL", "300"))
 
 CONN_ID = "leadmagic_default"
 WAREHOUSE = "credits_warehouse"
@@ -108,33 +118,44 @@ def enrich(lead_ids: list[int]) -> int:
     return len(lead_ids)
 
 
-with DAG(
-    "example_partial_enrichment",
-    schedule=None,
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-    catchup=False,
-    max_active_runs=1,
-    params={"new_leads": Param(50, type="integer", minimum=0)},
-    tags=["credits", "example", "partial"],
-    doc_md=__doc__,
-) as example_partial_enrichment:
-    added = add_new_leads()
-    pending = count_pending()
-    gate = CreditPreflightOperator(
-        task_id="reserve_credits",
-        credit_conn_id=CONN_ID,
-        units="{{ ti.xcom_pull(task_ids='count_pending') }}",
-        unit_cost=1,
-        margin_percent=10,
-        on_insufficient="partial",
-        min_units=5,
-        below_min_units="skip",
-        reserve=True,
-        reservation_conn_id=RESERVATIONS_CONN_ID,
-    )
-    batches = pick_batches()
-    release = CreditReleaseOperator(
-        task_id="release_credits", reserved_by="reserve_credits", reservation_conn_id=RESERVATIONS_CONN_ID
-    )
-    added >> pending >> gate >> batches
-    enrich.expand(lead_ids=batches) >> release.as_teardown(setups=gate)
+def _dag(dag_id: str, wait: bool) -> DAG:
+    with DAG(
+        dag_id,
+        schedule=None,
+        start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+        catchup=False,
+        max_active_runs=1,
+        params={"new_leads": Param(50, type="integer", minimum=0)},
+        tags=["credits", "example", "partial"],
+        doc_md=__doc__,
+    ) as dag:
+        sizing = {
+            "task_id": "reserve_credits",
+            "credit_conn_id": CONN_ID,
+            "units": "{{ ti.xcom_pull(task_ids='count_pending') }}",
+            "unit_cost": 1,
+            "margin_percent": 10,
+            "on_insufficient": "partial",
+            "min_units": 5,
+            "reserve": True,
+            "reservation_conn_id": RESERVATIONS_CONN_ID,
+        }
+        if wait:  # below min_units: wait in the triggerer (no worker slot) for credits to come back
+            gate = CreditPreflightSensor(
+                **sizing, deferrable=True, poke_interval=POKE_INTERVAL, timeout=6 * 3600
+            )
+        else:  # below min_units: skip this run; the next one tries again
+            gate = CreditPreflightOperator(**sizing, below_min_units="skip")
+        added = add_new_leads()
+        pending = count_pending()
+        batches = pick_batches()
+        release = CreditReleaseOperator(
+            task_id="release_credits", reserved_by="reserve_credits", reservation_conn_id=RESERVATIONS_CONN_ID
+        )
+        added >> pending >> gate >> batches
+        enrich.expand(lead_ids=batches) >> release.as_teardown(setups=gate)
+    return dag
+
+
+example_partial_enrichment = _dag("example_partial_enrichment", wait=False)
+example_partial_enrichment_wait = _dag("example_partial_enrichment_wait", wait=True)

@@ -116,3 +116,32 @@ def test_below_min_units_the_run_is_skipped_and_nothing_is_spent(
     )
     assert connections.state.requests_for("leadmagic", "/v1/people/email-finder") == []
     assert len(leads(warehouse, "pending")) == 50
+
+
+def test_the_waiting_variant_defers_until_min_units_fit_then_takes_what_fits(
+    connections: SandboxServer, stores: tuple[ReservationStore, object]
+) -> None:
+    """Another run holds all but 3 credits until its reservation expires (as a killed run's would)."""
+    reservations, warehouse = stores
+    connections.state.leadmagic.credits = Decimal(100)
+    from airflow_credits_provider.hooks.resolve import get_credit_hook
+
+    held = reservations.reserve(
+        account="leadmagic_default",
+        credit_conn_id="leadmagic_default",
+        holder=Holder("another_dag", "another_run", "reserve_credits"),
+        amount_for=lambda _b: Decimal(97),
+        fetch_balance=get_credit_hook("leadmagic_default").get_balance,
+        ttl=timedelta(seconds=3),
+    )
+    assert held.reservation is not None
+    dag = load_dag(MODULE, "example_partial_enrichment_wait")
+    dag.get_task("reserve_credits").poke_interval = 0.2  # the module may have been imported before
+    run = dag.test(run_conf={"new_leads": 120})
+    assert set(states(run).values()) == {"success"}
+    decision = xcom(run, "reserve_credits", "credit_preflight")
+    # Deferred while 3 were free (2 leads, fewer than min_units=5); then 100 free: 90 x 1.1 = 99 fit.
+    assert (decision["affordable_units"], decision["deferred_units"]) == (90, 30)
+    assert decision["reservation"]["amount"] == "99"
+    assert len(leads(warehouse, "enriched")) == 90
+    assert len(leads(warehouse, "pending")) == 30
