@@ -142,9 +142,10 @@ def test_runway_prints_the_forecast_and_a_chart(tmp_path: Path, monkeypatch: pyt
     assert "  balance:        244 (at 2026-11-20 11:00 UTC)" in lines
     assert "  runs out:       2026-11-25 14:02 UTC"  # 244 / 47.6 days later in lines
     assert "  history used:   120 snapshots, 5.0 days, 1 refill(s) left out" in lines
-    chart = [line for line in lines if line.startswith("2026-11-")]
+    chart = [line for line in lines if line.startswith("2026-11-") and "---" not in line]
     assert [line.split()[0] for line in chart] == [f"2026-11-{d}" for d in range(15, 21)]
     assert chart[-1].endswith(" 244")
+    assert lines[-1] == "2026-11-25 --- runs dry"  # no renewal in these snapshots
     as_json = json.loads(
         _run(
             "runway", "localleads_default", "--sql-conn-id", "credits_warehouse", "--json", "--reserve", "100"
@@ -212,3 +213,39 @@ def test_runway_without_history_or_table_exits_2(tmp_path: Path, monkeypatch: py
     )
     assert allowed.returncode == 0, allowed.stderr
     assert json.loads(allowed.stdout)["burn_per_day"] == str(10 * 86400 // 5)
+
+
+def test_runway_shows_the_renewal_the_vendor_reports(
+    connections: SandboxServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """History, then a live TrueMail snapshot (its period end is the renewal): the CLI says which is first."""
+    from datetime import datetime, timezone
+    from decimal import Decimal
+
+    from airflow_credits_provider.hooks.resolve import get_credit_hook
+    from airflow_credits_provider.transfers.credit_balance_to_sql import CreditBalanceToSqlOperator
+    from tests.warehouse_support import seed_snapshots, sqlite_connection, steady_history
+
+    sqlite_connection(monkeypatch, "credits_warehouse", tmp_path / "warehouse.db")
+    live = get_credit_hook("truemail_default").get_balance()
+    assert live.next_reset_at is not None
+    to_renewal = Decimal(str((live.next_reset_at - live.fetched_at).total_seconds() / 86400))
+    per_hour = live.available / (to_renewal * 12)  # dry in half the days to the renewal
+    history = steady_history(
+        ending_at=datetime.now(timezone.utc), before=live.available, per_hour=per_hour, hours=48
+    )
+    seed_snapshots("credits_warehouse", "credit_balance_snapshots", "truemail", "truemail_default", history)
+    CreditBalanceToSqlOperator(
+        task_id="snap", credit_conn_id="truemail_default", sql_conn_id="credits_warehouse"
+    ).execute({})
+    text = _run("runway", "truemail_default", "--sql-conn-id", "credits_warehouse")
+    assert text.returncode == 0, text.stderr
+    renews = f"{live.next_reset_at:%Y-%m-%d}"
+    [line] = [line for line in text.stdout.splitlines() if line.startswith("  renews:")]
+    assert line.startswith(f"  renews:         Renews {renews} 00:00 UTC (in ")
+    assert line.endswith("days before it.")
+    assert text.stdout.splitlines()[-1] == f"{renews} --- renews"  # after the dry date in the chart
+    as_json = json.loads(
+        _run("runway", "truemail_default", "--sql-conn-id", "credits_warehouse", "--json").stdout
+    )
+    assert (as_json["renews_at"], as_json["dry_before_renewal"]) == (live.next_reset_at.isoformat(), True)

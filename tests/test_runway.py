@@ -125,3 +125,73 @@ def test_daily_chart_shows_the_last_balance_of_each_day() -> None:
     )
     lines = daily_chart(snaps, width=10)
     assert lines == ["2026-11-01 ######     50", "2026-11-02 ########## 80"]  # 50/80 of 10
+
+
+# -- the vendor's renewal ------------------------------------------------------------------------------
+def spending(renews_at: datetime | None, hours: int = 11) -> list[Snapshot]:
+    """1000 left after spending 24 an hour (1000/576 = 1.74 days left), the vendor's renewal on the last."""
+    snapshots = hourly([1000 + 24 * (hours - 1 - i) for i in range(hours)])
+    last = snapshots[-1]
+    return [*snapshots[:-1], Snapshot(last.at, last.available, renews_at)]
+
+
+LAST = START + timedelta(hours=10)
+
+
+def test_a_renewal_before_the_dry_date_is_not_short() -> None:
+    runway = forecast(spending(LAST + timedelta(days=1)))
+    assert runway.days_left == Decimal(1000) / 576
+    assert runway.renews_at == LAST + timedelta(days=1)
+    assert runway.dry_before_renewal is False
+    assert runway.days_dry_before_renewal is None
+    assert runway.days_to_renewal == 1
+    assert runway.is_short(7) is False  # short of 7 days, but refilled first
+    assert runway.describe().endswith("Renews 2026-11-02 10:00 UTC (in 1.0 days), before it runs dry.")
+    record = runway.to_dict()
+    assert (record["renews_at"], record["dry_before_renewal"], record["renewal_stale"]) == (
+        "2026-11-02T10:00:00+00:00",
+        False,
+        False,
+    )
+
+
+def test_running_dry_before_the_renewal_says_by_how_many_days() -> None:
+    runway = forecast(spending(LAST + timedelta(days=10)))
+    assert runway.dry_before_renewal is True
+    assert float(runway.days_dry_before_renewal or 0) == pytest.approx(10 - 1000 / 576)
+    assert runway.is_short(7) is True
+    assert runway.is_short(1) is False  # 1.74 days left: not short of one day
+    assert "Renews 2026-11-11 10:00 UTC (in 10.0 days): runs dry 8.3 days before it." in runway.describe()
+    assert runway.to_dict()["days_dry_before_renewal"].startswith("8.263888")
+
+
+def test_a_renewal_date_already_past_is_stale_and_ignored() -> None:
+    runway = forecast(spending(LAST - timedelta(days=2)))
+    assert runway.renewal_stale is True
+    assert runway.renewal is None
+    assert runway.dry_before_renewal is None
+    assert runway.is_short(7) is True  # judged as if the vendor reported no renewal
+    assert "2026-10-30 10:00 UTC is already past (stale vendor data): ignored." in runway.describe()
+    at_the_snapshot = forecast(spending(LAST))
+    assert at_the_snapshot.renewal_stale is True
+
+
+def test_no_renewal_reported_judges_the_runway_alone() -> None:
+    runway = forecast(spending(None))
+    assert (runway.renews_at, runway.dry_before_renewal, runway.days_to_renewal) == (None, None, None)
+    assert runway.is_short(7) is True
+    assert "Renews" not in runway.describe()
+    nothing_spent = forecast(hourly([5, 5, 5])).with_renewal(START + timedelta(days=3))
+    assert nothing_spent.dry_before_renewal is False
+    assert nothing_spent.is_short(7) is False
+
+
+def test_the_text_chart_marks_the_dry_date_and_the_renewal_in_order() -> None:
+    dry_first = spending(LAST + timedelta(days=10))
+    lines = daily_chart(dry_first, width=10, runway=forecast(dry_first))
+    assert lines[-2:] == ["2026-11-03 --- runs dry", "2026-11-11 --- renews"]
+    stale = spending(LAST - timedelta(days=2))
+    assert daily_chart(stale, width=10, runway=forecast(stale))[-2:] == [
+        "2026-10-30 --- renews (stale vendor data)",
+        "2026-11-03 --- runs dry",
+    ]

@@ -224,3 +224,45 @@ def test_a_sqlite_warehouse_file_that_does_not_exist_is_reported_not_created(
         runway.execute({})
     assert not missing.exists()
     assert not missing.parent.exists()
+
+
+@pytest.mark.parametrize("dry_first", [True, False])
+def test_the_renewal_truemail_reports_decides_whether_the_runway_is_short(
+    connections: SandboxServer, warehouse: str, dry_first: bool
+) -> None:
+    """History landed for TrueMail, then a live snapshot whose period end (the renewal) is next month.
+
+    The spend rate is set from the days left to that renewal, so the account runs dry at half of them
+    (short) or after 1.5 times them (renewed first: not short), whatever the date the test runs on.
+    """
+    from airflow_credits_provider.hooks.resolve import get_credit_hook
+
+    live = get_credit_hook("truemail_default").get_balance()
+    assert live.next_reset_at is not None
+    assert live.next_reset_at > live.fetched_at  # the sandbox's renewal is relative to now
+    to_renewal = (live.next_reset_at - live.fetched_at).total_seconds() / 86400
+    days_left = to_renewal * (0.5 if dry_first else 1.5)
+    per_hour = live.available / Decimal(str(days_left * 24))
+    history = steady_history(
+        ending_at=datetime.now(timezone.utc), before=live.available, per_hour=per_hour, hours=48
+    )
+    seed_snapshots(WAREHOUSE, warehouse, "truemail", "truemail_default", history)
+    CreditBalanceToSqlOperator(
+        task_id="snap", credit_conn_id="truemail_default", sql_conn_id=WAREHOUSE, table=warehouse
+    ).execute({})
+    result = CreditRunwayOperator(
+        task_id="runway",
+        sql_conn_id=WAREHOUSE,
+        account="truemail_default",
+        table=warehouse,
+        min_days=to_renewal * 2,  # without the renewal, both would be short
+        on_short="warn",
+    ).execute({})
+    assert result["renews_at"] == live.next_reset_at.isoformat()
+    assert result["renewal_stale"] is False
+    assert result["dry_before_renewal"] is dry_first
+    assert result["short"] is dry_first
+    if dry_first:
+        assert float(result["days_dry_before_renewal"]) == pytest.approx(to_renewal / 2, rel=0.05)
+    else:
+        assert result["days_dry_before_renewal"] is None
