@@ -365,12 +365,13 @@ def decide_partial(
             f"{grouped_amount(Decimal(plan.units - ran))} deferred to a later run. {decision.message}"
         )
     elif not decision.passed and plan.units:
-        covered = plan.affordable(room)
-        message = (
-            f"The credits cover {grouped_amount(Decimal(covered))} of {units}, fewer than min_units "
-            f"({grouped_amount(Decimal(plan.min_units))}), the smallest run worth starting. "
-            f"{decision.message}"
-        )
+        covered = f"The credits cover {grouped_amount(Decimal(plan.affordable(room)))} of {units}"
+        minimum = grouped_amount(Decimal(plan.min_units))
+        if plan.units < plan.min_units:
+            why = f"a job smaller than min_units ({minimum}) runs only whole"
+        else:
+            why = f"fewer than min_units ({minimum}), the smallest run worth starting"
+        message = f"{covered}, {why}. {decision.message}"
     else:
         return decision
     return dataclasses.replace(decision, message=truncate(message, MAX_MESSAGE))

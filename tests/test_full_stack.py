@@ -184,10 +184,17 @@ def test_deferrable_sensor_through_scheduler_and_triggerer(
 
 @pytest.fixture
 def reservation_db(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """The examples' reservation connection: a SQLite file every worker process opens."""
+    """The examples' reservation connection: a SQLite file every worker process opens.
+
+    The examples' warehouse too (``warehouse.db`` next to it), for the partial-run example.
+    """
     path = tmp_path / "reservations.db"
     monkeypatch.setenv(
         "AIRFLOW_CONN_CREDITS_RESERVATIONS", json.dumps({"conn_type": "sqlite", "host": str(path)})
+    )
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_CREDITS_WAREHOUSE",
+        json.dumps({"conn_type": "sqlite", "host": str(tmp_path / "warehouse.db")}),
     )
     return path
 
@@ -281,6 +288,30 @@ def test_concurrent_runs_on_one_account_never_spend_the_same_credits(
 
     assert wait_for(finished, 180, "the waiting run to finish") == "success"
     assert state.leadmagic.credits == 40
+
+    # A partial run on what is left: 36 leads x 1.1 = 39.6 fit in 40, the other 14 stay pending.
+    partial = "example_partial_enrichment"
+    wait_for(lambda: _query(home, "SELECT 1 FROM dag WHERE dag_id = ?", partial), 120, "the DAG to be parsed")
+    _trigger(stack, partial, {"new_leads": 50})
+
+    def partial_finished() -> str | None:
+        runs = _run_states(home, partial)
+        return runs[0] if runs and runs[0] in ("success", "failed") else None
+
+    assert wait_for(partial_finished, 240, "the partial run to finish") == "success"
+    enrich_tis = _query(
+        home, "SELECT map_index, state FROM task_instance WHERE dag_id = ? AND task_id = 'enrich'", partial
+    )
+    assert sorted(enrich_tis) == [(i, "success") for i in range(4)]  # batches of 10, 10, 10 and 6
+    with contextlib.closing(sqlite3.connect(reservation_db.parent / "warehouse.db")) as db:
+        statuses = dict(db.execute("SELECT status, COUNT(*) FROM pending_leads GROUP BY status").fetchall())
+    assert statuses == {"enriched": 36, "pending": 14}
+    assert state.leadmagic.credits == 4
+    with contextlib.closing(sqlite3.connect(reservation_db)) as db:
+        reserved = db.execute(
+            "SELECT reserved, spent FROM credit_usage WHERE dag_id = ?", (partial,)
+        ).fetchall()
+    assert reserved == [("39.6", "36")]
 
 
 ARRIVAL_DAG = "example_start_when_credits_arrive"

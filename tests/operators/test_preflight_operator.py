@@ -131,3 +131,64 @@ def test_a_huge_product_of_units_and_price_fails_clearly(connections: SandboxSer
             task_id="gate", credit_conn_id="leadmagic_default", units="1e30", unit_cost="1e30"
         ).execute(_context())
     assert len(str(info.value)) < 300
+
+
+def test_partial_run_at_the_vendors_unit_price(connections: SandboxServer) -> None:
+    """TrueMail prices 'smtp' at 10 credits: 45,230 available (1,500 locked) cover 4,523 of 10,000."""
+    context = _context()
+    op = CreditPreflightOperator(
+        task_id="gate",
+        credit_conn_id="truemail_default",
+        units=10000,
+        validation_type="smtp",
+        on_insufficient="partial",
+    )
+    record = op.execute(context)
+    assert (record["affordable_units"], record["deferred_units"]) == (4523, 5477)
+    assert record["basis"] == "4523 units x 10 credits (TrueMail price for 'smtp')"
+    assert (context["ti"].pushed["affordable_units"], context["ti"].pushed["deferred_units"]) == (4523, 5477)
+
+
+def test_partial_below_min_units_fails_or_skips(connections: SandboxServer) -> None:
+    connections.state.leadmagic.credits = Decimal(4)
+    args = {"task_id": "gate", "credit_conn_id": "leadmagic_default", "units": "20", "unit_cost": 1}
+    with pytest.raises(
+        CreditPreflightFailed, match=r"The credits cover 4 of 20 units, fewer than min_units \(5\)"
+    ):
+        CreditPreflightOperator(**args, on_insufficient="partial", min_units=5).execute(_context())
+    with pytest.raises(AirflowSkipException, match="fewer than min_units"):
+        CreditPreflightOperator(
+            **args, on_insufficient="partial", min_units=5, below_min_units="skip"
+        ).execute(_context())
+    with pytest.raises(
+        CreditPreflightFailed, match="of 20 units, a job smaller than min_units .50. runs only whole"
+    ):
+        CreditPreflightOperator(**args, on_insufficient="partial", min_units=50).execute(_context())
+
+
+def test_partial_arguments_are_checked_when_the_dag_is_parsed() -> None:
+    with pytest.raises(ValueError, match="pass units and unit_cost"):
+        CreditPreflightOperator(task_id="t", credit_conn_id="c", estimated_cost=1, on_insufficient="partial")
+    with pytest.raises(ValueError, match="min_units must be a whole number"):
+        CreditPreflightOperator(
+            task_id="t", credit_conn_id="c", units=5, unit_cost=1, on_insufficient="partial", min_units=2.5
+        )
+    with pytest.raises(ValueError, match="below_min_units must be 'fail' or 'skip'"):
+        CreditPreflightOperator(
+            task_id="t",
+            credit_conn_id="c",
+            units=5,
+            unit_cost=1,
+            on_insufficient="partial",
+            below_min_units="x",
+        )
+    templated = CreditPreflightOperator(
+        task_id="t",
+        credit_conn_id="c",
+        units=5,
+        unit_cost=1,
+        on_insufficient="partial",
+        min_units="{{ params.m }}",
+    )
+    assert templated.min_units == "{{ params.m }}"
+    assert "min_units" in CreditPreflightOperator.template_fields

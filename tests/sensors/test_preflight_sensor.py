@@ -218,3 +218,62 @@ def test_bad_estimate_fails_at_once_naming_the_task(connections: SandboxServer) 
         CreditPreflightFailed, match="Task 'gate': estimated_cost must not be negative, got -3"
     ):
         _sensor(estimated_cost=-3, deferrable=True).execute(_context())
+
+
+# -- partial runs --------------------------------------------------------------------------------------
+def test_partial_poke_waits_below_min_units_then_passes_with_what_fits(connections: SandboxServer) -> None:
+    connections.state.leadmagic.credits = Decimal(9)
+    sensor = _sensor(
+        estimated_cost=None, units=500, unit_cost=2, on_insufficient="partial", min_units=5, mode="poke"
+    )
+    context = _context()
+    assert sensor.poke(context) is False  # 4 units fit: fewer than 5
+    assert context["ti"].pushed["affordable_units"] == 0
+    assert context["ti"].pushed["deferred_units"] == 500
+    connections.state.leadmagic.credits = Decimal(301)
+    done = sensor.poke(context)
+    assert done.is_done is True
+    assert (done.xcom_value["affordable_units"], done.xcom_value["deferred_units"]) == (150, 350)
+    assert done.xcom_value["required"] == "300"
+    assert (context["ti"].pushed["affordable_units"], context["ti"].pushed["deferred_units"]) == (150, 350)
+
+
+def test_partial_deferral_waits_for_the_smallest_run_and_sizes_on_resume(connections: SandboxServer) -> None:
+    """The trigger waits for min_units' cost; resuming sizes the run to the balance the trigger saw."""
+    connections.state.leadmagic.credits = Decimal(3)
+    sensor = _sensor(
+        deferrable=True,
+        estimated_cost=None,
+        units=1000,
+        unit_cost="0.5",
+        margin_percent=10,
+        on_insufficient="partial",
+        min_units=10,
+    )
+    with pytest.raises(TaskDeferred) as info:
+        sensor.execute(_context())
+    kwargs = info.value.trigger.serialize()[1]
+    assert kwargs["required"] == "5.5"  # 10 units x 0.5 + 10 %
+    assert kwargs["estimate"]["plan"] == {
+        "units": 1000,
+        "unit_cost": "0.5",
+        "margin": "0",
+        "margin_percent": "10",
+        "min_units": 10,
+        "source": "given",
+    }
+    balance = {"vendor": "leadmagic", "available": "100", "fetched_at": "2026-11-21T00:00:00+00:00"}
+    context = _context()
+    event = {"status": "success", "balance": balance, "estimate": kwargs["estimate"]}
+    decision = sensor.resume_execution("execute_complete", {"event": event}, context)
+    assert (decision["affordable_units"], decision["deferred_units"]) == (181, 819)  # 181 x 0.55 = 99.55
+    assert decision["required"] == "99.55"
+
+
+def test_partial_needs_units_and_a_whole_min_units() -> None:
+    with pytest.raises(ValueError, match="pass units and unit_cost"):
+        _sensor(on_insufficient="partial")
+    with pytest.raises(ValueError, match="min_units must be at least 1"):
+        _sensor(estimated_cost=None, units=5, unit_cost=1, on_insufficient="partial", min_units=0)
+    with pytest.raises(ValueError, match="'wait' or 'partial'"):
+        _sensor(on_insufficient="skip")
