@@ -207,6 +207,34 @@ def test_a_budget_refuses_a_run_the_account_could_pay_and_errors_write_nothing(
     assert sorted(r.holder.run_id for r in store.active("acct")) == ["r1", "r2", "r4", "r5"]
 
 
+def test_a_partial_run_is_sized_to_the_budget_when_it_is_tighter_than_the_account(
+    reservation_tables: dict[str, str], leadmagic: SandboxServer
+) -> None:
+    from airflow_credits_provider.partial import UnitPlan
+
+    set_credits(leadmagic, 10_000)
+    store = store_for(reservation_tables)
+    define(store, "growth", 250)
+    assert store.reserve(**_args("r1", amount=Decimal(200)), budget="growth").reservation is not None
+    plan = UnitPlan(100, Decimal(1), margin_percent=Decimal(10), min_units=10)
+    partial = store.reserve(
+        **{**_args("r2"), "amount_for": lambda _b: plan.required(plan.units)},
+        budget="growth",
+        amount_within=plan.amount_within,
+    )
+    assert partial.reservation is not None
+    assert partial.reservation.amount == Decimal("49.5")  # 45 units x 1.1 within the budget's 50
+    assert partial.budget is not None
+    assert partial.budget.remaining == 50
+    too_little = store.reserve(
+        **{**_args("r3"), "amount_for": lambda _b: plan.required(plan.units)},
+        budget="growth",
+        amount_within=plan.amount_within,
+    )
+    assert too_little.reservation is None  # 0.5 left: fewer than min_units
+    assert too_little.amount == Decimal(11)  # what the smallest run would need
+
+
 def _args(run_id: str, amount: Decimal = COST, ttl: float = 3600.0, account: str = "acct") -> dict[str, Any]:
     return {
         "account": account,
