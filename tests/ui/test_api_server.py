@@ -321,3 +321,20 @@ def _keys(value: object) -> set[str]:
     if isinstance(value, list):
         return {k for v in value for k in _keys(v)}
     return set()
+
+
+def test_the_runway_knows_the_renewal_the_live_balance_reports(ui_stack: UiStack) -> None:
+    """LocalLeads renews at the start of next month, long before 5,000 credits at 36 a day run out."""
+    rows = {r["conn_id"]: r for r in ui_stack.get("api/accounts", "op").json()["connections"]}
+    localleads, leadmagic = rows["localleads_default"], rows["leadmagic_default"]
+    runway = localleads["runway"]
+    assert runway["renews_at"] == localleads["balance"]["next_reset_at"]
+    assert runway["renewal_stale"] is False
+    assert runway["dry_before_renewal"] is False
+    assert runway["runs_out_at"] > runway["renews_at"]
+    assert leadmagic["runway"]["renews_at"] is None  # LeadMagic reports no renewal
+    assert leadmagic["runway"]["dry_before_renewal"] is None
+    page = ui_stack.get("accounts/localleads_default", "op").text
+    assert 'id="renewal-verdict">renews ' in page
+    assert "days from the last snapshot, before it runs dry</div>" in page
+    assert "renews first" in ui_stack.get("", "op").text  # the overview's runway column
