@@ -136,6 +136,32 @@ def main() -> int:
     ):
         cells = (f"{name}={cell}" for name, cell in zip(columns, row, strict=True))
         lines.append("   credit_usage: " + ", ".join(cells))
+    # Partial runs: enrich what the credits allow, carry the rest in a table of pending work.
+    set_state("leadmagic", credits=23)
+    run(
+        "Partial run: 50 leads pending, 23 credits cover 20 (+10 %): 20 enriched, 30 carried to the next run",
+        "example_partial_enrichment",
+        "example_partial_enrichment",
+        {"new_leads": 50},
+        task="reserve_credits",
+    )
+    lines.append("-- sandbox: in 3 s, leadmagic renews to 1000 credits")
+    timer = threading.Timer(3.0, set_state, args=("leadmagic",), kwargs={"credits": 1000, "quiet": True})
+    timer.start()
+    run(
+        "Partial run, waiting variant: 40 pending, 3 credits cover 2 (< min_units 5): waits, then takes all",
+        "example_partial_enrichment",
+        "example_partial_enrichment_wait",
+        {"new_leads": 10},
+        task="reserve_credits",
+    )
+    timer.join()
+    pending = dict(
+        sql_hook_for("credits_warehouse").get_records(
+            "SELECT status, COUNT(*) FROM pending_leads GROUP BY status"
+        )
+    )
+    lines.append(f"   pending_leads: {pending}")
     # Budgets: two teams on the same account (example_dags/team_budgets.yaml, imported by demo.sh).
     set_state("leadmagic", credits=1000)
     lines.append("-- the other run (example_shared_account_companies) ends and releases its 50 credits")
@@ -285,6 +311,10 @@ def runway(warehouse: Any, load_dag: Any, xcom: Any, states: Any) -> list[str]:
     for vendor in story:
         result = xcom(run, f"runway_{vendor}")
         flag = "SHORT, alert sent" if result["short"] else "ok"
+        if result["dry_before_renewal"]:
+            flag += f" (runs dry {Decimal(result['days_dry_before_renewal']):.1f} days before its renewal)"
+        elif result["dry_before_renewal"] is False:
+            flag += f" (renews {result['renews_at'][:10]}, before it runs dry)"
         balance, burn = Decimal(result["balance"]), Decimal(result["burn_per_day"])
         lines.append(
             f"   {vendor}: {balance:,f} credits, {burn:,.1f} a day "
