@@ -70,3 +70,22 @@ def reschedules(run: DagRun, task_id: str) -> int:
     assert ti is not None
     with create_session() as session:
         return int(session.scalar(select(func.count()).where(TaskReschedule.ti_id == ti.id)) or 0)
+
+
+def hold_credits(store: Any, account: str, credits: int, ttl: float = 3600) -> None:
+    """Another run's reservation of ``credits`` on ``account`` (LeadMagic's balance, over the sandbox)."""
+    from datetime import timedelta
+    from decimal import Decimal
+
+    from airflow_credits_provider.hooks.resolve import get_credit_hook
+    from airflow_credits_provider.reservations import Holder
+
+    result = store.reserve(
+        account=account,
+        credit_conn_id="leadmagic_default",
+        holder=Holder("another_dag", "another_run", "reserve_credits"),
+        amount_for=lambda _b: Decimal(credits),
+        fetch_balance=get_credit_hook("leadmagic_default").get_balance,
+        ttl=timedelta(seconds=ttl),
+    )
+    assert result.reservation is not None

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
 import pytest
 
-from airflow_credits_provider.reservations import Holder, ReservationStore
-from tests.example_dags_support import load_dag, states, xcom
+from airflow_credits_provider.reservations import ReservationStore
+from tests.example_dags_support import hold_credits, load_dag, states, xcom
 from tests.warehouse_support import sqlite_connection
 
 if TYPE_CHECKING:
@@ -77,17 +76,7 @@ def test_other_runs_reservations_shrink_the_run(
 ) -> None:
     reservations, warehouse = stores
     connections.state.leadmagic.credits = Decimal(100)
-    from airflow_credits_provider.hooks.resolve import get_credit_hook
-
-    held = reservations.reserve(
-        account="leadmagic_default",
-        credit_conn_id="leadmagic_default",
-        holder=Holder("another_dag", "another_run", "reserve_credits"),
-        amount_for=lambda _b: Decimal(80),
-        fetch_balance=get_credit_hook("leadmagic_default").get_balance,
-        ttl=timedelta(hours=1),
-    )
-    assert held.reservation is not None
+    hold_credits(reservations, "leadmagic_default", 80, ttl=3600)
     run = load_dag(MODULE, DAG_ID).test(run_conf={"new_leads": 30})
     decision = xcom(run, "reserve_credits", "credit_preflight")
     # 20 free: 18 leads x 1.1 = 19.8 fit, 19 x 1.1 = 20.9 do not.
@@ -124,17 +113,7 @@ def test_the_waiting_variant_defers_until_min_units_fit_then_takes_what_fits(
     """Another run holds all but 3 credits until its reservation expires (as a killed run's would)."""
     reservations, warehouse = stores
     connections.state.leadmagic.credits = Decimal(100)
-    from airflow_credits_provider.hooks.resolve import get_credit_hook
-
-    held = reservations.reserve(
-        account="leadmagic_default",
-        credit_conn_id="leadmagic_default",
-        holder=Holder("another_dag", "another_run", "reserve_credits"),
-        amount_for=lambda _b: Decimal(97),
-        fetch_balance=get_credit_hook("leadmagic_default").get_balance,
-        ttl=timedelta(seconds=3),
-    )
-    assert held.reservation is not None
+    hold_credits(reservations, "leadmagic_default", 97, ttl=3)
     dag = load_dag(MODULE, "example_partial_enrichment_wait")
     dag.get_task("reserve_credits").poke_interval = 0.2  # the module may have been imported before
     run = dag.test(run_conf={"new_leads": 120})

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
 import pytest
 
-from airflow_credits_provider.reservations import Holder, ReservationStore
-from tests.example_dags_support import load_dag, states, xcom
+from airflow_credits_provider.reservations import ReservationStore
+from tests.example_dags_support import hold_credits, load_dag, states, xcom
 from tests.warehouse_support import sqlite_connection
 
 if TYPE_CHECKING:
@@ -33,17 +32,7 @@ def reservations(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Reservation
 
 def hold(store: ReservationStore, credits: int, ttl: float = 3600) -> None:
     """Another run's reservation on the shared account."""
-    from airflow_credits_provider.hooks.resolve import get_credit_hook
-
-    result = store.reserve(
-        account="leadmagic_shared",
-        credit_conn_id="leadmagic_default",
-        holder=Holder("another_dag", "another_run", "reserve_credits"),
-        amount_for=lambda _b: Decimal(credits),
-        fetch_balance=get_credit_hook("leadmagic_default").get_balance,
-        ttl=timedelta(seconds=ttl),
-    )
-    assert result.reservation is not None
+    hold_credits(store, "leadmagic_shared", credits, ttl)
 
 
 def usage_rows(store: ReservationStore) -> list[tuple[object, ...]]:

@@ -97,19 +97,19 @@ class PreflightArgs:
                 f"Task {self.task_id!r}: on_insufficient='partial' sizes the run in units: pass units and "
                 "unit_cost (or validation_type) instead of estimated_cost."
             )
-        if partial_run and not _is_template(min_units):
+        if partial_run:
             from airflow_credits_provider.decision import unit_plan
             from airflow_credits_provider.errors import InvalidCostEstimateError
 
-            try:  # a bad min_units fails at DAG parse time
+            try:  # a bad literal units or min_units fails at DAG parse time; templates when rendered
                 unit_plan(
                     task_id=self.task_id,
-                    units=0,
+                    units=0 if units is None or _is_template(units) else units,
                     unit_cost=0,
                     validation_type=None,
                     margin=0,
                     margin_percent=0,
-                    min_units=min_units,
+                    min_units=1 if _is_template(min_units) else min_units,
                     balance=None,
                 )
             except InvalidCostEstimateError as exc:

@@ -169,6 +169,10 @@ def test_partial_below_min_units_fails_or_skips(connections: SandboxServer) -> N
 def test_partial_arguments_are_checked_when_the_dag_is_parsed() -> None:
     with pytest.raises(ValueError, match="pass units and unit_cost"):
         CreditPreflightOperator(task_id="t", credit_conn_id="c", estimated_cost=1, on_insufficient="partial")
+    with pytest.raises(ValueError, match="units must be a whole number of units for a partial run, got 2.5"):
+        CreditPreflightOperator(
+            task_id="t", credit_conn_id="c", units="2.5", unit_cost=1, on_insufficient="partial"
+        )
     with pytest.raises(ValueError, match="min_units must be a whole number"):
         CreditPreflightOperator(
             task_id="t", credit_conn_id="c", units=5, unit_cost=1, on_insufficient="partial", min_units=2.5
