@@ -197,6 +197,7 @@ class PreflightArgs:
         basis: str,
         reserved: dict[str, Any] | None = None,
         plan: UnitPlan | None = None,
+        note: str = "",
     ) -> PreflightDecision:
         """Compare ``balance`` with an estimate already made; log it and push it to XCom once.
 
@@ -205,6 +206,7 @@ class PreflightArgs:
             (``None``: none, as it did not fit) and the ``budget``'s state
         :param plan: a partial run's plan as made before deferring (default: made now from ``balance``);
             a partial run is sized here (``cost``, ``margin`` and ``basis`` are then not used)
+        :param note: a sentence appended to the decision's message (where the balance came from)
         """
         import dataclasses
         from decimal import Decimal
@@ -231,6 +233,8 @@ class PreflightArgs:
             ):
                 raise RuntimeError(f"Reservation and decision disagree for task {self.task_id!r}.")
             decision = dataclasses.replace(decision, reservation=taken)
+        if note:
+            decision = dataclasses.replace(decision, message=f"{decision.message} {note}")
         self.log.info("Credit preflight: %s", decision.message)
         ti = context["ti"]
         ti.xcom_push(key=XCOM_KEY, value=decision.to_dict())
@@ -366,7 +370,16 @@ class PreflightArgs:
         self._check_thresholds(context, result.balance)
         cost, margin, basis = made[0]
         plan = plans[0] if plans else None
-        decision = self._record(context, result.balance, cost, margin, basis, result.to_dict(), plan)
+        note = ""
+        if not result.fetched:  # say so: a balance that changed since is not seen (docs/reservations.md)
+            import pendulum
+
+            age = (pendulum.now("UTC") - result.balance.fetched_at).total_seconds()
+            note = (
+                f"(Balance read {age:.0f}s ago by another reserver of account {account!r} and reused, as "
+                f"balance_max_age is {max_age:g}s; 0 asks the vendor every time.)"
+            )
+        decision = self._record(context, result.balance, cost, margin, basis, result.to_dict(), plan, note)
         if result.reservation is not None:
             self.log.info(
                 "%s %s credits on account %r until %s (reservation %s)",
@@ -457,10 +470,22 @@ class CreditPreflightOperator(PreflightArgs, BaseOperator):
     def __init__(
         self, *, on_insufficient: str = "fail", below_min_units: str = "fail", **kwargs: Any
     ) -> None:
+        task = f"Task {kwargs.get('task_id')!r}: "
         if on_insufficient not in ("fail", "skip", "partial"):
-            raise ValueError(f"on_insufficient must be 'fail', 'skip' or 'partial', got {on_insufficient!r}")
+            raise ValueError(
+                f"{task}on_insufficient must be 'fail', 'skip' or 'partial', got {on_insufficient!r} "
+                "(to wait for credits, use CreditPreflightSensor)"
+            )
         if below_min_units not in ("fail", "skip"):
-            raise ValueError(f"below_min_units must be 'fail' or 'skip', got {below_min_units!r}")
+            raise ValueError(
+                f"{task}below_min_units must be 'fail' or 'skip', got {below_min_units!r} (to wait until "
+                "min_units fit, use CreditPreflightSensor(on_insufficient='partial'))"
+            )
+        if on_insufficient != "partial" and (below_min_units != "fail" or kwargs.get("min_units", 1) != 1):
+            raise ValueError(
+                f"{task}min_units and below_min_units apply to on_insufficient='partial' only, got "
+                f"on_insufficient={on_insufficient!r}"
+            )
         super().__init__(partial_run=on_insufficient == "partial", **kwargs)
         self.on_insufficient = on_insufficient
         self.below_min_units = below_min_units

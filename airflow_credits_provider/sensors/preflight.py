@@ -80,7 +80,15 @@ class CreditPreflightSensor(PreflightArgs, BaseSensorOperator):
         **kwargs: Any,
     ) -> None:
         if on_insufficient not in ("wait", "partial"):
-            raise ValueError(f"on_insufficient must be 'wait' or 'partial', got {on_insufficient!r}")
+            raise ValueError(
+                f"Task {kwargs.get('task_id')!r}: on_insufficient must be 'wait' or 'partial', got "
+                f"{on_insufficient!r} (a sensor waits; to fail or skip at once, use CreditPreflightOperator, "
+                "or soft_fail=True to skip at the timeout)"
+            )
+        if on_insufficient != "partial" and kwargs.get("min_units", 1) != 1:
+            raise ValueError(
+                f"Task {kwargs.get('task_id')!r}: min_units applies to on_insufficient='partial' only"
+            )
         super().__init__(partial_run=on_insufficient == "partial", **kwargs)
         self.on_insufficient = on_insufficient
         self.wait_for_reset = wait_for_reset

@@ -177,14 +177,16 @@ def test_partial_arguments_are_checked_when_the_dag_is_parsed() -> None:
         CreditPreflightOperator(
             task_id="t", credit_conn_id="c", units=5, unit_cost=1, on_insufficient="partial", min_units=2.5
         )
-    with pytest.raises(ValueError, match="below_min_units must be 'fail' or 'skip'"):
+    with pytest.raises(ValueError, match="apply to on_insufficient='partial' only"):
+        CreditPreflightOperator(task_id="t", credit_conn_id="c", units=5, unit_cost=1, min_units=3)
+    with pytest.raises(ValueError, match=r"Task 't': below_min_units must be 'fail' or 'skip', got 'wait'"):
         CreditPreflightOperator(
             task_id="t",
             credit_conn_id="c",
             units=5,
             unit_cost=1,
             on_insufficient="partial",
-            below_min_units="x",
+            below_min_units="wait",
         )
     templated = CreditPreflightOperator(
         task_id="t",

@@ -275,5 +275,9 @@ def test_partial_needs_units_and_a_whole_min_units() -> None:
         _sensor(on_insufficient="partial")
     with pytest.raises(ValueError, match="min_units must be at least 1"):
         _sensor(estimated_cost=None, units=5, unit_cost=1, on_insufficient="partial", min_units=0)
-    with pytest.raises(ValueError, match="'wait' or 'partial'"):
+    with pytest.raises(
+        ValueError, match=r"Task 'gate': on_insufficient must be 'wait' or 'partial', got 'skip'"
+    ):
         _sensor(on_insufficient="skip")
+    with pytest.raises(ValueError, match="min_units applies to on_insufficient='partial' only"):
+        _sensor(estimated_cost=None, units=5, unit_cost=1, min_units=3)
