@@ -167,7 +167,9 @@ def _sandbox(args: argparse.Namespace) -> int:
     from airflow_credits_provider.sandbox import SandboxServer, SandboxState
 
     os.makedirs(args.data_dir, exist_ok=True)  # SQLite creates its files, not their directory
-    server = SandboxServer(SandboxState(ledger_size=args.ledger_size), port=args.port)
+    state = SandboxState(ledger_size=args.ledger_size)
+    state.set_latency(args.latency, args.latency_jitter)
+    server = SandboxServer(state, port=args.port)
     conns = sandbox_connections(server, args.data_dir)
     exports = [f"export AIRFLOW_CONN_{cid.upper()}={shlex.quote(json.dumps(c))}" for cid, c in conns.items()]
     adds = [
@@ -264,6 +266,18 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox = commands.add_parser("sandbox", help="run the offline sandbox of the vendor APIs")
     sandbox.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (0 picks a free one)")
     sandbox.add_argument("--ledger-size", type=int, default=28, help="LocalLeads transactions to serve")
+    sandbox.add_argument(
+        "--latency",
+        type=_not_negative,
+        default=0.0,
+        help="seconds every vendor answer waits, as over a network (default 0)",
+    )
+    sandbox.add_argument(
+        "--latency-jitter",
+        type=_not_negative,
+        default=0.0,
+        help="up to this many seconds more per answer, uniformly at random (default 0)",
+    )
     sandbox.add_argument("--env-file", help="also write the connection exports to this file")
     sandbox.add_argument(
         "--connections-file",

@@ -56,10 +56,32 @@ class _Handler(BaseHTTPRequestHandler):
                 Reply(404, {"error": f"no sandbox vendor {prefix!r}; use one of {', '.join(emulators)}"})
             )
             return
-        emulator = emulators[prefix]
+        state = self.server.state
+        in_flight = state.begin_answer()
+        try:
+            self._answer(prefix, rest, query, body, in_flight)
+        finally:
+            state.end_answer()
+
+    def _answer(self, prefix: str, rest: str, query: dict[str, str], body: bytes, in_flight: int) -> None:
+        emulator = self.server.emulators[prefix]
         headers = {k.lower(): v for k, v in self.headers.items()}
         state = self.server.state
-        state.record(RecordedRequest(prefix, self.command, rest, query, headers, self.client_address[1]))
+        state.record(
+            RecordedRequest(
+                prefix,
+                self.command,
+                rest,
+                query,
+                headers,
+                self.client_address[1],
+                time.monotonic(),
+                in_flight,
+            )
+        )
+        delay = state.answer_delay()
+        if delay:
+            time.sleep(delay)  # the network's round trip; this thread only, as on a real server
         request = Request(prefix, self.command, rest, query, headers, body)
         fault = state.take_fault(prefix, rest)
         kind = fault.kind if fault else None
@@ -128,6 +150,11 @@ class _Handler(BaseHTTPRequestHandler):
                         for r in state.requests_for()
                     ],
                 )
+            if (method, path) == ("POST", "/latency"):
+                state.set_latency(data.get("seconds", 0.0), data.get("jitter", 0.0))
+                return Reply(200, {"seconds": state.latency, "jitter": state.latency_jitter})
+            if (method, path) == ("GET", "/latency"):
+                return Reply(200, {"seconds": state.latency, "jitter": state.latency_jitter})
             if (method, path) == ("DELETE", "/requests"):
                 state.clear_requests()
                 return Reply(200, {"requests": 0})

@@ -91,6 +91,10 @@ class RecordedRequest:
     query: dict[str, str]
     headers: dict[str, str]
     client_port: int = 0
+    #: When it arrived (``time.monotonic()``), and how many requests were being answered then, itself
+    #: included (concurrency as the vendor sees it).
+    at: float = 0.0
+    in_flight: int = 0
 
 
 def start_of_month() -> datetime:
@@ -201,6 +205,31 @@ class SandboxState:
         self.ledger = Ledger(ledger_size)
         self.faults: list[Fault] = []
         self.requests: list[RecordedRequest] = []
+        self.latency = 0.0
+        self.latency_jitter = 0.0
+        self.in_flight = 0
+        self.peak_in_flight = 0
+
+    # -- latency ----------------------------------------------------------------------------------
+    def set_latency(self, seconds: float, jitter: float = 0.0) -> None:
+        """Make every vendor answer wait ``seconds`` plus up to ``jitter`` more (uniform), as a network does.
+
+        The control API (``/_sandbox``) answers at once. Concurrent requests wait side by side, as they
+        would on the network: the latency is per answer, not a queue.
+        """
+        for name, value in (("seconds", seconds), ("jitter", jitter)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 3600:
+                raise ValueError(f"latency {name} must be a number of seconds from 0 to 3600, got {value!r}")
+        with self.lock:
+            self.latency, self.latency_jitter = float(seconds), float(jitter)
+
+    def answer_delay(self) -> float:
+        """Seconds the next vendor answer waits (the latency plus its jitter)."""
+        import random
+
+        with self.lock:
+            latency, jitter = self.latency, self.latency_jitter
+        return latency + (random.uniform(0, jitter) if jitter else 0.0)  # noqa: S311 - not cryptography
 
     def account(self, vendor: str) -> Any:
         """The account state of ``vendor`` (a dataclass of its emulator's)."""
@@ -257,6 +286,18 @@ class SandboxState:
         """Remember a request (for assertions)."""
         with self.lock:
             self.requests.append(request)
+
+    def begin_answer(self) -> int:
+        """A vendor request is being answered: count it; return how many are (itself included)."""
+        with self.lock:
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+            return self.in_flight
+
+    def end_answer(self) -> None:
+        """A vendor request was answered (or dropped)."""
+        with self.lock:
+            self.in_flight -= 1
 
     def requests_for(self, vendor: str | None = None, path: str | None = None) -> list[RecordedRequest]:
         """The recorded requests, optionally only one vendor's or one path's."""
