@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     import ssl
     from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
+    from airflow_credits_provider.pacing import Throttle
     from airflow_credits_provider.vendors.base import ApiRequest, CreditVendor
 
 log = logging.getLogger(__name__)
@@ -269,21 +270,26 @@ class CreditApiClient:
         """Async twin of :meth:`request`."""
         return (await self._aexchange(call))[0]
 
-    def request_json(self, call: ApiRequest) -> Any:
-        """Send ``call`` and return its decoded JSON body."""
-        return self._json_or_raise(call, *self._exchange(call))
+    def request_json(self, call: ApiRequest, throttle: Throttle | None = None) -> Any:
+        """Send ``call`` and return its decoded JSON body.
+
+        :param throttle: pace this call (each attempt, retries included) with the other calls of its job
+            (:class:`~airflow_credits_provider.pacing.Throttle`): it waits for a slot, and a 429 slows
+            the whole job down instead of this call alone
+        """
+        return self._json_or_raise(call, *self._exchange(call, throttle))
 
     async def arequest_json(self, call: ApiRequest) -> Any:
         """Async twin of :meth:`request_json`."""
         return self._json_or_raise(call, *(await self._aexchange(call)))
 
-    def _exchange(self, call: ApiRequest) -> tuple[httpx.Response, Any]:
+    def _exchange(self, call: ApiRequest, throttle: Throttle | None = None) -> tuple[httpx.Response, Any]:
         # The first attempt goes out directly: building tenacity's retry state for every call cost as much
         # as the HTTP exchange itself when paging. Only a failed call enters tenacity, which then sees
         # that failure as its own first attempt (same waits, logs and give-up message as ever).
         with self.session() as client:
             try:
-                return self._send_once(client, call)
+                return self._send_paced(client, call, throttle)
             except errors.CreditApiError as first_failure:
                 failed = [first_failure]
             import tenacity
@@ -292,7 +298,7 @@ class CreditApiClient:
                 with attempt:
                     if failed:
                         raise failed.pop()
-                    return self._send_once(client, call)
+                    return self._send_paced(client, call, throttle)
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
     async def _aexchange(self, call: ApiRequest) -> tuple[httpx.Response, Any]:
@@ -325,6 +331,29 @@ class CreditApiClient:
             ) from None
 
     # -- one attempt -----------------------------------------------------------------------------
+    def _send_paced(
+        self, client: httpx.Client, call: ApiRequest, throttle: Throttle | None
+    ) -> tuple[httpx.Response, Any]:
+        """One attempt, in a slot of ``throttle`` when given; tell it how the attempt went."""
+        if throttle is None:
+            return self._send_once(client, call)
+        with throttle.slot() as epoch:
+            try:
+                result = self._send_once(client, call)
+            except errors.RateLimitedError as exc:
+                paused = throttle.rate_limited(exc.retry_after)
+                log.warning(
+                    "%s rate-limited %s %s: %d request(s) at once from now, all paused %.2fs",
+                    self.vendor.display_name,
+                    call.method,
+                    call.path,
+                    throttle.limit,
+                    paused,
+                )
+                raise
+        throttle.succeeded(epoch)
+        return result
+
     def _send_once(self, client: httpx.Client, call: ApiRequest) -> tuple[httpx.Response, Any]:
         try:
             response = client.request(call.method, call.path, params=call.params, json=call.json)
