@@ -80,13 +80,22 @@ class LedgerHook(Protocol):
 
     #: The largest page the vendor serves.
     max_page_size: int
+    #: Ledger pages requested at once by default (1: the vendor's API does not allow more).
+    default_concurrent_pages: int
 
     def iter_transaction_pages(
-        self, page_size: int, *, since: datetime | None = None
+        self,
+        page_size: int,
+        *,
+        since: datetime | None = None,
+        max_concurrent_pages: int = 1,
+        requests_per_second: float | None = None,
     ) -> Iterator[TransactionPage]:
         """Yield the ledger's pages, newest first, until the vendor says it is exhausted.
 
         :param since: stop after the first page that reaches back before this time
+        :param max_concurrent_pages: the most page requests in flight at once
+        :param requests_per_second: the most page requests started per second (``None``: no cap)
         """
         ...
 

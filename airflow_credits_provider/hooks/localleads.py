@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from airflow_credits_provider.concurrent_paging import RawPage, concurrent_offset_pages
 from airflow_credits_provider.hooks.base import CreditApiHook
 from airflow_credits_provider.ledger import OffsetPaginator, read_ahead
 from airflow_credits_provider.models import TransactionPage
@@ -14,12 +15,13 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from airflow_credits_provider.models import CreditTransaction
-    from airflow_credits_provider.vendors.base import ApiRequest
 
 
 #: Pages requested ahead of the caller: enough to keep the wire busy while a landing commits a batch
 #: (stopping early costs no extra request: ``since`` and ``max_pages`` stop the requests themselves).
 READ_AHEAD = 8
+#: The most page requests in flight that ``max_concurrent_pages`` may ask for.
+MAX_CONCURRENT_PAGES = 32
 
 
 class LocalLeadsHook(CreditApiHook):
@@ -33,6 +35,9 @@ class LocalLeadsHook(CreditApiHook):
 
     vendor_class = LocalLeadsVendor
     max_page_size = MAX_PAGE_SIZE
+    #: Ledger pages a landing requests at once by default: offset paging with a total allows it. LocalLeads
+    #: documents 100 requests a minute per IP; past that its 429s slow the landing down (docs/landing.md).
+    default_concurrent_pages = 8
 
     def get_transactions_page(self, offset: int = 0, limit: int = MAX_PAGE_SIZE) -> TransactionPage:
         """Fetch one page of the ledger, newest first.
@@ -54,48 +59,98 @@ class LocalLeadsHook(CreditApiHook):
         offset: int = 0,
         max_pages: int | None = None,
         since: datetime | None = None,
+        max_concurrent_pages: int = 1,
+        requests_per_second: float | None = None,
     ) -> Iterator[TransactionPage]:
         """Yield the ledger's pages, newest first, until LocalLeads says it is exhausted.
 
-        The next page is requested as soon as the previous one has arrived, in a background thread
-        (:func:`~airflow_credits_provider.ledger.read_ahead`), while the caller reads and uses the
-        previous one, at most :data:`READ_AHEAD` pages ahead. The stop rule is
-        :class:`~airflow_credits_provider.ledger.OffsetPaginator`'s. HTTP connections are pooled while
-        the iterator is open. To stop early, pass ``since`` or ``max_pages``: no request is made past
-        them. Closing the iterator (or leaving a loop over it) also stops it, after at most
-        :data:`READ_AHEAD` requests more than were used.
+        The first page is fetched alone. With ``max_concurrent_pages`` above 1, and the total LocalLeads
+        reports with it, the remaining pages are fetched up to that many at a time (a
+        :class:`~airflow_credits_provider.pacing.Throttle` shared by them: a 429 halves the number in
+        flight and pauses them all for its ``Retry-After``; ``requests_per_second`` caps their rate), and
+        yielded in offset order. Transactions that arrive while pages are in flight push older ones to
+        later offsets: every page is placed by its *tail index* (:class:`~airflow_credits_provider.ledger.
+        TailCoverage`), and the rows no page held are fetched again before the last page is yielded; an
+        iterator that ends normally has yielded every row that was in the ledger when it started.
+
+        One at a time (the default), the next page is requested as soon as the previous one has arrived,
+        in a background thread (:func:`~airflow_credits_provider.ledger.read_ahead`), while the caller
+        reads and uses the previous one, at most :data:`READ_AHEAD` pages ahead; the stop rule is
+        :class:`~airflow_credits_provider.ledger.OffsetPaginator`'s.
+
+        HTTP connections are pooled while the iterator is open. To stop early, pass ``since`` or
+        ``max_pages``: no request is made past them (concurrently: at most ``max_concurrent_pages - 1``
+        more). Closing the iterator (or leaving a loop over it) also stops it, after at most
+        :data:`READ_AHEAD` (plus ``max_concurrent_pages``) requests more than were used.
 
         :param page_size: records per request, 1 to 100
         :param offset: records to skip before the first
-        :param max_pages: make at most this many requests
+        :param max_pages: make at most this many requests (besides refetching rows that shifted)
         :param since: stop after the first page that reaches back before this time (the ledger is newest
             first, so later pages hold only older transactions)
+        :param max_concurrent_pages: the most page requests in flight at once (1: one after another)
+        :param requests_per_second: the most page requests started per second (``None``: no cap)
         """
         _check_page(offset, page_size)
+        if (
+            isinstance(max_concurrent_pages, bool)
+            or not isinstance(max_concurrent_pages, int)
+            or not (1 <= max_concurrent_pages <= MAX_CONCURRENT_PAGES)
+        ):
+            raise ValueError(
+                f"max_concurrent_pages must be a whole number from 1 to {MAX_CONCURRENT_PAGES}, got "
+                f"{max_concurrent_pages!r}"
+            )
         client = self.client  # resolve the connection here, not in the thread (Airflow's task API)
         vendor = LocalLeadsVendor()
         paginator = OffsetPaginator(
             page_size, offset, vendor=LocalLeadsVendor.key, vendor_name=LocalLeadsVendor.display_name
         )
+        throttle = None
+        if max_concurrent_pages > 1 or requests_per_second is not None:
+            from airflow_credits_provider.pacing import Throttle
 
-        def pages() -> Iterator[tuple[ApiRequest, int, list[Any], int | None]]:
+            throttle = Throttle(max_concurrent_pages, requests_per_second)
+
+        def fetch(at: int) -> RawPage:
+            call = vendor.transactions_request(at, page_size)
+            records, total = client.parse(call, vendor.page_records, client.request_json(call, throttle))
+            return RawPage(call, at, records, total)
+
+        def created_at(page: RawPage, index: int) -> datetime:
+            return client.parse(page.call, vendor.parse_transaction, page.records[index]).created_at  # type: ignore[no-any-return]
+
+        def pages() -> Iterator[RawPage]:
             reached_since = False
             with client.session():
                 while paginator.has_next and not reached_since:
                     if max_pages is not None and paginator.pages >= max_pages:
                         return
-                    at = paginator.offset
-                    call = vendor.transactions_request(at, page_size)
-                    records, total = client.parse(call, vendor.page_records, client.request_json(call))
-                    paginator.advance(len(records), total)
-                    if since is not None and records:
-                        oldest = client.parse(call, vendor.parse_transaction, records[-1])
-                        reached_since = oldest.created_at < since
-                    yield call, at, records, total
+                    page = fetch(paginator.offset)
+                    paginator.advance(len(page.records), page.total)
+                    reached_since = since is not None and bool(page.records) and created_at(page, -1) < since
+                    yield page
+                    if max_concurrent_pages > 1 and page.total is not None:
+                        if paginator.has_next and not reached_since:
+                            yield from concurrent_offset_pages(
+                                fetch,
+                                page,
+                                limit=page_size,
+                                workers=max_concurrent_pages,
+                                pages_done=paginator.pages,
+                                max_pages=max_pages,
+                                since=since,
+                                created_at=created_at,
+                                vendor=LocalLeadsVendor.key,
+                                vendor_name=LocalLeadsVendor.display_name,
+                            )
+                        return
 
-        for call, at, records, total in read_ahead(pages(), depth=READ_AHEAD):
-            transactions = client.parse(call, vendor.parse_records, records)
-            yield TransactionPage(transactions=transactions, total=total, offset=at, limit=page_size)
+        for page in read_ahead(pages(), depth=READ_AHEAD):
+            transactions = client.parse(page.call, vendor.parse_records, page.records)
+            yield TransactionPage(
+                transactions=transactions, total=page.total, offset=page.offset, limit=page_size
+            )
 
     def iter_transactions(
         self, page_size: int = MAX_PAGE_SIZE, *, offset: int = 0, max_pages: int | None = None

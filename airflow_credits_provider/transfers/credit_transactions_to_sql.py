@@ -56,6 +56,11 @@ class CreditTransactionsToSqlOperator(CreditToSqlBaseOperator):
     :param page_size: transactions per request, 1 to 100
     :param overlap: how far before the cursor incremental runs re-read, for late-arriving transactions
     :param batch_size: rows per upsert transaction
+    :param max_concurrent_pages: ledger pages requested at once after the first (``None``: the vendor's
+        default, LocalLeads 8; ``1``: one after another). Pages are written in order, rows that shift while
+        pages are in flight are fetched again, and a 429 halves the number in flight and pauses them all
+        (docs/landing.md)
+    :param requests_per_second: the most ledger requests started per second (``None``: no cap)
     """
 
     default_table = "credit_transactions"
@@ -68,6 +73,8 @@ class CreditTransactionsToSqlOperator(CreditToSqlBaseOperator):
         page_size: int = 100,
         overlap: timedelta = timedelta(hours=1),
         batch_size: int = 2000,
+        max_concurrent_pages: int | None = None,
+        requests_per_second: float | None = None,
         **kwargs: Any,
     ) -> None:
         if mode not in MODES:
@@ -78,11 +85,28 @@ class CreditTransactionsToSqlOperator(CreditToSqlBaseOperator):
             raise ValueError(f"overlap must be a non-negative timedelta, got {overlap!r}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive whole number, got {batch_size!r}")
+        if max_concurrent_pages is not None and (
+            isinstance(max_concurrent_pages, bool)
+            or not isinstance(max_concurrent_pages, int)
+            or not 1 <= max_concurrent_pages <= 32
+        ):
+            raise ValueError(
+                "max_concurrent_pages must be a whole number from 1 to 32 (or None), got "
+                f"{max_concurrent_pages!r}"
+            )
+        if requests_per_second is not None and (
+            isinstance(requests_per_second, bool) or not 0 < requests_per_second < float("inf")
+        ):
+            raise ValueError(
+                f"requests_per_second must be a positive number (or None), got {requests_per_second!r}"
+            )
         super().__init__(**kwargs)
         self.mode = mode
         self.page_size = page_size
         self.overlap = overlap
         self.batch_size = batch_size
+        self.max_concurrent_pages = max_concurrent_pages
+        self.requests_per_second = requests_per_second
 
     def land(self, context: Context) -> int:
         """Land the ledger; return the number of rows inserted or updated."""
@@ -122,7 +146,13 @@ class CreditTransactionsToSqlOperator(CreditToSqlBaseOperator):
             incremental window (older rows were landed by earlier runs).
             """
             nonlocal pages, newest
-            for page in ledger.iter_transaction_pages(self.page_size, since=since):
+            pages_at_once = self.max_concurrent_pages or ledger.default_concurrent_pages
+            for page in ledger.iter_transaction_pages(
+                self.page_size,
+                since=since,
+                max_concurrent_pages=pages_at_once,
+                requests_per_second=self.requests_per_second,
+            ):
                 pages += 1
                 transactions = page.transactions
                 if not transactions:

@@ -69,7 +69,10 @@ def test_an_empty_page_before_the_total_fails_and_keeps_the_cursor(
     before = _cursor(warehouse)
     state.ledger.grow(450)
     state.inject("short_page", "localleads", path=TX_PATH, count=0, after=2)
-    with pytest.raises(InconsistentLedgerError, match="empty ledger page at offset 200 while reporting 750"):
+    # Which page comes back empty depends on the order concurrent requests arrive in.
+    with pytest.raises(
+        InconsistentLedgerError, match=r"empty ledger page at offset [1-7]00 while reporting 750"
+    ):
         _land(warehouse, batch_size=50)
     assert _cursor(warehouse) == before
     state.clear_faults()
