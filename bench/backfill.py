@@ -14,7 +14,12 @@ background writes), printed in one table:
   rows; dlt is installed into a throwaway virtualenv this script makes (the project does not depend on
   it), and only ``pipeline.run`` is timed;
 - peak RSS of a process that lands N and 1,000,000 rows against one that only imports Airflow;
-- a no-change incremental rerun: the requests it makes and its wall time.
+- a no-change incremental rerun: the requests it makes and its wall time;
+- the networked case: the sandbox made to answer each request after 0, 20, 50 and 150 ms
+  (``--latencies``), plain sequential httpx paging, dlt and the operator (default settings: concurrent
+  pages) into PostgreSQL, plus the operator one page at a time (``max_concurrent_pages=1``, the path
+  before concurrent paging) to show the default is no slower at 0 ms. Rows per latency:
+  ``--latency-rows`` (100,000, but 20,000 at 150 ms, where one sequential run takes 30 s).
 
     CREDITS_TEST_POSTGRES_URI=postgresql://postgres@127.0.0.1:5432/test python bench/backfill.py
 """
@@ -47,7 +52,8 @@ TABLE = "bench_credit_transactions"
 DLT_VERSION = "1.31.0"
 DLT_ENV = Path(tempfile.gettempdir()) / f"airflow-credits-bench-dlt-{DLT_VERSION}"
 
-GOALS = {"fetch": 0.9, "postgres": 0.6, "dlt": 3.0}
+GOALS = {"fetch": 0.9, "postgres": 0.6, "dlt": 3.0, "networked": 5.0}
+NETWORKED_AT = 0.05  # the latency the networked goal is set at (seconds per answer)
 
 
 # -- the contenders --------------------------------------------------------------------------------
@@ -71,13 +77,13 @@ def fetch_path() -> int:
         return sum(len(page.transactions) for page in hook.iter_transaction_pages(100))
 
 
-def operator(sql_conn_id: str) -> int:
+def operator(sql_conn_id: str, **options: object) -> int:
     """The operator with default arguments (incremental, page 100, batch 2,000), into an empty table."""
     from airflow_credits_provider.transfers.credit_transactions_to_sql import CreditTransactionsToSqlOperator
 
     drop_tables(sql_conn_id)
     return CreditTransactionsToSqlOperator(  # type: ignore[no-any-return]
-        task_id="bench", credit_conn_id="localleads_default", sql_conn_id=sql_conn_id, table=TABLE
+        task_id="bench", credit_conn_id="localleads_default", sql_conn_id=sql_conn_id, table=TABLE, **options
     ).execute({})
 
 
@@ -240,6 +246,13 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--memory-rows", default="100000,1000000")
     parser.add_argument("--no-dlt", action="store_true", help="skip the dlt baseline")
+    parser.add_argument("--latencies", default="0,0.02,0.05,0.15", help="seconds per answer ('' to skip)")
+    parser.add_argument(
+        "--latency-rows", default="0.15=20000", help="rows at some latencies (default: --rows)"
+    )
+    parser.add_argument(
+        "--local", action=argparse.BooleanOptionalAction, default=True, help="the 0 ms tables"
+    )
     args = parser.parse_args()
     uri = os.environ.get("CREDITS_TEST_POSTGRES_URI", "postgresql://postgres@127.0.0.1:5432/test")
     tmp = tempfile.mkdtemp()
@@ -247,38 +260,48 @@ def main() -> None:
     os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "WARNING"
     warehouses = set_warehouses(uri, tmp)
     python = None if args.no_dlt else dlt_python()
+    latencies = [float(x) for x in args.latencies.split(",") if x]
+    latency_rows = {float(k): int(v) for k, v in (p.split("=") for p in args.latency_rows.split(",") if p)}
     with sandbox_process() as url:
-        httpx.post(f"{url}/_sandbox/ledger", json={"size": args.rows}, timeout=30).raise_for_status()
-        key = json.loads(os.environ["AIRFLOW_CONN_LOCALLEADS_DEFAULT"])["password"]
-        contenders: dict[str, Callable[[], tuple[int, float]]] = {
-            "plain httpx paging": lambda: timed(lambda: plain_httpx(url, key)),
-            "hook fetch path": lambda: timed(fetch_path),
-            **{
-                f"operator -> {w.removeprefix('bench_')}": (lambda w=w: timed(lambda: operator(w)))
-                for w in warehouses
-            },
-        }
-        if python is not None:
-            contenders["dlt rest_api merge -> postgres"] = lambda: dlt_rest_api(url, key, uri, python)
-        runs: dict[str, list[tuple[int, float]]] = {name: [] for name in contenders}
-        for run in contenders.values():  # warm-up: imports, connections, first-run caches
-            run()
-        for _ in range(args.repeat):
-            for name, run in contenders.items():
-                settle(uri)
-                rows, seconds = run()
-                assert rows == args.rows, (name, rows)
-                runs[name].append((rows, seconds))
-        rates = {name: median_rate(r) for name, r in runs.items()}
-        rerun_requests, rerun_seconds = no_change_rerun(url, "bench_postgres")
-        memory_sizes = [int(s) for s in args.memory_rows.split(",") if s]
-        baseline_rss = peak_rss_mb("import")
-        peaks = {}
-        for size in memory_sizes:
-            httpx.post(f"{url}/_sandbox/ledger", json={"size": size}, timeout=60).raise_for_status()
-            peaks[size] = peak_rss_mb("land", "bench_postgres", str(size))
-        for w in warehouses:
-            drop_tables(w)
+        if latencies:
+            networked(url, uri, python, latencies, latency_rows, args.rows, args.repeat)
+        if args.local:
+            local(url, uri, python, warehouses, args)
+
+
+def local(url: str, uri: str, python: Path | None, warehouses: list[str], args: argparse.Namespace) -> None:
+    """The 0 ms tables: every contender and warehouse, memory, the no-change rerun."""
+    httpx.post(f"{url}/_sandbox/ledger", json={"size": args.rows}, timeout=30).raise_for_status()
+    key = json.loads(os.environ["AIRFLOW_CONN_LOCALLEADS_DEFAULT"])["password"]
+    contenders: dict[str, Callable[[], tuple[int, float]]] = {
+        "plain httpx paging": lambda: timed(lambda: plain_httpx(url, key)),
+        "hook fetch path": lambda: timed(fetch_path),
+        **{
+            f"operator -> {w.removeprefix('bench_')}": (lambda w=w: timed(lambda: operator(w)))
+            for w in warehouses
+        },
+    }
+    if python is not None:
+        contenders["dlt rest_api merge -> postgres"] = lambda: dlt_rest_api(url, key, uri, python)
+    runs: dict[str, list[tuple[int, float]]] = {name: [] for name in contenders}
+    for run in contenders.values():  # warm-up: imports, connections, first-run caches
+        run()
+    for _ in range(args.repeat):
+        for name, run in contenders.items():
+            settle(uri)
+            rows, seconds = run()
+            assert rows == args.rows, (name, rows)
+            runs[name].append((rows, seconds))
+    rates = {name: median_rate(r) for name, r in runs.items()}
+    rerun_requests, rerun_seconds = no_change_rerun(url, "bench_postgres")
+    memory_sizes = [int(s) for s in args.memory_rows.split(",") if s]
+    baseline_rss = peak_rss_mb("import")
+    peaks = {}
+    for size in memory_sizes:
+        httpx.post(f"{url}/_sandbox/ledger", json={"size": size}, timeout=60).raise_for_status()
+        peaks[size] = peak_rss_mb("land", "bench_postgres", str(size))
+    for w in warehouses:
+        drop_tables(w)
 
     plain = rates["plain httpx paging"]
     print(f"\n{args.rows:,} LocalLeads transactions, medians of {args.repeat} interleaved runs")
@@ -319,6 +342,69 @@ def main() -> None:
             f"peak RSS {memory_sizes[1]:,} / {memory_sizes[0]:,} rows: {large / small:.2f}x "
             f"(goal within 10%: {verdict(large / small <= 1.10)})"
         )
+
+
+def networked(
+    url: str,
+    uri: str,
+    python: Path | None,
+    latencies: list[float],
+    latency_rows: dict[float, int],
+    rows: int,
+    repeat: int,
+) -> None:
+    """Plain paging, dlt and the operator with the sandbox answering each request ``latency`` s late."""
+    key = json.loads(os.environ["AIRFLOW_CONN_LOCALLEADS_DEFAULT"])["password"]
+    table: list[str] = []
+    for latency in latencies:
+        size = latency_rows.get(latency, rows)
+        httpx.post(f"{url}/_sandbox/ledger", json={"size": size}, timeout=60).raise_for_status()
+        httpx.post(f"{url}/_sandbox/latency", json={"seconds": latency}, timeout=10).raise_for_status()
+        contenders: dict[str, Callable[[], tuple[int, float]]] = {
+            "plain httpx paging": lambda: timed(lambda: plain_httpx(url, key)),
+            "operator -> postgres (default)": lambda: timed(lambda: operator("bench_postgres")),
+            "operator -> postgres (1 page at a time)": lambda: timed(
+                lambda: operator("bench_postgres", max_concurrent_pages=1)
+            ),
+        }
+        if python is not None:
+            contenders["dlt rest_api merge -> postgres"] = lambda: dlt_rest_api(url, key, uri, python)
+        runs: dict[str, list[tuple[int, float]]] = {name: [] for name in contenders}
+        for run in contenders.values():  # warm-up
+            run()
+        for _ in range(repeat):
+            for name, run in contenders.items():
+                settle(uri)
+                got, seconds = run()
+                assert got == size, (name, got)
+                runs[name].append((got, seconds))
+        rates = {name: median_rate(r) for name, r in runs.items()}
+        plain = rates["plain httpx paging"]
+        table.append(
+            f"\n{latency * 1000:.0f} ms per answer, {size:,} rows, medians of {repeat} interleaved runs"
+        )
+        table.append(f"{'':42} {'rows/s':>9}  {'x plain':>7}  {'x dlt':>6}")
+        dlt = rates.get("dlt rest_api merge -> postgres")
+        for name, rate in rates.items():
+            vs_dlt = f"{rate / dlt:5.2f}x" if dlt else "    -"
+            table.append(f"{name:42} {rate:9,.0f}  {rate / plain:6.2f}x  {vs_dlt}")
+        if latency == NETWORKED_AT:
+            mine = rates["operator -> postgres (default)"]
+            ok = mine / plain >= GOALS["networked"] and (dlt is None or mine / dlt >= GOALS["networked"])
+            table.append(
+                f"goal at {latency * 1000:.0f} ms: >= {GOALS['networked']}x plain paging and dlt: "
+                f"{'met' if ok else 'NOT met'}"
+            )
+        if latency == 0:
+            one = rates["operator -> postgres (1 page at a time)"]
+            table.append(
+                "at 0 ms, default / one page at a time: "
+                f"{rates['operator -> postgres (default)'] / one:.2f}x "
+                "(goal >= 1: no slower than before)"
+            )
+        print("\n".join(table[-(len(rates) + 3) :]), flush=True)
+    httpx.post(f"{url}/_sandbox/latency", json={"seconds": 0}, timeout=10).raise_for_status()
+    print("\n".join(["", "== networked summary =="] + table))
 
 
 if __name__ == "__main__":
