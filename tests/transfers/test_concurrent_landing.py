@@ -86,7 +86,7 @@ def test_a_429_slows_the_whole_landing_down_then_it_comes_back(
     assert _land(warehouse) == 4000
     requests = _requests(connections)
     assert len(requests) == 41  # 40 pages and one retry: no storm
-    limited = requests[7]  # the 7th request after the first was refused
+    limited = requests[6]  # after=6: the 7th request to arrive was refused
     answered_at = limited.at + 0.02
     later = [r for r in requests if r.at > answered_at + 0.05]
     # Every request started after the refusal waited for its Retry-After, not only the refused one.
