@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import random
-import threading
 import time
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -34,6 +33,7 @@ from tests.reservations.test_store import (
     live_balance,
     store_for,
 )
+from tests.reservations.threads import race_threads
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -367,33 +367,14 @@ def test_20_threads_over_two_budgets_never_exceed_a_cap_or_the_balance(
         k, cap_a, cap_b = _round(rng)
         account = f"acct-budget-{seed}"
         _set_round(store, leadmagic, account, k, cap_a, cap_b)
-        barrier = threading.Barrier(RESERVERS)
-        won: list[tuple[int, bool]] = []
-        errors: list[BaseException] = []
-
-        def run(
-            i: int,
-            account: str = account,
-            barrier: threading.Barrier = barrier,
-            won: list[tuple[int, bool]] = won,
-            errors: list[BaseException] = errors,
-        ) -> None:
-            try:
-                mine = store_for(reservation_tables)
-                barrier.wait()
-                time.sleep(random.uniform(0, 0.02))
-                budget = "team-a" if i % 2 == 0 else "team-b"
-                result = mine.reserve(**_args(f"run-{i}", account=account), budget=budget)
-                won.append((i, result.reservation is not None))
-            except BaseException as exc:  # noqa: BLE001 - reported below
-                errors.append(exc)
-
-        threads = [threading.Thread(target=run, args=(i,)) for i in range(RESERVERS)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert not errors, errors
+        results = race_threads(
+            [random.uniform(0, 0.02) for _ in range(RESERVERS)],
+            lambda: store_for(reservation_tables),
+            lambda i, mine, account=account: mine.reserve(
+                **_args(f"run-{i}", account=account), budget="team-a" if i % 2 == 0 else "team-b"
+            ),
+        )
+        won = [(i, result.reservation is not None) for i, result in results]
         _check_round(store, account, won, _expected(k, cap_a, cap_b))
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import random
-import threading
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -23,6 +22,7 @@ from airflow_credits_provider.reservations import Holder
 from tests.reservations.conftest import CREDIT_CONN, set_credits
 from tests.reservations.processes import racing
 from tests.reservations.test_store import active_rows, live_balance, store_for
+from tests.reservations.threads import race_threads
 
 if TYPE_CHECKING:
     from airflow_credits_provider.sandbox import SandboxServer
@@ -96,26 +96,15 @@ def test_20_partial_threads_never_exceed_the_balance(
     balance = Decimal(rng.randint(40, 160)) + Decimal("0.75")
     set_credits(leadmagic, balance)
     account = f"acct-partial-threads-{seed}"
-    barrier = threading.Barrier(RESERVERS)
-    outcomes: list[Outcome] = []
-    errors: list[BaseException] = []
     jitters = [rng.uniform(0, 0.02) for _ in range(RESERVERS)]
-
-    def run(i: int) -> None:
-        try:
-            store = store_for(reservation_tables)
-            barrier.wait()
-            time.sleep(jitters[i])
-            outcomes.append(reserve_partially(store, account, f"run-{seed}", i))
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(RESERVERS)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors
+    outcomes = [
+        outcome
+        for _, outcome in race_threads(
+            jitters,
+            lambda: store_for(reservation_tables),
+            lambda i, store: reserve_partially(store, account, f"run-{seed}", i),
+        )
+    ]
     check_turns(outcomes, balance)
     rows = active_rows(store_for(reservation_tables), account)
     assert sum(Decimal(str(amount)) for _, amount in rows) <= balance

@@ -16,6 +16,7 @@ from airflow_credits_provider.errors import CreditConnectionConfigError, Reserva
 from airflow_credits_provider.reservations import Holder, ReservationStore
 from tests.reservations.conftest import CREDIT_CONN, RESERVATION_DB, Clock, set_credits
 from tests.reservations.processes import holding, racing
+from tests.reservations.threads import race_threads
 
 if TYPE_CHECKING:
     from airflow_credits_provider.models import CreditBalance
@@ -80,27 +81,12 @@ def _race_threads(
     tables: dict[str, str], account: str, run_id: str, max_age: float, jitters: list[float]
 ) -> int:
     """Start one reserver thread per jitter at a barrier; return how many got a reservation."""
-    barrier = threading.Barrier(len(jitters))
-    won: list[bool] = []
-    errors: list[BaseException] = []
-
-    def run(i: int) -> None:
-        try:
-            store = store_for(tables)
-            barrier.wait()
-            time.sleep(jitters[i])
-            result = reserve(store, account, Holder("dag", run_id, "reserve", i), max_age=max_age)
-            won.append(result.reservation is not None)
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(jitters))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors
-    return sum(won)
+    won = race_threads(
+        jitters,
+        lambda: store_for(tables),
+        lambda i, store: reserve(store, account, Holder("dag", run_id, "reserve", i), max_age=max_age),
+    )
+    return sum(result.reservation is not None for _, result in won)
 
 
 def test_exactly_k_of_20_threads_reserve(
