@@ -183,9 +183,9 @@ def concurrent_offset_pages(
         return page.total
 
     coverage = TailCoverage()
-    coverage.add(first.offset, len(first.records), first_total)
+    first_span = coverage.add(first.offset, len(first.records), first_total)
     newest = first_total - first.offset - 1  # the tail index of the newest row the pass must hold
-    oldest = 0
+    lowest = first_span[0] if first_span else newest + 1  # the oldest row the pass has held so far
     start = first.offset + len(first.records)
     seen = _Seen(len(first.records))
     if since is not None and first.records:
@@ -209,21 +209,24 @@ def concurrent_offset_pages(
 
     last_total = first_total
     made = pages_done
+    reached_since = False
     for _, page in fetch_in_order(fetch, offsets(), workers, window=window):
         last_total = check(page)
         span = coverage.add(page.offset, len(page.records), last_total)
         made += 1
         yield page
-        if span is not None and since is not None:
-            seen.rows += len(page.records)
-            seen.oldest = created_at(page, -1)
-            if seen.oldest < since:
-                oldest = span[0]
-                break
-        if max_pages is not None and made >= max_pages and span is not None:
-            oldest = span[0]
-            break
-    yield from _refetch_gaps(fetch, coverage, oldest, newest, last_total, check, fail)
+        if span is not None:
+            lowest = min(lowest, span[0])
+            if since is not None:
+                seen.rows += len(page.records)
+                seen.oldest = created_at(page, -1)
+                if seen.oldest < since:
+                    reached_since = True
+                    break
+    # A pass cut short (by since or max_pages) must hold every row down to the oldest it reached; a
+    # whole pass, every row down to the ledger's oldest (rows pushed past the planned offsets included).
+    cut_short = reached_since or (max_pages is not None and made >= max_pages)
+    yield from _refetch_gaps(fetch, coverage, lowest if cut_short else 0, newest, last_total, check, fail)
 
 
 @dataclass

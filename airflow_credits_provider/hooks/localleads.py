@@ -69,9 +69,10 @@ class LocalLeadsHook(CreditApiHook):
         :class:`~airflow_credits_provider.pacing.Throttle` shared by them: a 429 halves the number in
         flight and pauses them all for its ``Retry-After``; ``requests_per_second`` caps their rate), and
         yielded in offset order. Transactions that arrive while pages are in flight push older ones to
-        later offsets: every page is placed by its *tail index* (:class:`~airflow_credits_provider.ledger.
-        TailCoverage`), and the rows no page held are fetched again before the last page is yielded; an
-        iterator that ends normally has yielded every row that was in the ledger when it started.
+        later offsets: every page is placed by its *tail index* (:class:`~airflow_credits_provider.
+        concurrent_paging.TailCoverage`), and the rows no page held are fetched again before the last page
+        is yielded; an iterator that ends normally has yielded every row that was in the ledger when it
+        started (down to ``since`` or ``max_pages``).
 
         One at a time (the default), the next page is requested as soon as the previous one has arrived,
         in a background thread (:func:`~airflow_credits_provider.ledger.read_ahead`), while the caller
