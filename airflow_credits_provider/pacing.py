@@ -7,11 +7,12 @@ run). It holds three limits, checked before each request starts (retries include
 - **rate**: with ``requests_per_second``, starts are spaced at least ``1 / requests_per_second`` apart;
 - **pause**: after a 429, no request starts before the vendor's ``Retry-After`` (or a backoff) has passed.
 
-A 429 halves the in-flight limit and pauses every request of the job, not just the one that was
-refused; after that, the limit rises by one each time ``limit`` requests started since the 429 have
-succeeded in a row (additive increase, multiplicative decrease, as TCP does). Requests that were already
-in flight when the 429 came do not count towards the increase. So a rate-limited landing slows
-down as a whole and comes back gradually, and never answers a 429 with a burst of retries.
+A 429 halves the in-flight limit (once for the requests that were in flight together: the 429s of
+requests started before the last decrease only extend the pause) and pauses every request of the job,
+not just the one that was refused. After that, the limit rises by one each time ``limit`` requests
+started since the 429 have succeeded in a row (additive increase, multiplicative decrease, as TCP
+does). So a rate-limited landing slows down as a whole and comes back gradually, and never answers a
+429 with a burst of retries.
 
 Airflow-free; time and sleeping go through ``clock`` and ``sleep`` (tests pass virtual ones).
 """
@@ -30,6 +31,9 @@ if TYPE_CHECKING:
 DEFAULT_PAUSE = 1.0
 #: The longest pause, ``Retry-After`` included.
 MAX_PAUSE = 60.0
+#: How many times a paced request refused with 429 is retried (at least; more if the connection's
+#: ``max_retries`` says so): with the pause doubling from 1 s to 60 s, about 3 minutes of asking for time.
+RATE_LIMIT_RETRIES = 8
 
 
 class Throttle:
@@ -51,7 +55,11 @@ class Throttle:
     ) -> None:
         if isinstance(max_in_flight, bool) or not isinstance(max_in_flight, int) or max_in_flight < 1:
             raise ValueError(f"max_in_flight must be a whole number >= 1, got {max_in_flight!r}")
-        if requests_per_second is not None and not 0 < requests_per_second < float("inf"):
+        if requests_per_second is not None and (
+            isinstance(requests_per_second, bool)
+            or not isinstance(requests_per_second, (int, float))
+            or not 0 < requests_per_second < float("inf")
+        ):
             raise ValueError(f"requests_per_second must be a positive number, got {requests_per_second!r}")
         self.max_in_flight = max_in_flight
         self.requests_per_second = requests_per_second
@@ -112,16 +120,19 @@ class Throttle:
                 self._successes = 0
                 self._cond.notify_all()
 
-    def rate_limited(self, retry_after: float | None) -> float:
+    def rate_limited(self, retry_after: float | None, epoch: int | None = None) -> float:
         """A request got a 429: halve the limit and pause every request until ``retry_after`` has passed.
 
+        :param epoch: the refused request's (from :meth:`slot`): one started before the last decrease
+            extends the pause but does not halve the limit again
         :return: the pause, in seconds
         """
         with self._cond:
             self.rate_limited_count += 1
-            self._epoch += 1
-            self.limit = max(1, self.limit // 2)
-            self.lowest_limit = min(self.lowest_limit, self.limit)
+            if epoch is None or epoch == self._epoch:
+                self._epoch += 1
+                self.limit = max(1, self.limit // 2)
+                self.lowest_limit = min(self.lowest_limit, self.limit)
             self._successes = 0
             if retry_after is not None:
                 pause = min(max(retry_after, 0.0), MAX_PAUSE)

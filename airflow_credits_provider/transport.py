@@ -24,6 +24,7 @@ import msgspec
 
 from airflow_credits_provider import errors
 from airflow_credits_provider.errors import ResponseFormatError, truncate
+from airflow_credits_provider.pacing import RATE_LIMIT_RETRIES
 from airflow_credits_provider.vendors.base import VendorErrorDetail
 
 if TYPE_CHECKING:
@@ -294,7 +295,7 @@ class CreditApiClient:
                 failed = [first_failure]
             import tenacity
 
-            for attempt in tenacity.Retrying(sleep=self.sleep, **self._retry_kwargs(call)):
+            for attempt in tenacity.Retrying(sleep=self.sleep, **self._retry_kwargs(call, throttle)):
                 with attempt:
                     if failed:
                         raise failed.pop()
@@ -341,9 +342,10 @@ class CreditApiClient:
             try:
                 result = self._send_once(client, call)
             except errors.RateLimitedError as exc:
-                paused = throttle.rate_limited(exc.retry_after)
+                paused = throttle.rate_limited(exc.retry_after, epoch)
                 log.warning(
-                    "%s rate-limited %s %s: %d request(s) at once from now, all paused %.2fs",
+                    "%s rate-limited %s %s (HTTP 429): at most %d request(s) at once from now; every "
+                    "request waits until %.2fs after this answer, then this one is retried",
                     self.vendor.display_name,
                     call.method,
                     call.path,
@@ -476,10 +478,18 @@ class CreditApiClient:
         )
 
     # -- retries -----------------------------------------------------------------------------------
-    def _retry_kwargs(self, call: ApiRequest) -> dict[str, Any]:
+    def _retry_kwargs(self, call: ApiRequest, throttle: Throttle | None = None) -> dict[str, Any]:
+        """Tenacity's arguments for ``call``.
+
+        With a ``throttle``, a 429 is waited out by the throttle (every request of the job pauses until
+        its ``Retry-After``), so this call retries at once into that pause, and 429s may be retried up
+        to :data:`~airflow_credits_provider.pacing.RATE_LIMIT_RETRIES` times whatever ``max_retries``
+        says: a rate limit is the vendor asking for time, not an error that repeating will not fix.
+        """
         import tenacity
 
         policy = self.settings.retry
+        paced = throttle is not None
 
         def should_retry(exc: BaseException) -> bool:
             if isinstance(exc, errors.RateLimitedError):
@@ -488,6 +498,8 @@ class CreditApiClient:
 
         def wait(retry_state: tenacity.RetryCallState) -> float:
             exc = retry_state.outcome.exception() if retry_state.outcome else None
+            if paced and isinstance(exc, errors.RateLimitedError):
+                return 0.0  # the throttle's pause is the wait
             retry_after = getattr(exc, "retry_after", None)
             if retry_after is not None:
                 return float(min(retry_after, policy.max_wait))
@@ -496,8 +508,19 @@ class CreditApiClient:
             ) + tenacity.wait_random(0, policy.initial_wait)
             return float(min(backoff(retry_state), policy.max_wait))
 
+        def limit(exc: BaseException | None) -> int:
+            if paced and isinstance(exc, errors.RateLimitedError):
+                return max(policy.max_retries, RATE_LIMIT_RETRIES)
+            return policy.max_retries
+
+        def stop(retry_state: tenacity.RetryCallState) -> bool:
+            exc = retry_state.outcome.exception() if retry_state.outcome else None
+            return retry_state.attempt_number >= limit(exc) + 1
+
         def before_sleep(retry_state: tenacity.RetryCallState) -> None:
             exc = retry_state.outcome.exception() if retry_state.outcome else None
+            if paced and isinstance(exc, errors.RateLimitedError):
+                return  # the throttle said it (how many in flight, how long everything pauses)
             delay = retry_state.next_action.sleep if retry_state.next_action else 0.0
             log.warning(
                 "%s %s %s failed (%s, HTTP %s); retry %d of %d in %.2fs",
@@ -507,7 +530,7 @@ class CreditApiClient:
                 type(exc).__name__,
                 getattr(exc, "status_code", None),
                 retry_state.attempt_number,
-                policy.max_retries,
+                limit(exc),
                 delay,
             )
 
@@ -520,7 +543,7 @@ class CreditApiClient:
             raise exc
 
         return {
-            "stop": tenacity.stop_after_attempt(policy.max_retries + 1),
+            "stop": stop,
             "wait": wait,
             "retry": tenacity.retry_if_exception(should_retry),
             "before_sleep": before_sleep,

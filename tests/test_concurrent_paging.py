@@ -155,8 +155,10 @@ def test_a_429_halves_the_limit_pauses_everyone_and_the_limit_climbs_back() -> N
     throttle = Throttle(8, clock=lambda: time.now, sleep=time.sleep)
     with throttle.slot() as before:
         pass
-    assert throttle.rate_limited(retry_after=2.0) == 2.0
+    assert throttle.rate_limited(retry_after=2.0, epoch=before) == 2.0
     assert (throttle.limit, throttle.lowest_limit) == (4, 4)
+    throttle.rate_limited(retry_after=1.0, epoch=before)  # in flight with the first: no second halving
+    assert throttle.limit == 4
     throttle.succeeded(before)  # started before the 429: does not count
     with throttle.slot() as epoch:  # waits out the pause
         pass

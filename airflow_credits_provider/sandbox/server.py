@@ -146,7 +146,14 @@ class _Handler(BaseHTTPRequestHandler):
                 return Reply(
                     200,
                     [
-                        {"vendor": r.vendor, "method": r.method, "path": r.path, "query": r.query}
+                        {
+                            "vendor": r.vendor,
+                            "method": r.method,
+                            "path": r.path,
+                            "query": r.query,
+                            "at": r.at,
+                            "in_flight": r.in_flight,
+                        }
                         for r in state.requests_for()
                     ],
                 )

@@ -95,7 +95,9 @@ class CreditTransactionsToSqlOperator(CreditToSqlBaseOperator):
                 f"{max_concurrent_pages!r}"
             )
         if requests_per_second is not None and (
-            isinstance(requests_per_second, bool) or not 0 < requests_per_second < float("inf")
+            isinstance(requests_per_second, bool)
+            or not isinstance(requests_per_second, (int, float))
+            or not 0 < requests_per_second < float("inf")
         ):
             raise ValueError(
                 f"requests_per_second must be a positive number (or None), got {requests_per_second!r}"

@@ -96,6 +96,24 @@ def test_a_429_slows_the_whole_landing_down_then_it_comes_back(
     assert landed(WAREHOUSE, warehouse) == ledger_rows(state.ledger.newest_first())
 
 
+def test_repeated_429s_are_waited_out_not_counted_as_failures(
+    connections: SandboxServer, warehouse: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Seen by a new user: three 429s on one page used up max_retries (2 here) and failed the run."""
+    state = connections.state
+    state.ledger.size = 1200
+    state.set_latency(0.01)
+    state.inject("rate_limit", "localleads", path=TX_PATH, retry_after="0.2", after=1, times=5)
+    with caplog.at_level("WARNING", logger="airflow_credits_provider.transport"):
+        assert _land(warehouse) == 1200
+    assert len(_requests(connections)) == 12 + 5  # each refused request retried, nothing more
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 5
+    assert all("(HTTP 429): at most" in w and "then this one is retried" in w for w in warnings)
+    assert not [w for w in warnings if "retry 1 of 2" in w]  # no second, contradicting wait
+    assert landed(WAREHOUSE, warehouse) == ledger_rows(state.ledger.newest_first())
+
+
 def test_server_errors_are_retried_per_page_and_a_rate_cap_spaces_the_starts(
     connections: SandboxServer, warehouse: str
 ) -> None:
@@ -116,7 +134,8 @@ def test_arguments_are_checked_when_the_dag_is_parsed() -> None:
         CreditTransactionsToSqlOperator(
             task_id="t", credit_conn_id="c", sql_conn_id="w", max_concurrent_pages=0
         )
-    with pytest.raises(ValueError, match="requests_per_second must be a positive number"):
-        CreditTransactionsToSqlOperator(
-            task_id="t", credit_conn_id="c", sql_conn_id="w", requests_per_second=0
-        )
+    for bad in (0, -1, "2", float("inf")):
+        with pytest.raises(ValueError, match="requests_per_second must be a positive number"):
+            CreditTransactionsToSqlOperator(
+                task_id="t", credit_conn_id="c", sql_conn_id="w", requests_per_second=bad
+            )
