@@ -22,6 +22,8 @@ Airflow-free.
 from __future__ import annotations
 
 import math
+import threading
+import time
 from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
@@ -191,15 +193,24 @@ def concurrent_offset_pages(
     if since is not None and first.records:
         seen.newest, seen.oldest = created_at(first, 0), created_at(first, -1)
 
+    pace = _Pace()
+
+    def timed_fetch(offset: int) -> RawPage:
+        started = time.monotonic()
+        page = fetch(offset)
+        pace.fetched(time.monotonic() - started)
+        return page
+
     def window() -> int:
-        """Fetch ahead only as far as ``since`` seems to be (at the rate the pages so far show)."""
+        """As many pages ahead as keep the caller busy, and no further than ``since`` seems to be."""
+        ahead = pace.pages_needed(workers)
         if since is None or seen.newest is None or seen.oldest is None or seen.rows < 2:
-            return workers
+            return ahead
         span = (seen.newest - seen.oldest).total_seconds()
         if span <= 0:
-            return workers
+            return ahead
         rows_left = (seen.oldest - since).total_seconds() * (seen.rows - 1) / span
-        return max(1, min(workers, math.ceil(max(rows_left, 1) / limit)))
+        return max(1, min(ahead, math.ceil(max(rows_left, 1) / limit)))
 
     def offsets() -> Iterator[int]:
         at, planned = start, pages_done
@@ -210,11 +221,13 @@ def concurrent_offset_pages(
     last_total = first_total
     made = pages_done
     reached_since = False
-    for _, page in fetch_in_order(fetch, offsets(), workers, window=window):
+    for _, page in fetch_in_order(timed_fetch, offsets(), workers, window=window):
         last_total = check(page)
         span = coverage.add(page.offset, len(page.records), last_total)
         made += 1
+        handed = time.monotonic()
         yield page
+        pace.consumed(time.monotonic() - handed)
         if span is not None:
             lowest = min(lowest, span[0])
             if since is not None:
@@ -227,6 +240,39 @@ def concurrent_offset_pages(
     # whole pass, every row down to the ledger's oldest (rows pushed past the planned offsets included).
     cut_short = reached_since or (max_pages is not None and made >= max_pages)
     yield from _refetch_gaps(fetch, coverage, lowest if cut_short else 0, newest, last_total, check, fail)
+
+
+class _Pace:
+    """How many pages to keep in flight: the round trip over the time the caller takes per page.
+
+    Little's law: to hand the caller a page every ``c`` seconds when a page takes ``r`` seconds to
+    arrive, about ``r / c`` must be in flight. ``r`` is the *shortest* recent fetch (the network's round
+    trip; longer ones include waiting behind the others, which more in flight would only lengthen);
+    ``c`` a moving average of how long the caller kept each page. On a fast network (a vendor on
+    localhost) the caller is the bottleneck and one or two pages ahead keep it busy; at 50 ms a page,
+    every worker is used.
+    """
+
+    def __init__(self) -> None:
+        self._fetches: deque[float] = deque(maxlen=16)
+        self._per_page: float | None = None
+        self._lock = threading.Lock()
+
+    def fetched(self, seconds: float) -> None:
+        with self._lock:
+            self._fetches.append(seconds)
+
+    def consumed(self, seconds: float) -> None:
+        self._per_page = seconds if self._per_page is None else 0.8 * self._per_page + 0.2 * seconds
+
+    def pages_needed(self, workers: int) -> int:
+        with self._lock:
+            round_trip = min(self._fetches) if self._fetches else None
+        if round_trip is None or self._per_page is None:
+            return min(2, workers)  # the start: ramp up as the first pages tell how fast each side is
+        if self._per_page <= 1e-4:  # the caller never waits for a page: as many as allowed
+            return workers
+        return max(1, min(workers, math.ceil(round_trip / self._per_page) + 1))
 
 
 @dataclass

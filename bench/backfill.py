@@ -380,14 +380,16 @@ def networked(
                 runs[name].append((got, seconds))
         rates = {name: median_rate(r) for name, r in runs.items()}
         plain = rates["plain httpx paging"]
+        first_line = len(table)
         table.append(
             f"\n{latency * 1000:.0f} ms per answer, {size:,} rows, medians of {repeat} interleaved runs"
         )
-        table.append(f"{'':42} {'rows/s':>9}  {'x plain':>7}  {'x dlt':>6}")
+        table.append(f"{'':42} {'rows/s':>9}  {'x plain':>7}  {'x dlt':>6}  runs (rows/s)")
         dlt = rates.get("dlt rest_api merge -> postgres")
         for name, rate in rates.items():
             vs_dlt = f"{rate / dlt:5.2f}x" if dlt else "    -"
-            table.append(f"{name:42} {rate:9,.0f}  {rate / plain:6.2f}x  {vs_dlt}")
+            spread = ", ".join(f"{got / seconds:,.0f}" for got, seconds in runs[name])
+            table.append(f"{name:42} {rate:9,.0f}  {rate / plain:6.2f}x  {vs_dlt}  {spread}")
         if latency == NETWORKED_AT:
             mine = rates["operator -> postgres (default)"]
             ok = mine / plain >= GOALS["networked"] and (dlt is None or mine / dlt >= GOALS["networked"])
@@ -402,7 +404,7 @@ def networked(
                 f"{rates['operator -> postgres (default)'] / one:.2f}x "
                 "(goal >= 1: no slower than before)"
             )
-        print("\n".join(table[-(len(rates) + 3) :]), flush=True)
+        print("\n".join(table[first_line:]), flush=True)
     httpx.post(f"{url}/_sandbox/latency", json={"seconds": 0}, timeout=10).raise_for_status()
     print("\n".join(["", "== networked summary =="] + table))
 
