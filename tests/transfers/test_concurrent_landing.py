@@ -81,13 +81,15 @@ def test_a_429_slows_the_whole_landing_down_then_it_comes_back(
 ) -> None:
     state = connections.state
     state.ledger.size = 4000
-    state.set_latency(0.02)
+    # A round trip well above the time a page takes to write, so that all 8 pages stay in flight
+    # (the window is round trip / time per page, capped at max_concurrent_pages).
+    state.set_latency(0.1)
     state.inject("rate_limit", "localleads", path=TX_PATH, retry_after="1", after=6)
     assert _land(warehouse) == 4000
     requests = _requests(connections)
     assert len(requests) == 41  # 40 pages and one retry: no storm
     limited = requests[6]  # after=6: the 7th request to arrive was refused
-    answered_at = limited.at + 0.02
+    answered_at = limited.at + 0.1
     later = [r for r in requests if r.at > answered_at + 0.05]
     # Every request started after the refusal waited for its Retry-After, not only the refused one.
     assert min(r.at for r in later) >= limited.at + 1.0
