@@ -51,9 +51,22 @@ def test_control_api(sandbox: SandboxServer) -> None:
     assert sandbox.state.faults == []
     assert httpx.post(f"{control}/ledger", json={"size": 10, "grow": 5}).json() == {"ledger_size": 15}
     httpx.get(f"{sandbox.base_url('truemail')}/v1/usage")
-    assert httpx.get(f"{control}/requests").json() == [
-        {"vendor": "truemail", "method": "GET", "path": "/v1/usage", "query": {}}
-    ]
+    [recorded] = httpx.get(f"{control}/requests").json()
+    assert {k: recorded[k] for k in ("vendor", "method", "path", "query")} == {
+        "vendor": "truemail",
+        "method": "GET",
+        "path": "/v1/usage",
+        "query": {},
+    }
+    assert recorded["in_flight"] == 1  # it was the only request being answered
+    assert isinstance(recorded["at"], float)
+    assert httpx.post(f"{control}/latency", json={"seconds": 0.05, "jitter": 0.01}).json() == {
+        "seconds": 0.05,
+        "jitter": 0.01,
+    }
+    assert 0.05 <= sandbox.state.answer_delay() <= 0.06
+    assert httpx.post(f"{control}/latency", json={"seconds": -1}).status_code == 400
+    httpx.post(f"{control}/latency", json={"seconds": 0}).raise_for_status()
     httpx.delete(f"{control}/requests").raise_for_status()
     assert sandbox.state.requests == []
     httpx.post(f"{control}/state/hunter", json={"credits": 77}).raise_for_status()
