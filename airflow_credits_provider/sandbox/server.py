@@ -67,24 +67,17 @@ class _Handler(BaseHTTPRequestHandler):
         emulator = self.server.emulators[prefix]
         headers = {k.lower(): v for k, v in self.headers.items()}
         state = self.server.state
-        state.record(
-            RecordedRequest(
-                prefix,
-                self.command,
-                rest,
-                query,
-                headers,
-                self.client_address[1],
-                time.monotonic(),
-                in_flight,
-            )
+        recorded = RecordedRequest(
+            prefix, self.command, rest, query, headers, self.client_address[1], time.monotonic(), in_flight
         )
+        state.record(recorded)
         delay = state.answer_delay()
         if delay:
             time.sleep(delay)  # the network's round trip; this thread only, as on a real server
         request = Request(prefix, self.command, rest, query, headers, body)
         fault = state.take_fault(prefix, rest)
         kind = fault.kind if fault else None
+        recorded.fault = kind
         if fault is not None and kind == "slow":
             time.sleep(fault.delay)
         if fault is not None and kind == "drop":
@@ -153,6 +146,7 @@ class _Handler(BaseHTTPRequestHandler):
                             "query": r.query,
                             "at": r.at,
                             "in_flight": r.in_flight,
+                            "fault": r.fault,
                         }
                         for r in state.requests_for()
                     ],

@@ -95,6 +95,10 @@ class RecordedRequest:
     #: included (concurrency as the vendor sees it).
     at: float = 0.0
     in_flight: int = 0
+    #: The kind of injected fault that answered it (``"rate_limit"``, ``"status"``, ...), if any. Set
+    #: when the fault is taken, after the latency: with requests in flight side by side, the n-th to
+    #: arrive is not always the n-th to be answered.
+    fault: str | None = None
 
 
 def start_of_month() -> datetime:

@@ -60,6 +60,10 @@ def test_control_api(sandbox: SandboxServer) -> None:
     }
     assert recorded["in_flight"] == 1  # it was the only request being answered
     assert isinstance(recorded["at"], float)
+    assert recorded["fault"] is None
+    httpx.post(f"{control}/faults", json={"kind": "status", "vendor": "truemail", "status": 503})
+    assert httpx.get(f"{sandbox.base_url('truemail')}/v1/usage").status_code == 503
+    assert [r["fault"] for r in httpx.get(f"{control}/requests").json()] == [None, "status"]
     assert httpx.post(f"{control}/latency", json={"seconds": 0.05, "jitter": 0.01}).json() == {
         "seconds": 0.05,
         "jitter": 0.01,

@@ -88,14 +88,13 @@ def test_a_429_slows_the_whole_landing_down_then_it_comes_back(
     assert _land(warehouse) == 4000
     requests = _requests(connections)
     assert len(requests) == 41  # 40 pages and one retry: no storm
-    limited = requests[6]  # after=6: the 7th request to arrive was refused
+    [limited] = [r for r in requests if r.fault == "rate_limit"]  # one of the pages after the 6th
     # Its retry started after the pause (a lower bound: a loaded machine only delays it).
     retried = [r for r in requests if r.query["offset"] == limited.query["offset"] and r.at > limited.at]
     assert retried[0].at >= limited.at + 1.0
     # During the pause no request started: only the (at most 7) already on their way arrive.
     assert len([r for r in requests if limited.at < r.at < limited.at + 0.9]) <= 7
     later = [r for r in requests if r.at >= limited.at + 1.0]
-    assert len(later) >= 40 - 7 - 7  # every other request waited out the Retry-After
     assert max(r.in_flight for r in later[:4]) <= 4  # half of 8 in flight at first...
     assert max(r.in_flight for r in later) > 4  # ...then gradually more again
     assert landed(WAREHOUSE, warehouse) == ledger_rows(state.ledger.newest_first())
