@@ -3,7 +3,8 @@
 Logs in through the simple auth manager's own form, opens "Credits" from the UI's navigation (the page
 is shown in the UI's frame), and checks what each role sees: every
 sandbox vendor's balance, a failing vendor's row, the chart with the landed points, a reservation
-appearing after a reserving run, the run's Credits tab, a viewer's filtered view, and dark mode.
+appearing after a reserving run, LocalLeads' renewal on its account page (the verdict and the chart's
+line), the run's Credits tab, a viewer's filtered view, and dark mode.
 
 With ``CREDITS_SCREENSHOTS=<dir>`` (``make screenshots``) the pages are saved there as PNG for the docs.
 """
@@ -112,6 +113,18 @@ def test_op_sees_every_balance_a_failing_row_and_a_new_reservation(browser: Any,
     assert reservation.count() == 1
     assert "credits_ui_hold" in reservation.inner_text()
     _shot(page, "account")
+
+    # LocalLeads reports when it renews: the account page says whether it runs dry first, and the
+    # chart draws the renewal on the runway.
+    page.goto(f"{ui_stack.base}/", wait_until="networkidle")  # a reload would keep the frame's page
+    frame = _open_credits(page)
+    frame.get_by_role("link", name="localleads_default").click()
+    verdict = frame.locator("#renewal-verdict")
+    verdict.wait_for()
+    assert verdict.inner_text().startswith("renews ")
+    renewal = frame.locator("#history-chart svg line.renewal")
+    assert renewal.count() == 1
+    assert (renewal.locator("title").text_content() or "").startswith("renews ")
 
     page.goto(f"{ui_stack.base}/dags/credits_ui_hold/runs/{run_id}", wait_until="networkidle")
     page.locator("a[href$='/plugin/credits_run']").click()  # the run's "Credits" tab
