@@ -92,3 +92,21 @@ def airflow_db() -> None:
     from airflow.utils import db
 
     db.resetdb()
+    _one_execution_api_per_process()
+
+
+def _one_execution_api_per_process() -> None:
+    """Reuse dag.test()'s in-process execution API across tasks, as Airflow 3.3 does.
+
+    Before 3.3 (apache/airflow#65235), dag.test() built a new FastAPI app, with Cadwyn's versioned routers,
+    for every task it ran: about 6 s a task on Airflow 3.2.2, most of a dag.test() in CI's older rows.
+    Airflow 3.3 caches it for the process; this applies the same cache on 3.0-3.2 (tests only: the
+    provider's code never touches it).
+    """
+    import functools
+
+    from airflow.sdk.execution_time import supervisor
+
+    build = supervisor.in_process_api_server
+    if not hasattr(build, "cache_clear"):  # 3.3+ caches it already
+        supervisor.in_process_api_server = functools.lru_cache(maxsize=1)(build)  # type: ignore[assignment]
