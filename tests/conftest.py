@@ -100,13 +100,16 @@ def _one_execution_api_per_process() -> None:
 
     Before 3.3 (apache/airflow#65235), dag.test() built a new FastAPI app, with Cadwyn's versioned routers,
     for every task it ran: about 6 s a task on Airflow 3.2.2, most of a dag.test() in CI's older rows.
-    Airflow 3.3 caches it for the process; this applies the same cache on 3.0-3.2 (tests only: the
-    provider's code never touches it).
+    Airflow 3.3 caches it for the process; this applies the same cache on 3.1 and 3.2 (tests only: the
+    provider's code never touches it). Not on 3.0: its in-process client hands a rescheduled sensor its
+    first reschedule date as a string (``model_construct``, fixed in 3.1), which a reused API exposes.
     """
     import functools
+    from importlib.metadata import version
 
     from airflow.sdk.execution_time import supervisor
 
     build = supervisor.in_process_api_server
-    if not hasattr(build, "cache_clear"):  # 3.3+ caches it already
+    cached = hasattr(build, "cache_clear")  # 3.3+ caches it already
+    if not cached and version("apache-airflow").split(".")[:2] != ["3", "0"]:
         supervisor.in_process_api_server = functools.lru_cache(maxsize=1)(build)  # type: ignore[assignment]
