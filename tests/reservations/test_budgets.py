@@ -342,7 +342,7 @@ def _set_round(
     define(store, "team-b", cap_b * int(COST) + 11, account=account)
 
 
-def _check_round(
+def assert_round(
     store: ReservationStore, account: str, won: list[tuple[int, bool]], expected: tuple[int, int, int]
 ) -> None:
     total, want_a, want_b = expected
@@ -375,7 +375,7 @@ def test_20_threads_over_two_budgets_never_exceed_a_cap_or_the_balance(
             ),
         )
         won = [(i, result.reservation is not None) for i, result in results]
-        _check_round(store, account, won, _expected(k, cap_a, cap_b))
+        assert_round(store, account, won, _expected(k, cap_a, cap_b))
 
 
 def _process_budget_reserver(
@@ -407,6 +407,6 @@ def test_20_processes_over_two_budgets_never_exceed_a_cap_or_the_balance(
             race.barrier.wait(timeout=180)
             got = [race.results.get(timeout=120) for _ in range(RESERVERS)]
             assert [e for *_, e in got if e] == []
-            _check_round(
+            assert_round(
                 store, f"acct-budget-p{round_}", [(i, ok) for _, i, ok, _ in got], _expected(k, cap_a, cap_b)
             )
