@@ -7,8 +7,10 @@ time, before any test module imports airflow.
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -35,6 +37,30 @@ CANARY = "canary-7f3a9c1e5b2d4a6f-DO-NOT-LEAK"
 
 #: Fast retries for tests: real backoff, milliseconds long.
 FAST_EXTRA = {"timeout": 2, "max_retries": 2, "retry_initial_wait": 0.01, "max_retry_wait": 0.05}
+
+
+#: A test still running after this long is hung where pytest-timeout's alarm (300 s) cannot reach it (a
+#: thread blocked in C, a dag.test() loop that swallowed the alarm's exception): the process then prints
+#: every thread's stack and exits, so CI fails at once and says where, instead of running out its time.
+HANG_SECONDS = int(os.environ.get("CREDITS_TEST_HANG_SECONDS", "600"))
+
+
+_watchdog_out: list[int] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Keep a copy of the real stderr for the watchdog: during a test, pytest captures descriptor 2."""
+    _watchdog_out.append(os.dup(sys.__stderr__.fileno()))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """Arm the hang watchdog (:data:`HANG_SECONDS`) around each test's set-up, call and teardown."""
+    faulthandler.dump_traceback_later(HANG_SECONDS, exit=True, file=_watchdog_out[0])
+    try:
+        yield
+    finally:
+        faulthandler.cancel_dump_traceback_later()
 
 
 def subprocess_env(**extra: str) -> dict[str, str]:
