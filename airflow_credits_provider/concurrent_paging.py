@@ -28,12 +28,14 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
-from airflow_credits_provider.errors import InconsistentLedgerError
+from airflow_credits_provider.ledger import empty_page_message, inconsistent_ledger
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from concurrent.futures import Future
     from datetime import datetime
+
+    from airflow_credits_provider.errors import InconsistentLedgerError
 
 T = TypeVar("T")
 
@@ -160,11 +162,7 @@ def concurrent_offset_pages(
     first_total = first.total
 
     def fail(message: str) -> InconsistentLedgerError:
-        return InconsistentLedgerError(
-            f"{message} Stopping so that nothing is skipped; run again.",
-            vendor=vendor,
-            vendor_name=vendor_name,
-        )
+        return inconsistent_ledger(message, vendor=vendor, vendor_name=vendor_name)
 
     def check(page: RawPage) -> int:
         if page.total is None:
@@ -178,10 +176,7 @@ def concurrent_offset_pages(
                 "read: rows may have moved to earlier offsets."
             )
         if not page.records and page.offset < page.total:
-            raise fail(
-                f"{vendor_name} returned an empty ledger page at offset {page.offset} while reporting "
-                f"{page.total} transactions in all."
-            )
+            raise fail(empty_page_message(vendor_name, page.offset, page.total))
         return page.total
 
     coverage = TailCoverage()

@@ -22,6 +22,23 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
+def inconsistent_ledger(message: str, *, vendor: str, vendor_name: str) -> InconsistentLedgerError:
+    """The error for a ledger the vendor contradicted while it was read: ``message`` says how."""
+    return InconsistentLedgerError(
+        f"{message} Stopping here so that nothing is skipped; run again later.",
+        vendor=vendor or None,
+        vendor_name=vendor_name,
+    )
+
+
+def empty_page_message(vendor_name: str, offset: int, total: int) -> str:
+    """What an empty ledger page before the vendor's own total contradicts."""
+    return (
+        f"{vendor_name} returned an empty ledger page at offset {offset} while reporting {total} "
+        "transactions in all."
+    )
+
+
 class OffsetPaginator:
     """Offset/limit paging over a newest-first ledger: state machine (``offset``, ``advance``, ``has_next``).
 
@@ -62,11 +79,9 @@ class OffsetPaginator:
         self.offset += received
         if total is not None:
             if received == 0 and self.offset < total:
-                raise InconsistentLedgerError(
-                    f"{self._vendor_name} returned an empty ledger page at offset {self.offset} while "
-                    f"reporting {total} transactions in all. Stopping here so that nothing is "
-                    "skipped; run again later.",
-                    vendor=self._vendor or None,
+                raise inconsistent_ledger(
+                    empty_page_message(self._vendor_name, self.offset, total),
+                    vendor=self._vendor,
                     vendor_name=self._vendor_name,
                 )
             self.has_next = received > 0 and self.offset < total

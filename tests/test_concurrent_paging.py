@@ -95,6 +95,32 @@ def test_a_ledger_that_shrinks_or_never_settles_stops_the_pass() -> None:
         run(restless, workers=4)
 
 
+class HollowLedger(Ledger):
+    """Answers the page at ``hollow`` with no rows while still reporting the whole ledger."""
+
+    hollow = 500
+
+    def fetch(self, offset: int, limit: int = 100) -> RawPage:
+        page = super().fetch(offset, limit)
+        return page._replace(records=[]) if offset == self.hollow else page
+
+
+def test_an_empty_page_before_the_total_stops_the_pass_as_one_page_at_a_time_does() -> None:
+    from airflow_credits_provider.ledger import OffsetPaginator
+
+    with pytest.raises(InconsistentLedgerError) as concurrent:
+        run(HollowLedger(2000))
+    one_at_a_time = OffsetPaginator(100, 500, vendor="x", vendor_name="X")
+    with pytest.raises(InconsistentLedgerError) as paginator:
+        one_at_a_time.advance(0, 2000)
+    assert str(concurrent.value) == str(paginator.value)
+    assert str(concurrent.value) == (
+        "X returned an empty ledger page at offset 500 while reporting 2000 transactions in all. "
+        "Stopping here so that nothing is skipped; run again later."
+    )
+    assert concurrent.value.vendor == paginator.value.vendor == "x"
+
+
 def test_since_fetches_ahead_only_as_far_as_the_rate_suggests() -> None:
     ledger = Ledger(5000)
     since = T0 + timedelta(minutes=4750)  # 250 new rows: pages at offsets 0, 100 and 200
