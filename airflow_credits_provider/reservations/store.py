@@ -72,6 +72,7 @@ from airflow_credits_provider.reservations.usage import (
     budget_spend,
     usage_record,
 )
+from airflow_credits_provider.sql.connections import wait_on_sqlite_locks
 from airflow_credits_provider.sql.tables import WarehouseTable, check_identifier, to_naive_utc
 
 if TYPE_CHECKING:
@@ -133,6 +134,7 @@ class ReservationStore:
         self.hook = hook
         self.dialect = dialect
         self.lock_timeout = float(lock_timeout)
+        wait_on_sqlite_locks(hook, self.lock_timeout)  # every statement, not only the locking transaction
         self.reservations = WarehouseTable(hook, table, schema, RESERVATION_COLUMNS, ("reservation_id",))
         self.accounts = WarehouseTable(
             hook, f"{table}{ACCOUNTS_SUFFIX}", schema, ACCOUNT_COLUMNS, ("account",)
@@ -324,37 +326,37 @@ class ReservationStore:
     # -- the transaction ---------------------------------------------------------------------------
     @contextmanager
     def _locked(self, account: str) -> Iterator[tuple[Any, _AccountRow]]:
-        """One transaction holding ``account``'s lock; commits on success, rolls back on error."""
-        self._ensure_account(account)
-        conn = self.hook.get_conn()
+        """One transaction holding ``account``'s lock; commits on success, rolls back on error.
+
+        A lock wait longer than ``lock_timeout``, in the transaction or in creating the account's row
+        before it, is :class:`ReservationLockTimeout`.
+        """
         try:
-            cur = conn.cursor()
-            try:
-                self._begin(conn, cur)
-                row = self._lock_account(cur, account)
-                yield cur, row
-                if self.dialect == "sqlite":
-                    cur.execute("COMMIT")
-                else:
-                    conn.commit()
-            except BaseException as exc:
-                _rollback(conn, cur, self.dialect)
-                if _is_lock_timeout(exc):
-                    raise ReservationLockTimeout(
-                        f"Another reserver held the lock on credit account {account!r} for more than "
-                        f"{self.lock_timeout:g}s; try again (the task's retries will)."
-                    ) from exc
-                raise
-            finally:
-                cur.close()
-        finally:
-            conn.close()
+            self._ensure_account(account)
+            with closing(self.hook.get_conn()) as conn, closing(conn.cursor()) as cur:
+                try:
+                    self._begin(conn, cur)
+                    row = self._lock_account(cur, account)
+                    yield cur, row
+                    if self.dialect == "sqlite":
+                        cur.execute("COMMIT")
+                    else:
+                        conn.commit()
+                except BaseException:
+                    _rollback(conn, cur, self.dialect)
+                    raise
+        except Exception as exc:
+            if _is_lock_timeout(exc):
+                raise ReservationLockTimeout(
+                    f"Another reserver held the lock on credit account {account!r} for more than "
+                    f"{self.lock_timeout:g}s; try again (the task's retries will)."
+                ) from exc
+            raise
 
     def _begin(self, conn: Any, cur: Any) -> None:
         timeout_ms = max(1, int(self.lock_timeout * 1000))
         if self.dialect == "sqlite":
             conn.isolation_level = None  # we issue BEGIN and COMMIT ourselves
-            cur.execute(f"PRAGMA busy_timeout = {timeout_ms}")
             cur.execute("BEGIN IMMEDIATE")  # the database's write lock, for the whole transaction
             return
         if hasattr(self.hook, "set_autocommit"):

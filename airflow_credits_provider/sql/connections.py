@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any
 
@@ -54,3 +55,25 @@ def sql_hook_for(sql_conn_id: str, *, read_only: bool = False) -> Any:
     return checked_hook(
         sql_conn_id, conn, DbApiHook, "not a SQL database connection (no common-sql DbApiHook)"
     )
+
+
+def wait_on_sqlite_locks(hook: Any, seconds: float) -> None:
+    """Make every connection ``hook`` opens to a SQLite file wait up to ``seconds`` for another's lock.
+
+    Python's ``sqlite3`` waits 5 s for a lock, then fails with ``database is locked``: twenty reservers
+    on one file of a busy machine outlast that. Every statement through the hook (``run``, ``get_first``,
+    ``get_conn``) then waits as long as a reservation's transaction does. Other databases are left as
+    they are (their lock waits are set per transaction). Calling it again sets the new wait.
+    """
+    if str(getattr(hook, "dialect_name", "") or "") != "sqlite":
+        return
+    open_conn = getattr(hook.get_conn, "__wrapped__", hook.get_conn)
+    busy_ms = max(1, int(seconds * 1000))
+
+    @functools.wraps(open_conn)
+    def get_conn() -> Any:
+        conn = open_conn()
+        conn.execute(f"PRAGMA busy_timeout = {busy_ms}")
+        return conn
+
+    hook.get_conn = get_conn

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import sqlite3
 import threading
 import time
 from decimal import Decimal
@@ -19,6 +20,8 @@ from tests.reservations.processes import holding, racing
 from tests.reservations.threads import race_threads
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from airflow_credits_provider.models import CreditBalance
     from airflow_credits_provider.sandbox import SandboxServer
 
@@ -315,6 +318,74 @@ def test_a_held_lock_times_out_with_a_clear_error(
         release.set()
         t.join()
     assert reserve(store, "acct", Holder("dag", "r1", "reserve")).reservation is not None
+
+
+class SQLiteWriter:
+    """Another program's connection holding a SQLite file's write lock (``BEGIN IMMEDIATE``)."""
+
+    def __init__(self, path: Path, seconds: float) -> None:
+        self.holding = threading.Event()
+        self.released_at = 0.0
+        self._thread = threading.Thread(target=self._hold, args=(path, seconds))
+
+    def _hold(self, path: Path, seconds: float) -> None:
+        conn = sqlite3.connect(path, isolation_level=None)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            self.holding.set()
+            time.sleep(seconds)
+            self.released_at = time.monotonic()
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+
+    def __enter__(self) -> SQLiteWriter:
+        self._thread.start()
+        assert self.holding.wait(30)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._thread.join()
+
+
+@pytest.fixture
+def sqlite_reservations(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    from tests.warehouse_support import sqlite_connection
+
+    path = tmp_path / "reservations.db"
+    sqlite_connection(monkeypatch, RESERVATION_DB, path)
+    return path
+
+
+def test_a_sqlite_reserver_waits_out_a_writer_longer_than_sqlites_own_five_seconds(
+    sqlite_reservations: Path, leadmagic: SandboxServer
+) -> None:
+    # Python's sqlite3 gives up after 5 s: CI's 20-process race on a busy machine saw a bare
+    # "database is locked" from the statements before the reservation's transaction (the tables, the
+    # account's row). Every statement of the store waits up to lock_timeout.
+    set_credits(leadmagic, 1000)
+    store = store_for({}, lock_timeout=30)
+    store.create()
+    with SQLiteWriter(sqlite_reservations, seconds=6) as writer:
+        result = reserve(store, "acct-new", Holder("dag", "r1", "reserve"))
+        reserved_at = time.monotonic()
+    assert result.reservation is not None
+    assert reserved_at > writer.released_at > 0
+
+
+def test_a_sqlite_writer_longer_than_lock_timeout_is_a_lock_timeout_before_the_transaction_too(
+    sqlite_reservations: Path, leadmagic: SandboxServer
+) -> None:
+    set_credits(leadmagic, 1000)
+    store = store_for({}, lock_timeout=1)
+    store.create()
+    with SQLiteWriter(sqlite_reservations, seconds=4):
+        # a new account: its row is created before the locking transaction, and that waits too
+        with pytest.raises(
+            ReservationLockTimeout, match=r"lock on credit account 'acct-new' for more than 1s"
+        ):
+            reserve(store, "acct-new", Holder("dag", "r1", "reserve"))
+    assert reserve(store, "acct-new", Holder("dag", "r1", "reserve")).reservation is not None
 
 
 def test_unsupported_databases_and_bad_names_fail_before_any_io() -> None:
