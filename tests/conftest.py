@@ -63,6 +63,12 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         faulthandler.cancel_dump_traceback_later()
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Arm the watchdog once more for the process's exit (atexit handlers join child processes)."""
+    faulthandler.dump_traceback_later(HANG_SECONDS, exit=True, file=_watchdog_out[0])
+
+
 def subprocess_env(**extra: str) -> dict[str, str]:
     """The environment for a real child process, as a user has it (no unit-test mode chatter)."""
     env = {k: v for k, v in os.environ.items() if k != "AIRFLOW__CORE__UNIT_TEST_MODE"}

@@ -3,6 +3,11 @@
 Each process is forked from a fork server that has imported Airflow once (a fork of this multi-threaded
 test process could deadlock; spawning 20 fresh interpreters costs a minute).
 
+The processes are daemons, and a race's barrier is aborted when its test ends: a test that fails
+between rounds (or is stopped by its timeout while cleaning up) never leaves a process waiting at the
+barrier for good, which multiprocessing's exit handler would join forever (CI's 3.1.8 row hung so
+after a round failed).
+
 The barrier and queue are torn down here, at a known point: left to the garbage collector, their
 semaphores may be finalized while the multiprocessing resource tracker is itself sending a message,
 which Python 3.12 reports as ``ReentrantCallError`` (an unraisable exception that fails the next test).
@@ -61,7 +66,9 @@ def racing(target: Callable[..., None], count: int, *args: Any) -> Iterator[Race
     ctx = reserver_context()
     race = Race(ctx.Barrier(count + 1), ctx.Queue())
     procs = [
-        ctx.Process(target=target, args=(i, *args, connections_env(), race.barrier, race.results))
+        ctx.Process(
+            target=target, args=(i, *args, connections_env(), race.barrier, race.results), daemon=True
+        )
         for i in range(count)
     ]
     for p in procs:
@@ -69,6 +76,7 @@ def racing(target: Callable[..., None], count: int, *args: Any) -> Iterator[Race
     try:
         yield race
     finally:
+        race.barrier.abort()  # a failed round leaves the others waiting at the next one: let them go
         for p in procs:
             _stop(p)
         _close(race.results)
@@ -94,7 +102,7 @@ def holding(target: Callable[..., None], *args: Any) -> Iterator[Holding]:
     """Run ``target(*args, env, ready)`` in one process; on exit it has ended (killed after 30 s)."""
     ctx = reserver_context()
     held = Holding(None, ctx.Queue())
-    proc = held.process = ctx.Process(target=target, args=(*args, connections_env(), held.ready))
+    proc = held.process = ctx.Process(target=target, args=(*args, connections_env(), held.ready), daemon=True)
     proc.start()
     try:
         yield held
