@@ -22,7 +22,8 @@ def race_threads(
     """One thread per jitter: each makes its own store, waits at a barrier, sleeps its jitter, reserves.
 
     :return: ``(index, reserve's result)`` of every thread (in the order they finished)
-    :raises AssertionError: listing the exceptions of the threads that raised
+    :raises AssertionError: listing the exceptions of the threads that raised (one that fails before
+        the barrier breaks it, so the others end too)
     """
     barrier = threading.Barrier(len(jitters))
     results: list[tuple[int, R]] = []
@@ -36,8 +37,9 @@ def race_threads(
             results.append((i, reserve(i, mine)))
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
+            barrier.abort()  # the others stop waiting for this one
 
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(jitters))]
+    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(len(jitters))]
     for t in threads:
         t.start()
     for t in threads:
