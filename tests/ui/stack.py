@@ -41,6 +41,8 @@ USERS = ("admin", "op", "viewer")
 REJECTED = "truemail_rejected"
 #: Balance history landed for these connections (account label = connection id).
 HISTORY = {"leadmagic_default": "leadmagic", "localleads_default": "localleads"}
+#: The balance each account's landed history spends into, an hour after its last snapshot.
+HISTORY_END = Decimal(5000)
 
 
 @dataclass
@@ -124,7 +126,7 @@ def _seed_history(home: Path) -> None:
         for (conn_id, vendor), per_hour in zip(HISTORY.items(), (Decimal(40), Decimal("1.5")), strict=True):
             history = steady_history(
                 ending_at=now,
-                before=Decimal(5000),
+                before=HISTORY_END,
                 per_hour=per_hour,
                 hours=24 * 14,
                 refill_at=24 * 7,
@@ -137,6 +139,10 @@ def start_ui_stack(tmp: Path, sandbox: SandboxServer) -> UiStack:
     """Set up and start the api-server (see the module docstring); stop it with :func:`stop_ui_stack`."""
     with sandbox.state.lock:
         sandbox.state.keys["localleads"].add(CANARY)
+        # The live balances are where the landed history ends (HISTORY_END), as for a real account.
+        sandbox.state.leadmagic.credits = HISTORY_END
+        account = sandbox.state.localleads
+        account.monthly = HISTORY_END + account.used - account.bonus
     port = free_port()
     home = tmp / "airflow-home"
     home.mkdir()

@@ -125,6 +125,7 @@ def test_op_sees_every_balance_a_failing_row_and_a_new_reservation(browser: Any,
     renewal = frame.locator("#history-chart svg line.renewal")
     assert renewal.count() == 1
     assert (renewal.locator("title").text_content() or "").startswith("renews ")
+    _shot(page, "account-renewal")
 
     page.goto(f"{ui_stack.base}/dags/credits_ui_hold/runs/{run_id}", wait_until="networkidle")
     page.locator("a[href$='/plugin/credits_run']").click()  # the run's "Credits" tab
