@@ -158,9 +158,21 @@ class ReservationStore:
         steps.append(lambda: self.reservations.create_index("account_status", ("account", "status")))
         steps.append(lambda: self.reservations.create_index("holder", ("dag_id", "run_id")))
         steps.append(lambda: self.usage.create_index("budget_period", ("budget", "reserved_at")))
-        for step in steps:
-            _idempotent_ddl(step)
+        try:
+            for step in steps:
+                _idempotent_ddl(step)
+        except Exception as exc:
+            if _is_lock_timeout(exc):
+                raise self._lock_timeout_error("the reservation database (creating its tables)") from None
+            raise
         self._created = True
+
+    def _lock_timeout_error(self, what: str) -> ReservationLockTimeout:
+        return ReservationLockTimeout(
+            f"Another reserver held the lock on {what} for more than {self.lock_timeout:g}s; nothing "
+            "was changed. Try again later (the task's retries do, when it has any), or raise "
+            "lock_timeout."
+        )
 
     # -- reserving ---------------------------------------------------------------------------------
     def reserve(
@@ -347,10 +359,7 @@ class ReservationStore:
                     raise
         except Exception as exc:
             if _is_lock_timeout(exc):
-                raise ReservationLockTimeout(
-                    f"Another reserver held the lock on credit account {account!r} for more than "
-                    f"{self.lock_timeout:g}s; try again (the task's retries will)."
-                ) from exc
+                raise self._lock_timeout_error(f"credit account {account!r}") from None
             raise
 
     def _begin(self, conn: Any, cur: Any) -> None:
@@ -376,6 +385,13 @@ class ReservationStore:
         MySQL/MariaDB (the duplicate-key check takes a shared lock that the ``FOR UPDATE`` then waits on).
         """
         if account in self._accounts_seen:
+            return
+        exists = self.hook.get_first(  # a read: no write lock when the row is there (the usual case)
+            f"SELECT 1 FROM {self.accounts.qualified} WHERE {self.accounts.where_key(('account',))}",
+            parameters=(account,),
+        )
+        if exists:
+            self._accounts_seen.add(account)
             return
         insert = {
             "postgresql": "INSERT INTO {t} ({c}) VALUES ({v}) ON CONFLICT DO NOTHING",
@@ -586,8 +602,8 @@ def _idempotent_ddl(step: Callable[[], None], attempts: int = 5) -> None:
         try:
             step()
             return
-        except Exception:
-            if attempt == attempts:
+        except Exception as exc:
+            if attempt == attempts or _is_lock_timeout(exc):  # a lock wait already took lock_timeout
                 raise
             time.sleep(0.05 * attempt)
 

@@ -388,6 +388,27 @@ def test_a_sqlite_writer_longer_than_lock_timeout_is_a_lock_timeout_before_the_t
     assert reserve(store, "acct-new", Holder("dag", "r1", "reserve")).reservation is not None
 
 
+def test_a_lock_wait_while_creating_the_tables_is_a_lock_timeout_once(
+    sqlite_reservations: Path, leadmagic: SandboxServer
+) -> None:
+    # A new user's first reservations met another writer before the tables existed: a bare
+    # "database is locked" after the DDL's five retries, each as long as lock_timeout.
+    set_credits(leadmagic, 1000)
+    store = store_for({}, lock_timeout=1)
+    with SQLiteWriter(sqlite_reservations, seconds=8) as writer:
+        with pytest.raises(ReservationLockTimeout) as raised:
+            reserve(store, "acct-new", Holder("dag", "r1", "reserve"))
+        failed_at = time.monotonic()
+    assert str(raised.value) == (
+        "Another reserver held the lock on the reservation database (creating its tables) for more than "
+        "1s; nothing was changed. Try again later (the task's retries do, when it has any), or raise "
+        "lock_timeout."
+    )
+    assert raised.value.__suppress_context__  # one clear error, not the driver's traceback before it
+    assert failed_at < writer.released_at  # it gave up while the writer still held the lock
+    assert reserve(store, "acct-new", Holder("dag", "r1", "reserve")).reservation is not None
+
+
 def test_unsupported_databases_and_bad_names_fail_before_any_io() -> None:
     class _Hook:
         dialect_name = "mssql"
