@@ -363,11 +363,11 @@ class ReservationStore:
             raise
 
     def _begin(self, conn: Any, cur: Any) -> None:
-        timeout_ms = max(1, int(self.lock_timeout * 1000))
-        if self.dialect == "sqlite":
+        if self.dialect == "sqlite":  # its lock wait is set on every connection (wait_on_sqlite_locks)
             conn.isolation_level = None  # we issue BEGIN and COMMIT ourselves
             cur.execute("BEGIN IMMEDIATE")  # the database's write lock, for the whole transaction
             return
+        timeout_ms = max(1, int(self.lock_timeout * 1000))
         if hasattr(self.hook, "set_autocommit"):
             self.hook.set_autocommit(conn, False)
         if self.dialect == "postgresql":

@@ -321,19 +321,23 @@ def test_a_held_lock_times_out_with_a_clear_error(
 
 
 class SQLiteWriter:
-    """Another program's connection holding a SQLite file's write lock (``BEGIN IMMEDIATE``)."""
+    """Another program's connection holding a SQLite file's write lock (``BEGIN IMMEDIATE``).
 
-    def __init__(self, path: Path, seconds: float) -> None:
+    It lets go after ``seconds``, or with ``seconds=None`` when the ``with`` block ends.
+    """
+
+    def __init__(self, path: Path, seconds: float | None = None) -> None:
         self.holding = threading.Event()
+        self._release = threading.Event()
         self.released_at = 0.0
         self._thread = threading.Thread(target=self._hold, args=(path, seconds))
 
-    def _hold(self, path: Path, seconds: float) -> None:
+    def _hold(self, path: Path, seconds: float | None) -> None:
         conn = sqlite3.connect(path, isolation_level=None)
         try:
             conn.execute("BEGIN IMMEDIATE")
             self.holding.set()
-            time.sleep(seconds)
+            self._release.wait(seconds if seconds is not None else 60)
             self.released_at = time.monotonic()
             conn.execute("COMMIT")
         finally:
@@ -345,6 +349,7 @@ class SQLiteWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._release.set()
         self._thread.join()
 
 
@@ -366,7 +371,7 @@ def test_a_sqlite_reserver_waits_out_a_writer_longer_than_sqlites_own_five_secon
     set_credits(leadmagic, 1000)
     store = store_for({}, lock_timeout=30)
     store.create()
-    with SQLiteWriter(sqlite_reservations, seconds=6) as writer:
+    with SQLiteWriter(sqlite_reservations, seconds=6) as writer:  # longer than sqlite3's 5 s: the point
         result = reserve(store, "acct-new", Holder("dag", "r1", "reserve"))
         reserved_at = time.monotonic()
     assert result.reservation is not None
@@ -379,7 +384,7 @@ def test_a_sqlite_writer_longer_than_lock_timeout_is_a_lock_timeout_before_the_t
     set_credits(leadmagic, 1000)
     store = store_for({}, lock_timeout=1)
     store.create()
-    with SQLiteWriter(sqlite_reservations, seconds=4):
+    with SQLiteWriter(sqlite_reservations):  # held until the reserver has given up
         # a new account: its row is created before the locking transaction, and that waits too
         with pytest.raises(
             ReservationLockTimeout, match=r"lock on credit account 'acct-new' for more than 1s"
@@ -395,17 +400,16 @@ def test_a_lock_wait_while_creating_the_tables_is_a_lock_timeout_once(
     # "database is locked" after the DDL's five retries, each as long as lock_timeout.
     set_credits(leadmagic, 1000)
     store = store_for({}, lock_timeout=1)
-    with SQLiteWriter(sqlite_reservations, seconds=8) as writer:
+    # Released between one lock_timeout and five: the old retries got through, one wait does not.
+    with SQLiteWriter(sqlite_reservations, seconds=3):
         with pytest.raises(ReservationLockTimeout) as raised:
             reserve(store, "acct-new", Holder("dag", "r1", "reserve"))
-        failed_at = time.monotonic()
     assert str(raised.value) == (
         "Another reserver held the lock on the reservation database (creating its tables) for more than "
         "1s; nothing was changed. Try again later (the task's retries do, when it has any), or raise "
         "lock_timeout."
     )
     assert raised.value.__suppress_context__  # one clear error, not the driver's traceback before it
-    assert failed_at < writer.released_at  # it gave up while the writer still held the lock
     assert reserve(store, "acct-new", Holder("dag", "r1", "reserve")).reservation is not None
 
 
