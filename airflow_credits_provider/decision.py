@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from airflow_credits_provider.errors import (
@@ -26,7 +26,13 @@ from airflow_credits_provider.errors import (
     PermissionDeniedError,
     truncate,
 )
-from airflow_credits_provider.parsing import amount_problem, exact_arithmetic, format_amount, grouped_amount
+from airflow_credits_provider.parsing import (
+    amount_problem,
+    exact_arithmetic,
+    format_amount,
+    grouped_amount,
+    to_amount,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -39,30 +45,6 @@ ON_INSUFFICIENT = ("fail", "skip", "partial")
 
 #: Longest failure message; the vendor's own texts inside it are truncated further.
 MAX_MESSAGE = 1500
-
-
-def to_amount(value: Any, what: str, task_id: str | None = None) -> Decimal:
-    """Parse a non-negative amount of credits given as a number or numeric string.
-
-    :param what: the argument's name, for the message (``"estimated_cost"``)
-    :raises InvalidCostEstimateError: naming the task, the argument and the value (shortened)
-    """
-    where = f"Task {task_id!r}: " if task_id else ""
-    shown = truncate(repr(value), 60)
-    if value is None or isinstance(value, bool):
-        raise InvalidCostEstimateError(f"{where}{what} must be a number of credits, got {shown}.")
-    # repr() for floats: Decimal(0.1) would carry the float's binary error.
-    text = repr(value) if isinstance(value, float) else value
-    try:
-        amount = Decimal(text.strip() if isinstance(text, str) else text)
-    except (InvalidOperation, TypeError, ValueError):
-        raise InvalidCostEstimateError(f"{where}{what} must be a number of credits, got {shown}.") from None
-    problem = amount_problem(amount)
-    if problem is not None:
-        raise InvalidCostEstimateError(f"{where}{what} is {problem}, got {shown}.")
-    if amount < 0:
-        raise InvalidCostEstimateError(f"{where}{what} must not be negative, got {shown}.")
-    return amount
 
 
 def estimate_cost(
@@ -189,7 +171,7 @@ class PreflightDecision:
         ``reserve=True``); ``available - reserved_by_others`` is what this run may use
     :param reservation: the reservation taken when the check passed with ``reserve=True``
     :param budget: with ``budget=...``: the budget's state this period before this run
-        (:meth:`BudgetState.to_dict() <airflow_credits_provider.reservations.budgets.BudgetState.to_dict>`);
+        (:meth:`BudgetState.to_dict() <airflow_credits_provider.budgets.BudgetState.to_dict>`);
         the check passes only if its ``remaining`` covers ``required`` too
     :param units: with ``on_insufficient="partial"``: the units the whole job has (``None`` otherwise)
     :param affordable_units: the units this run may process (0 when the check did not pass); ``cost``
@@ -380,7 +362,7 @@ def decide_partial(
 def _budget_text(budget: dict[str, Any] | None, required: Decimal) -> str:
     if budget is None:
         return ""
-    from airflow_credits_provider.reservations.budgets import BudgetState
+    from airflow_credits_provider.budgets import BudgetState
 
     return BudgetState.from_dict(budget).message(required)
 

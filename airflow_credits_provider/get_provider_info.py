@@ -13,7 +13,7 @@ from typing import Any
 def get_provider_info() -> dict[str, Any]:
     """Return the provider description: hooks, connection types and their forms."""
     from airflow_credits_provider import __version__
-    from airflow_credits_provider.connection_form import connection_form, generic_api_fields
+    from airflow_credits_provider.hooks.connection_form import connection_form, generic_api_fields
     from airflow_credits_provider.ui.settings import OPTIONS
     from airflow_credits_provider.vendors import registered_vendors
     from airflow_credits_provider.vendors.generic import PRESETS
@@ -87,7 +87,7 @@ def get_provider_info() -> dict[str, Any]:
         # and for deployments that turn lazy provider discovery off (Airflow skips the duplicate).
         "plugins": [{"name": "credits", "plugin-class": "airflow_credits_provider.ui.plugin.CreditsPlugin"}],
         # Airflow 3.2+: `airflow credits budgets ...` (older versions ignore the key; use airflow-credits)
-        "cli": ["airflow_credits_provider.airflow_cli.get_cli_commands"],
+        "cli": ["airflow_credits_provider.cli.airflow_commands.get_cli_commands"],
         "config": {
             "credits": {
                 "description": "Where the Credits pages in Airflow's UI read history, holds and spend "

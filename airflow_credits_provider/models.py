@@ -40,7 +40,8 @@ class CreditBalance:
     reports them and are ``None`` otherwise. Amounts are exact ``Decimal``; times are timezone-aware.
 
     :param vendor: the vendor's key, e.g. ``"leadmagic"``
-    :param vendor_name: the vendor's display name, e.g. ``"LeadMagic"`` (default: looked up by key)
+    :param vendor_name: the vendor's display name, e.g. ``"LeadMagic"``; the hooks always set it, and a
+        balance built without one is named by its key (the vendor registry sits above these models)
     :param available: credits that can be spent now
     :param total: the vendor's headline balance (LeadMagic ``credits``, LocalLeads monthly + bonus)
     :param monthly: plan credits granted per period
@@ -77,9 +78,7 @@ class CreditBalance:
 
     def __post_init__(self) -> None:
         if not self.vendor_name:
-            from airflow_credits_provider.vendors import display_name
-
-            object.__setattr__(self, "vendor_name", display_name(self.vendor))
+            object.__setattr__(self, "vendor_name", self.vendor)
 
     def unit_price(self, service: str) -> UnitPrice:
         """The price of one unit of ``service`` (e.g. TrueMail's ``"smtp"``), if the plan may run it.

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
-from airflow_credits_provider.errors import ResponseFormatError
+from airflow_credits_provider.errors import InvalidCostEstimateError, ResponseFormatError, truncate
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -65,6 +65,30 @@ def amount_problem(value: Decimal) -> str | None:
     if exponent < -MAX_SCALE and value != value.quantize(Decimal(1).scaleb(-MAX_SCALE), context=_EXACT_ROUND):
         return f"finer than 1e-{MAX_SCALE} credits"
     return None
+
+
+def to_amount(value: Any, what: str, task_id: str | None = None) -> Decimal:
+    """Parse a non-negative amount of credits given as a number or numeric string.
+
+    :param what: the argument's name, for the message (``"estimated_cost"``)
+    :raises InvalidCostEstimateError: naming the task, the argument and the value (shortened)
+    """
+    where = f"Task {task_id!r}: " if task_id else ""
+    shown = truncate(repr(value), 60)
+    if value is None or isinstance(value, bool):
+        raise InvalidCostEstimateError(f"{where}{what} must be a number of credits, got {shown}.")
+    # repr() for floats: Decimal(0.1) would carry the float's binary error.
+    text = repr(value) if isinstance(value, float) else value
+    try:
+        amount = Decimal(text.strip() if isinstance(text, str) else text)
+    except (InvalidOperation, TypeError, ValueError):
+        raise InvalidCostEstimateError(f"{where}{what} must be a number of credits, got {shown}.") from None
+    problem = amount_problem(amount)
+    if problem is not None:
+        raise InvalidCostEstimateError(f"{where}{what} is {problem}, got {shown}.")
+    if amount < 0:
+        raise InvalidCostEstimateError(f"{where}{what} must not be negative, got {shown}.")
+    return amount
 
 
 def decimal_text(value: Decimal | None) -> str | None:

@@ -18,7 +18,7 @@ from decimal import ROUND_FLOOR, Context, Decimal, localcontext
 from typing import Any
 
 from airflow_credits_provider.errors import InvalidCostEstimateError
-from airflow_credits_provider.parsing import decimal_text, exact_arithmetic, format_amount
+from airflow_credits_provider.parsing import decimal_text, exact_arithmetic, format_amount, to_amount
 
 _HUNDRED = Decimal(100)
 
@@ -28,8 +28,6 @@ def to_units(value: Any, what: str, task_id: str | None = None) -> int:
 
     :raises InvalidCostEstimateError: naming the task, the argument and the value
     """
-    from airflow_credits_provider.decision import to_amount
-
     amount = to_amount(value, what, task_id)
     if amount != amount.to_integral_value():
         where = f"Task {task_id!r}: " if task_id else ""

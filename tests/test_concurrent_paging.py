@@ -7,14 +7,14 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from airflow_credits_provider.concurrent_paging import (
+from airflow_credits_provider.client.concurrent_paging import (
     RawPage,
     TailCoverage,
     concurrent_offset_pages,
     fetch_in_order,
 )
+from airflow_credits_provider.client.pacing import Throttle
 from airflow_credits_provider.errors import InconsistentLedgerError
-from airflow_credits_provider.pacing import Throttle
 
 T0 = datetime(2026, 12, 1, tzinfo=timezone.utc)
 
@@ -106,7 +106,7 @@ class HollowLedger(Ledger):
 
 
 def test_an_empty_page_before_the_total_stops_the_pass_as_one_page_at_a_time_does() -> None:
-    from airflow_credits_provider.ledger import OffsetPaginator
+    from airflow_credits_provider.client.ledger import OffsetPaginator
 
     with pytest.raises(InconsistentLedgerError) as concurrent:
         run(HollowLedger(2000))

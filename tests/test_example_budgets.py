@@ -15,8 +15,8 @@ import airflow
 import pytest
 from packaging.version import Version
 
+from airflow_credits_provider.budgets import period_bounds
 from airflow_credits_provider.reservations import ReservationStore
-from airflow_credits_provider.reservations.budgets import period_bounds
 from tests.conftest import subprocess_env
 from tests.example_dags_support import load_dag, states, xcom
 from tests.warehouse_support import sqlite_connection

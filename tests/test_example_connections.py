@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from airflow_credits_provider.cli import sandbox_connections
+from airflow_credits_provider.cli.sandbox import sandbox_connections
 from airflow_credits_provider.sandbox import SandboxServer, SandboxState
 
 if TYPE_CHECKING:

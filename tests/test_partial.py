@@ -7,17 +7,19 @@ from decimal import Decimal
 import pendulum
 import pytest
 
+from airflow_credits_provider.budgets import Budget, BudgetState
 from airflow_credits_provider.decision import decide_partial, unit_plan
 from airflow_credits_provider.errors import InvalidCostEstimateError
 from airflow_credits_provider.models import CreditBalance
 from airflow_credits_provider.partial import UnitPlan, to_units
-from airflow_credits_provider.reservations.budgets import Budget, BudgetState
 
 NOW = pendulum.datetime(2026, 12, 3, 12, tz="UTC")
 
 
 def _balance(available: str) -> CreditBalance:
-    return CreditBalance(vendor="leadmagic", available=Decimal(available), fetched_at=NOW)
+    return CreditBalance(
+        vendor="leadmagic", vendor_name="LeadMagic", available=Decimal(available), fetched_at=NOW
+    )
 
 
 def brute_force(plan: UnitPlan, room: Decimal) -> int:

@@ -25,7 +25,9 @@ NOW = pendulum.datetime(2026, 11, 21, tz="UTC")
 
 
 def _balance(available: str = "100", **kwargs: object) -> CreditBalance:
-    return CreditBalance(vendor="leadmagic", available=Decimal(available), fetched_at=NOW, **kwargs)  # type: ignore[arg-type]
+    return CreditBalance(
+        vendor="leadmagic", vendor_name="LeadMagic", available=Decimal(available), fetched_at=NOW, **kwargs
+    )  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -108,6 +110,7 @@ def test_decide_uses_greater_or_equal(available: str, passed: bool, shortfall: s
 def test_shortfall_message_explains_locks_and_renewal() -> None:
     balance = CreditBalance(
         vendor="localleads",
+        vendor_name="LocalLeads",
         available=Decimal(12),
         fetched_at=NOW,
         monthly=Decimal(100),

@@ -63,7 +63,7 @@ class VirtualClock(TriggerClock):
 
 def install_virtual_clock(monkeypatch: pytest.MonkeyPatch, trigger_class: type) -> VirtualClock:
     """Virtual time for ``trigger_class``, and no real waiting between the hook's own retries."""
-    from airflow_credits_provider.transport import CreditApiClient
+    from airflow_credits_provider.client.transport import CreditApiClient
 
     virtual = VirtualClock()
     monkeypatch.setattr(trigger_class, "clock", virtual)

@@ -7,15 +7,15 @@ import re
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from airflow_credits_provider.client.transport import ClientSettings, CreditApiClient, RetryPolicy
 from airflow_credits_provider.compat import BaseHook
-from airflow_credits_provider.connection_form import (
+from airflow_credits_provider.errors import CreditApiError, CreditConnectionConfigError, CreditProviderError
+from airflow_credits_provider.hooks.connection_form import (
     CONNECTION_EXTRAS,
     connection_form,
     generic_api_fields,
     read_extra,
 )
-from airflow_credits_provider.errors import CreditApiError, CreditConnectionConfigError, CreditProviderError
-from airflow_credits_provider.transport import ClientSettings, CreditApiClient, RetryPolicy
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -98,7 +98,7 @@ class CreditApiHook(BaseHook):
 
         :raises CreditConnectionConfigError: no such connection (the message says where to make it)
         """
-        from airflow_credits_provider.hooks.resolve import get_connection
+        from airflow_credits_provider.hooks.connections import get_connection
 
         return get_connection(conn_id)
 

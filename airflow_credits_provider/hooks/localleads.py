@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from airflow_credits_provider.concurrent_paging import RawPage, concurrent_offset_pages
+from airflow_credits_provider.client.concurrent_paging import RawPage, concurrent_offset_pages
+from airflow_credits_provider.client.ledger import OffsetPaginator, read_ahead
 from airflow_credits_provider.hooks.base import CreditApiHook
-from airflow_credits_provider.ledger import OffsetPaginator, read_ahead
 from airflow_credits_provider.models import TransactionPage
 from airflow_credits_provider.vendors.localleads import MAX_PAGE_SIZE, LocalLeadsVendor
 
@@ -28,7 +28,7 @@ class LocalLeadsHook(CreditApiHook):
     """Talk to LocalLeads' API with the key from an Airflow connection of type ``localleads``.
 
     Besides :meth:`get_balance`, it pages through the credit ledger (:meth:`iter_transaction_pages`,
-    :meth:`iter_transactions`), which makes it a :class:`~airflow_credits_provider.ledger.LedgerHook`.
+    :meth:`iter_transactions`), which makes it a :class:`~airflow_credits_provider.client.ledger.LedgerHook`.
 
     :param credit_conn_id: the Airflow connection id (default ``localleads_default``)
     """
@@ -66,7 +66,7 @@ class LocalLeadsHook(CreditApiHook):
 
         The first page is fetched alone. With ``max_concurrent_pages`` above 1, and the total LocalLeads
         reports with it, the remaining pages are fetched up to that many at a time (a
-        :class:`~airflow_credits_provider.pacing.Throttle` shared by them: a 429 halves the number in
+        :class:`~airflow_credits_provider.client.pacing.Throttle` shared by them: a 429 halves the number in
         flight and pauses them all for its ``Retry-After``; ``requests_per_second`` caps their rate), and
         yielded in offset order. Transactions that arrive while pages are in flight push older ones to
         later offsets: every page is placed by its *tail index* (:class:`~airflow_credits_provider.
@@ -75,9 +75,9 @@ class LocalLeadsHook(CreditApiHook):
         started (down to ``since`` or ``max_pages``).
 
         One at a time (the default), the next page is requested as soon as the previous one has arrived,
-        in a background thread (:func:`~airflow_credits_provider.ledger.read_ahead`), while the caller
+        in a background thread (:func:`~airflow_credits_provider.client.ledger.read_ahead`), while the caller
         reads and uses the previous one, at most :data:`READ_AHEAD` pages ahead; the stop rule is
-        :class:`~airflow_credits_provider.ledger.OffsetPaginator`'s.
+        :class:`~airflow_credits_provider.client.ledger.OffsetPaginator`'s.
 
         HTTP connections are pooled while the iterator is open. To stop early, pass ``since`` or
         ``max_pages``: no request is made past them (concurrently: at most ``max_concurrent_pages - 1``
@@ -109,7 +109,7 @@ class LocalLeadsHook(CreditApiHook):
         )
         throttle = None
         if max_concurrent_pages > 1 or requests_per_second is not None:
-            from airflow_credits_provider.pacing import Throttle
+            from airflow_credits_provider.client.pacing import Throttle
 
             throttle = Throttle(max_concurrent_pages, requests_per_second)
 

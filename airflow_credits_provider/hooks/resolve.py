@@ -1,121 +1,10 @@
-"""Resolve a connection id to its hook, the Airflow way (by connection type), and check its kind."""
+"""Resolve a connection id to its credit hook, the Airflow way (by connection type)."""
 
 from __future__ import annotations
 
-import contextlib
-import sys
-from typing import TYPE_CHECKING, Any
-
-from airflow_credits_provider.errors import CreditConnectionConfigError, CreditProviderError
-
-if TYPE_CHECKING:
-    from airflow_credits_provider.hooks.base import CreditApiHook
-
-#: Provider packages whose name is not ``apache-airflow-providers-<connection type>``.
-_PACKAGES = {
-    "mssql": "apache-airflow-providers-microsoft-mssql",
-    "google_cloud_platform": "apache-airflow-providers-google",
-    "gcpbigquery": "apache-airflow-providers-google",
-    "aws": "apache-airflow-providers-amazon",
-    "redshift": "apache-airflow-providers-amazon",
-    "databricks": "apache-airflow-providers-databricks",
-    "mariadb": "apache-airflow-providers-mysql",
-}
-
-
-def in_task() -> bool:
-    """Whether this process runs a task (the Task SDK's supervisor answers its connection look-ups)."""
-    runner = sys.modules.get("airflow.sdk.execution_time.task_runner")
-    return getattr(runner, "SUPERVISOR_COMMS", None) is not None
-
-
-#: Airflow's connection types that no provider gives a hook (the UI offers them; nothing to install).
-_HOOKLESS = frozenset({"generic", "email"})
-
-
-def get_connection(conn_id: str) -> Any:
-    """Look a connection up as Airflow does (environment, secrets backends, metadata database).
-
-    In a task, the Task SDK asks the supervisor. Outside a task (a script, a notebook, this
-    provider's CLI) the Task SDK sees environment variables and secrets backends but not the metadata
-    database, so a connection made in the UI or with ``airflow connections add`` is then read the way
-    ``airflow connections get`` reads it.
-
-    :raises CreditConnectionConfigError: no such connection (instead of Airflow's bare not-found error)
-    """
-    from airflow_credits_provider.compat import AirflowNotFoundException, BaseHook
-
-    try:
-        return BaseHook.get_connection(conn_id)
-    except AirflowNotFoundException:
-        if in_task():
-            raise CreditConnectionConfigError(
-                f"Connection {conn_id!r} is not defined. {_CREATE_IT.format(env=_variable(conn_id))}"
-            ) from None
-    return _from_metadata_database(conn_id)
-
-
-_CREATE_IT = "Create it in the UI, with `airflow connections add`, or as the environment variable {env}."
-
-
-def _variable(conn_id: str) -> str:
-    return f"AIRFLOW_CONN_{conn_id.upper()}"
-
-
-def _from_metadata_database(conn_id: str) -> Any:
-    """Airflow's own look-up outside a task: environment, secrets backends, then the metadata database."""
-    # Airflow may print while it loads its models and secrets backends; standard output is the caller's.
-    with contextlib.redirect_stdout(sys.stderr):
-        from airflow.models.connection import Connection
-
-        from airflow_credits_provider.compat import AirflowNotFoundException
-
-        try:
-            return Connection.get_connection_from_secrets(conn_id)
-        except AirflowNotFoundException:
-            pass
-        except Exception as exc:  # an unreachable or uninitialised metadata database
-            raise CreditConnectionConfigError(
-                f"Connection {conn_id!r} is not in the environment or a secrets backend, and the "
-                f"metadata database could not be read ({type(exc).__name__}: {_first_line(exc)}). "
-                f"Run `airflow db migrate` (or point AIRFLOW_HOME or AIRFLOW__DATABASE__SQL_ALCHEMY_CONN "
-                f"at your Airflow), or set the environment variable {_variable(conn_id)}."
-            ) from None
-    raise CreditConnectionConfigError(
-        f"Connection {conn_id!r} is not defined (looked in the environment, the secrets backends and "
-        f"the metadata database). {_CREATE_IT.format(env=_variable(conn_id))}"
-    )
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [""])[0][:200]
-
-
-def checked_hook(conn_id: str, conn: Any, expected: type, what: str) -> Any:
-    """Return ``conn``'s hook, or fail clearly when it is not an ``expected`` hook.
-
-    :param what: how to describe the mismatch, e.g. "not a SQL database connection type"
-    """
-    try:
-        hook = conn.get_hook()
-    except CreditProviderError:
-        raise
-    except Exception as exc:  # Airflow raises a bare AirflowException or ImportError here
-        if conn.conn_type in _HOOKLESS:
-            raise CreditConnectionConfigError(
-                f"Connection {conn_id!r} has type {conn.conn_type!r}, one of Airflow's types without a "
-                f"hook, so it is {what}: give it the type of what it connects to."
-            ) from None
-        package = _PACKAGES.get(conn.conn_type, f"apache-airflow-providers-{conn.conn_type}")
-        raise CreditConnectionConfigError(
-            f"Connection {conn_id!r} has type {conn.conn_type!r}, whose hook Airflow cannot load "
-            f"({type(exc).__name__}): install the provider package for it, e.g. `pip install {package}`."
-        ) from None
-    if not isinstance(hook, expected):
-        raise CreditConnectionConfigError(
-            f"Connection {conn_id!r} has type {conn.conn_type!r}, which is {what}."
-        )
-    return hook
+from airflow_credits_provider.errors import CreditConnectionConfigError
+from airflow_credits_provider.hooks.base import CreditApiHook
+from airflow_credits_provider.hooks.connections import checked_hook, get_connection
 
 
 def _not_credit() -> str:
@@ -129,15 +18,12 @@ def get_credit_hook(conn_id: str) -> CreditApiHook:
 
     :raises CreditConnectionConfigError: the connection's type is not a credit connection type
     """
-    from airflow_credits_provider.hooks.base import CreditApiHook
-
     return checked_hook(conn_id, get_connection(conn_id), CreditApiHook, _not_credit())  # type: ignore[no-any-return]
 
 
 async def aget_credit_hook(conn_id: str) -> CreditApiHook:
     """Async twin of :func:`get_credit_hook`, for triggers (does not block the event loop on I/O)."""
     from airflow_credits_provider.compat import AirflowNotFoundException, get_async_connection
-    from airflow_credits_provider.hooks.base import CreditApiHook
 
     try:
         conn = await get_async_connection(conn_id)

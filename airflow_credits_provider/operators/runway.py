@@ -154,7 +154,7 @@ class CreditRunwayOperator(BaseOperator):
             raise ValueError(f"min_history_hours must be a number of hours, got {min_history_hours!r}")
         if min_days is not None and not min_days >= 0:
             raise ValueError(f"min_days must be a number of days (or None), got {min_days!r}")
-        from airflow_credits_provider.decision import to_amount
+        from airflow_credits_provider.parsing import to_amount
 
         to_amount(reserve, "reserve", kwargs.get("task_id"))  # a bad reserve fails at DAG parse time
         self.sql_conn_id = sql_conn_id
@@ -173,8 +173,8 @@ class CreditRunwayOperator(BaseOperator):
         from decimal import Decimal
 
         from airflow_credits_provider.compat import AirflowFailException, AirflowSkipException
-        from airflow_credits_provider.decision import to_amount
         from airflow_credits_provider.errors import NotEnoughHistoryError
+        from airflow_credits_provider.parsing import to_amount
         from airflow_credits_provider.runway import forecast
 
         reserve = to_amount(self.reserve, "reserve", self.task_id)  # checked in __init__ already

@@ -3,16 +3,17 @@
 - :mod:`.models`: holders, reservations and the result of a reservation attempt;
 - :mod:`.store`: :class:`ReservationStore`, reserving and releasing under each account's lock;
 - :mod:`.usage`: ``credit_usage``, the record of ended reservations, and a budget's spend from it;
-- :mod:`.budgets`: :class:`Budget` (a spend cap per period) and :class:`BudgetState`;
 - :mod:`.registry`: :class:`BudgetRegistry`, where budgets are defined;
 - :mod:`.budget_files`: budgets kept in a YAML or JSON file (``airflow-credits budgets import``).
 
-Airflow-free: everything works on a common-sql ``DbApiHook``.
+Airflow-free: everything works on a common-sql ``DbApiHook``. :class:`Budget` (a spend cap per
+period) and :class:`BudgetState` are rules of the domain (:mod:`airflow_credits_provider.budgets`),
+re-exported here.
 """
 
 from __future__ import annotations
 
-from airflow_credits_provider.reservations.budgets import Budget, BudgetState
+from airflow_credits_provider.budgets import Budget, BudgetState
 from airflow_credits_provider.reservations.models import Holder, Reservation, ReserveResult
 from airflow_credits_provider.reservations.registry import BudgetRegistry
 from airflow_credits_provider.reservations.store import ReservationStore

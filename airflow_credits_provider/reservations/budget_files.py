@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from airflow_credits_provider.budgets import Budget
 from airflow_credits_provider.errors import BudgetFileError, InvalidBudgetError
-from airflow_credits_provider.reservations.budgets import Budget
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -14,8 +14,8 @@ from airflow_credits_provider.sql.tables import Column, parse_stored_time, to_na
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from airflow_credits_provider.budgets import BudgetState
     from airflow_credits_provider.models import CreditBalance
-    from airflow_credits_provider.reservations.budgets import BudgetState
 
 DEFAULT_TABLE = "credit_reservations"
 DEFAULT_USAGE_TABLE = "credit_usage"

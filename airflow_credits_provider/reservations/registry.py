@@ -6,8 +6,8 @@ from contextlib import closing
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from airflow_credits_provider.budgets import Budget
 from airflow_credits_provider.errors import UnknownBudgetError
-from airflow_credits_provider.reservations.budgets import Budget
 from airflow_credits_provider.reservations.models import BUDGETS_SUFFIX, DEFAULT_TABLE, utcnow
 from airflow_credits_provider.sql.tables import Column, WarehouseTable
 

@@ -16,7 +16,7 @@ common-sql hook (PostgreSQL, MySQL/MariaDB or SQLite), created on first use:
 ``credit_usage``
     one row per released (or expired) reservation: who held what, and what the account's balance did.
 ``credit_reservations_budgets``
-    the budgets (:mod:`~airflow_credits_provider.reservations.budgets`): spend caps per period that a
+    the budgets (:mod:`~airflow_credits_provider.budgets`): spend caps per period that a
     reservation naming one must also fit, checked in the same transaction.
 
 The guarantee (see docs/reservations.md): when every spender on an account reserves before spending
@@ -44,9 +44,9 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from airflow_credits_provider.budgets import BudgetState, to_utc_naive
 from airflow_credits_provider.errors import BudgetError, CreditConnectionConfigError, ReservationLockTimeout
 from airflow_credits_provider.parsing import exact_arithmetic
-from airflow_credits_provider.reservations.budgets import BudgetState, to_utc_naive
 from airflow_credits_provider.reservations.models import (
     ACCOUNT_COLUMNS,
     ACCOUNTS_SUFFIX,
@@ -79,8 +79,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
     from datetime import datetime
 
+    from airflow_credits_provider.budgets import Budget
     from airflow_credits_provider.models import CreditBalance
-    from airflow_credits_provider.reservations.budgets import Budget
     from airflow_credits_provider.reservations.models import Holder
     from airflow_credits_provider.reservations.usage import (
         UsageRecord,
@@ -198,7 +198,7 @@ class ReservationStore:
         amount is updated to the new estimate when that fits.
 
         With ``budget``, the reservation must also fit the budget's remaining credits this period
-        (:class:`~airflow_credits_provider.reservations.budgets.BudgetState`), read under the same lock:
+        (:class:`~airflow_credits_provider.budgets.BudgetState`), read under the same lock:
         every reserver of a budget draws on the budget's one account, so the account's lock serialises
         them. An unknown budget, or one on another account, raises
         :class:`~airflow_credits_provider.errors.BudgetError` before the vendor is called.

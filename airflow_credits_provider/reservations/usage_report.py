@@ -7,8 +7,8 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from airflow_credits_provider.budgets import period_bounds, to_utc_naive
 from airflow_credits_provider.parsing import decimal_text, exact_arithmetic
-from airflow_credits_provider.reservations.budgets import period_bounds, to_utc_naive
 from airflow_credits_provider.reservations.models import read_ts
 from airflow_credits_provider.reservations.usage import BUDGET_CHARGE
 

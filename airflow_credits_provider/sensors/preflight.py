@@ -187,7 +187,7 @@ class CreditPreflightSensor(PreflightArgs, BaseSensorOperator):
             return None
         import pendulum
 
-        from airflow_credits_provider.reservations.budgets import BudgetState, renewal_text
+        from airflow_credits_provider.budgets import BudgetState, renewal_text
 
         state = BudgetState.from_dict(decision.budget)
         if not state.only_renewal_helps(decision.required):

@@ -43,7 +43,7 @@ def sql_hook_for(sql_conn_id: str, *, read_only: bool = False) -> Any:
     from airflow.providers.common.sql.hooks.sql import DbApiHook
 
     from airflow_credits_provider.errors import MissingDatabaseFileError
-    from airflow_credits_provider.hooks.resolve import checked_hook, get_connection
+    from airflow_credits_provider.hooks.connections import checked_hook, get_connection
 
     conn = get_connection(sql_conn_id)
     if read_only and (path := missing_sqlite_file(conn)):

@@ -10,14 +10,14 @@ from airflow_credits_provider.errors import LedgerNotAvailableError
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from airflow_credits_provider.client.ledger import LedgerHook
     from airflow_credits_provider.compat import Context
     from airflow_credits_provider.hooks.base import CreditApiHook
-    from airflow_credits_provider.ledger import LedgerHook
 
 
 def require_ledger(hook: CreditApiHook) -> LedgerHook:
-    """``hook`` as a :class:`~airflow_credits_provider.ledger.LedgerHook`; a clear error without one."""
-    from airflow_credits_provider.ledger import LedgerHook
+    """``hook`` as a :class:`~airflow_credits_provider.client.ledger.LedgerHook`; a clear error if not."""
+    from airflow_credits_provider.client.ledger import LedgerHook
 
     if not isinstance(hook, LedgerHook):
         raise LedgerNotAvailableError(

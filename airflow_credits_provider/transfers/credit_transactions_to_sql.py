@@ -37,7 +37,7 @@ class CreditTransactionsToSqlOperator(CreditToSqlBaseOperator):
     next run.
 
     Paging ends only where the vendor says the ledger ends (see
-    :class:`~airflow_credits_provider.ledger.OffsetPaginator`): a short page in the middle of the ledger
+    :class:`~.client.ledger.OffsetPaginator`): a short page in the middle of the ledger
     does not end the run, and a page that contradicts the vendor's own total fails it with the cursor
     unmoved. Amounts are stored exactly; a row that cannot be stored exactly fails the run naming its
     transaction id (:class:`~airflow_credits_provider.errors.RowRejectedError`), never rounded.

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_credits_provider.triggers.clock import TriggerClock, error_backoff
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -15,36 +15,6 @@ if TYPE_CHECKING:
     from pendulum import DateTime
 
     from airflow_credits_provider.triggers.poller import SharedBalancePoller
-
-#: Longest pause between polls after errors (seconds).
-MAX_ERROR_BACKOFF = 600.0
-
-
-def error_backoff(poll_interval: float, failures: int) -> float:
-    """Seconds to wait after ``failures`` failed checks in a row: the interval doubled per failure, capped."""
-    return min(poll_interval * 2.0 ** (failures - 1), MAX_ERROR_BACKOFF)
-
-
-class TriggerClock:
-    """The time and the waiting a trigger uses: the wall clock and ``asyncio.sleep``.
-
-    Tests replace :attr:`CreditBalanceTrigger.clock` with a virtual clock, so that no test depends on
-    how fast the machine is.
-    """
-
-    def now(self) -> DateTime:
-        """The current time (UTC)."""
-        import pendulum
-
-        return pendulum.now("UTC")
-
-    def monotonic(self) -> float:
-        """Seconds on a clock that never goes back (for cache ages)."""
-        return time.monotonic()
-
-    async def sleep(self, seconds: float) -> None:
-        """Wait ``seconds``."""
-        await asyncio.sleep(seconds)
 
 
 class CreditBalanceTrigger(BaseTrigger):

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
-from airflow_credits_provider.triggers.balance import TriggerClock, error_backoff
+from airflow_credits_provider.triggers.clock import TriggerClock, error_backoff
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Hashable
@@ -79,7 +79,7 @@ class CreditsAvailableTrigger(BaseEventTrigger):
     def rule(self) -> ArrivalRule:
         """The arrival rule of this trigger's kwargs."""
         from airflow_credits_provider.arrival import ArrivalRule
-        from airflow_credits_provider.decision import to_amount
+        from airflow_credits_provider.parsing import to_amount
 
         return ArrivalRule(
             threshold=None if self.threshold is None else to_amount(self.threshold, "threshold"),

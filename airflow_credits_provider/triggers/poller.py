@@ -13,10 +13,10 @@ import contextlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from airflow_credits_provider.client.transport import CreditApiClient
     from airflow_credits_provider.hooks.base import CreditApiHook
     from airflow_credits_provider.models import CreditBalance
-    from airflow_credits_provider.transport import CreditApiClient
-    from airflow_credits_provider.triggers.balance import TriggerClock
+    from airflow_credits_provider.triggers.clock import TriggerClock
 
 
 class SharedBalancePoller:

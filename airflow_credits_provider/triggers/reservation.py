@@ -11,9 +11,9 @@ if TYPE_CHECKING:
 
     from airflow.triggers.base import TriggerEvent
 
+    from airflow_credits_provider.budgets import BudgetState
     from airflow_credits_provider.models import CreditBalance
     from airflow_credits_provider.reservations import ReservationStore, ReserveResult
-    from airflow_credits_provider.reservations.budgets import BudgetState
     from airflow_credits_provider.triggers.poller import SharedBalancePoller
 
 
@@ -77,7 +77,7 @@ class CreditReservationTrigger(CreditBalanceTrigger):
         import pendulum
         from airflow.triggers.base import TriggerEvent
 
-        from airflow_credits_provider.reservations.budgets import renewal_text
+        from airflow_credits_provider.budgets import renewal_text
 
         self._quiet_until = None
         text = f"{self.reservation['account']}: {state.message(required)}"

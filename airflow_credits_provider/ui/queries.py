@@ -423,7 +423,7 @@ def budget_states(
     The same rule as the reservation's check (:mod:`airflow_credits_provider.reservations.usage`): spent
     from ``credit_usage`` in the budget's current period, held by its active reservations within TTL.
     """
-    from airflow_credits_provider.reservations.budgets import BudgetState, to_utc_naive
+    from airflow_credits_provider.budgets import BudgetState, to_utc_naive
     from airflow_credits_provider.reservations.models import BUDGETS_SUFFIX, RESERVATION_COLUMNS
     from airflow_credits_provider.reservations.registry import BUDGET_COLUMNS, budget_from_row
     from airflow_credits_provider.reservations.usage import USAGE_COLUMNS, budget_spend_query, sum_charges

@@ -57,7 +57,7 @@ def _sql_hook(conn_id: str) -> tuple[Any, str | None]:
     from airflow.providers.common.sql.hooks.sql import DbApiHook
 
     from airflow_credits_provider.errors import CreditConnectionConfigError
-    from airflow_credits_provider.hooks.resolve import checked_hook
+    from airflow_credits_provider.hooks.connections import checked_hook
     from airflow_credits_provider.sql.connections import missing_sqlite_file
 
     try:
@@ -261,7 +261,7 @@ def settings_notes(settings: CreditsSettings) -> list[str]:
 
 def _has_ledger(info: CreditConnection) -> bool:
     """Whether the connection's vendor exposes a transaction ledger (a hook is built without any I/O)."""
-    from airflow_credits_provider.ledger import LedgerHook
+    from airflow_credits_provider.client.ledger import LedgerHook
     from airflow_credits_provider.ui.balances import hook_class
 
     return isinstance(hook_class(info.conn_type)(info.conn_id), LedgerHook)

@@ -1,9 +1,10 @@
 """What a credit vendor *is*, apart from how bytes move.
 
 A vendor is a small description: its base URL, how it authenticates, the request that returns the
-balance, and pure functions that turn its JSON into a :class:`~airflow_credits_provider.models.CreditBalance`
-or read its error bodies. The transport (:mod:`airflow_credits_provider.transport`) serves every vendor,
-in sync hooks and async triggers alike.
+balance, and pure functions that turn its JSON into a
+:class:`~airflow_credits_provider.models.CreditBalance` or read its error bodies. The transport
+(:mod:`airflow_credits_provider.client.transport`) serves every vendor, in sync hooks and async
+triggers alike.
 """
 
 from __future__ import annotations

@@ -31,8 +31,13 @@ if TYPE_CHECKING:
     import httpx
     from pendulum import DateTime
 
-from airflow_credits_provider.connection_form import AUTH_STYLES_DISPLAY
 
+#: How the generic API's key is sent, with the connection form's labels.
+AUTH_STYLES_DISPLAY = {
+    "header": "Header",
+    "bearer": "Authorization: Bearer",
+    "query": "Query parameter",
+}
 AUTH_STYLES = tuple(AUTH_STYLES_DISPLAY)
 
 

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING
 import pytest
 
 from airflow_credits_provider import errors
+from airflow_credits_provider.client.transport import CreditApiClient, parse_retry_after
 from airflow_credits_provider.hooks.leadmagic import LeadMagicHook
 from airflow_credits_provider.hooks.truemail import TrueMailHook
-from airflow_credits_provider.transport import CreditApiClient, parse_retry_after
 from tests.conftest import set_connection
 
 if TYPE_CHECKING:

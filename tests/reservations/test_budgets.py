@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from airflow_credits_provider.budgets import period_bounds
 from airflow_credits_provider.errors import (
     BudgetError,
     BudgetFileError,
@@ -24,7 +25,6 @@ from airflow_credits_provider.errors import (
 )
 from airflow_credits_provider.reservations import Budget, BudgetState, Holder
 from airflow_credits_provider.reservations.budget_files import load_budgets
-from airflow_credits_provider.reservations.budgets import period_bounds
 from tests.reservations.conftest import CREDIT_CONN, Clock, set_credits
 from tests.reservations.processes import holding, racing
 from tests.reservations.test_store import (

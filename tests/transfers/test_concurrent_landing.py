@@ -112,7 +112,7 @@ def test_repeated_429s_are_waited_out_not_counted_as_failures(
     state.ledger.size = 1200
     state.set_latency(0.01)
     state.inject("rate_limit", "localleads", path=TX_PATH, retry_after="0.2", after=1, times=5)
-    with caplog.at_level("WARNING", logger="airflow_credits_provider.transport"):
+    with caplog.at_level("WARNING", logger="airflow_credits_provider.client.transport"):
         assert _land(warehouse) == 1200
     assert len(_requests(connections)) == 12 + 5  # each refused request retried, nothing more
     warnings = [r.getMessage() for r in caplog.records]

@@ -158,10 +158,10 @@ def registered_emulators() -> dict[str, Emulator]:
     """Every emulator by key: the named vendors first, then the generic presets."""
     import importlib
     import pkgutil
+    from pathlib import Path
 
-    from airflow_credits_provider.sandbox import emulators
-
-    for module in sorted(m.name for m in pkgutil.iter_modules(emulators.__path__)):
+    package = __name__.rpartition(".")[0]  # this module's package: every emulator module beside it
+    for module in sorted(m.name for m in pkgutil.iter_modules([str(Path(__file__).parent)])):
         if module != "base":
-            importlib.import_module(f"{emulators.__name__}.{module}")
+            importlib.import_module(f"{package}.{module}")
     return dict(sorted(Emulator.registry.items(), key=lambda item: (item[1].preset, item[0])))

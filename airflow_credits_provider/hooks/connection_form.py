@@ -93,6 +93,7 @@ def generic_api_fields(presets: Mapping[str, str]) -> dict[str, Any]:
 
     :param presets: preset key -> display name, in display order
     """
+    from airflow_credits_provider.vendors.generic import AUTH_STYLES_DISPLAY
 
     def text(label: str, description: str) -> dict[str, Any]:
         return {"label": label, "schema": {"type": ["string", "null"]}, "description": description}
@@ -123,11 +124,3 @@ def generic_api_fields(presets: Mapping[str, str]) -> dict[str, Any]:
         ),
         "pool": text("Balance pool", "For split balances: which one, e.g. verifier for Findymail."),
     }
-
-
-#: How the generic API's key is sent, with the form's labels.
-AUTH_STYLES_DISPLAY = {
-    "header": "Header",
-    "bearer": "Authorization: Bearer",
-    "query": "Query parameter",
-}

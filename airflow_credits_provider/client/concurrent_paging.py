@@ -4,7 +4,7 @@ After the first page (fetched alone: it tells the ledger's total and, for an inc
 anything is new at all), :func:`concurrent_offset_pages` lays out the remaining offsets from that total
 and fetches up to ``workers`` of them at once, yielding them in offset order with at most ``workers``
 fetched ahead of the caller (memory stays flat). Pacing (how many are really in flight, 429s) is the
-:class:`~airflow_credits_provider.pacing.Throttle`'s, inside ``fetch``.
+:class:`~airflow_credits_provider.client.pacing.Throttle`'s, inside ``fetch``.
 
 Exactness: transactions that arrive while pages are in flight push older rows to later offsets, so a
 page fetched after such an arrival may miss rows a page fetched before it would have held. Every page
@@ -28,7 +28,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
-from airflow_credits_provider.ledger import empty_page_message, inconsistent_ledger
+from airflow_credits_provider.client.ledger import empty_page_message, inconsistent_ledger
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

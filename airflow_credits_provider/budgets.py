@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from airflow_credits_provider.errors import InvalidBudgetError, InvalidCostEstimateError
-from airflow_credits_provider.parsing import decimal_text, exact_arithmetic, grouped_amount
+from airflow_credits_provider.parsing import decimal_text, exact_arithmetic, grouped_amount, to_amount
 
 if TYPE_CHECKING:
     from datetime import date
@@ -227,8 +227,6 @@ def _name(value: Any, what: str, where: str | None) -> str:
 
 
 def _cap(value: Any, where: str) -> Decimal:
-    from airflow_credits_provider.decision import to_amount
-
     try:
         return to_amount(value, "cap")
     except InvalidCostEstimateError as exc:

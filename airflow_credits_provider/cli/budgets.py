@@ -1,61 +1,26 @@
 """``airflow-credits budgets ...`` (and ``airflow credits budgets ...``): manage credit budgets like pools.
 
-Budgets live in the reservation database: the SQL connection given by ``--conn-id`` or, without it,
-``[credits] reservations_conn_id`` (``AIRFLOW__CREDITS__RESERVATIONS_CONN_ID``), the one the Credits
-pages read. Exit codes: 0 ok, 1 a database error, 2 bad input (nothing was written) or an unknown
-budget.
-
-The arguments are declared once (:data:`COMMANDS`) and given to both argparse (``airflow-credits``)
-and Airflow's own CLI (``airflow credits``, on Airflow versions whose CLI takes provider commands).
+Budgets live in the reservation database (:mod:`.reservation_db`). Exit codes: 0 ok, 1 a database error,
+2 bad input (nothing was written) or an unknown budget. The sub-commands are declared once
+(:data:`GROUP`) and given to both argparse (``airflow-credits``) and Airflow's own CLI (``airflow
+credits``, on Airflow versions whose CLI takes provider commands).
 """
 
 from __future__ import annotations
 
 import json
-import sys
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from airflow_credits_provider.cli.groups import Command, CommandGroup, Option
+from airflow_credits_provider.cli.reservation_db import DB_OPTIONS, reservation_store, run, usage_error
 
 if TYPE_CHECKING:
     import argparse
-    from collections.abc import Callable, Sequence
+    from collections.abc import Sequence
 
-    from airflow_credits_provider.reservations import BudgetState, ReservationStore
-
-
-@dataclass(frozen=True)
-class Option:
-    """One command-line argument: its flags and argparse keywords."""
-
-    flags: tuple[str, ...]
-    kwargs: dict[str, Any] = field(default_factory=dict)
+    from airflow_credits_provider.reservations import BudgetState
 
 
-@dataclass(frozen=True)
-class Command:
-    """One ``budgets`` sub-command."""
-
-    name: str
-    help: str
-    handler: str  # the name of its function in this module
-    options: tuple[Option, ...]
-
-
-_DB = (
-    Option(
-        ("--conn-id",),
-        {"help": "the reservation database's SQL connection (default: [credits] reservations_conn_id)"},
-    ),
-    Option(
-        ("--table",),
-        {
-            "help": "the reservations table (default: [credits] reservations_table or "
-            "credit_reservations); budgets live in <table>_budgets"
-        },
-    ),
-    Option(("--schema",), {"help": "the schema of the reservation tables"}),
-    Option(("--usage-table",), {"help": "the usage table (default: [credits] usage_table or credit_usage)"}),
-)
 _JSON = Option(("--json",), {"action": "store_true", "help": "print JSON instead of text"})
 _NAME = Option(("name",), {"help": "the budget's name, e.g. growth"})
 
@@ -77,12 +42,12 @@ COMMANDS = (
             Option(("--period",), {"choices": ("day", "week", "month"), "help": "default month"}),
             Option(("--timezone",), {"help": "IANA time zone of the period boundaries (default UTC)"}),
             Option(("--description",), {"help": "free text"}),
-            *_DB,
+            *DB_OPTIONS,
         ),
     ),
-    Command("list", "list budgets with their spend this period", "budgets_list", (_JSON, *_DB)),
-    Command("show", "show one budget and its spend this period", "budgets_show", (_NAME, _JSON, *_DB)),
-    Command("delete", "delete a budget (its usage history stays)", "budgets_delete", (_NAME, *_DB)),
+    Command("list", "list budgets with their spend this period", "budgets_list", (_JSON, *DB_OPTIONS)),
+    Command("show", "show one budget and its spend this period", "budgets_show", (_NAME, _JSON, *DB_OPTIONS)),
+    Command("delete", "delete a budget (its usage history stays)", "budgets_delete", (_NAME, *DB_OPTIONS)),
     Command(
         "usage",
         "a budget's spend per period, and per DAG this period",
@@ -91,7 +56,7 @@ COMMANDS = (
             _NAME,
             Option(("--periods",), {"type": int, "default": 3, "help": "periods to show (default 3)"}),
             _JSON,
-            *_DB,
+            *DB_OPTIONS,
         ),
     ),
     Command(
@@ -101,56 +66,22 @@ COMMANDS = (
         (
             Option(("file",), {"help": "the YAML or JSON file (see docs/budgets.md)"}),
             Option(("--dry-run",), {"action": "store_true", "help": "check the file, write nothing"}),
-            *_DB,
+            *DB_OPTIONS,
         ),
     ),
 )
 
 
-def add_budgets_parser(commands: Any) -> None:
-    """Add ``budgets`` and its sub-commands to an argparse sub-parsers object."""
-    budgets = commands.add_parser(
-        "budgets",
-        help="manage credit budgets (spend caps per period)",
-        description="Manage credit budgets (spend caps per team and period), like airflow pools; "
-        "they live in the reservation database (--conn-id, or [credits] reservations_conn_id). "
-        "Exit codes: 0 ok, 1 a database error, 2 bad input (nothing was written) or an unknown budget.",
-    )
-    subs = budgets.add_subparsers(dest="budgets_command", required=True)
-    for command in COMMANDS:
-        parser = subs.add_parser(command.name, help=command.help, description=command.help)
-        for option in command.options:
-            parser.add_argument(*option.flags, **option.kwargs)
-        parser.set_defaults(func=globals()[command.handler])
-
-
-def run(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
-    """Run a handler; budget errors exit 2, database errors 1, each with one line on standard error."""
-    import contextlib
-
-    from airflow_credits_provider.errors import CreditConnectionConfigError, CreditProviderError
-
-    if not hasattr(args, "out"):
-        args.out = sys.stdout
-    try:
-        # Airflow may log to standard output (statements, settings): only the results go there.
-        with contextlib.redirect_stdout(sys.stderr):
-            return handler(args)
-    except CreditConnectionConfigError as exc:  # budgets, connections, names: bad input
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except CreditProviderError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except Exception as exc:  # each database driver has its own errors: one line, no traceback
-        from airflow_credits_provider.errors import truncate
-
-        print(
-            f"error: the reservation database failed ({type(exc).__name__}: {truncate(str(exc), 300)}). "
-            "Check the connection given by --conn-id or [credits] reservations_conn_id.",
-            file=sys.stderr,
-        )
-        return 1
+GROUP = CommandGroup(
+    name="budgets",
+    help="manage credit budgets (spend caps per period)",
+    description="Manage credit budgets (spend caps per team and period), like airflow pools; "
+    "they live in the reservation database (--conn-id, or [credits] reservations_conn_id). "
+    "Exit codes: 0 ok, 1 a database error, 2 bad input (nothing was written) or an unknown budget.",
+    module=__name__,
+    commands=COMMANDS,
+    runner=run,
+)
 
 
 # -- the handlers ---------------------------------------------------------------------------------
@@ -160,7 +91,7 @@ def budgets_set(args: argparse.Namespace) -> int:
     from airflow_credits_provider.reservations import Budget
 
     _check_given(args)  # bad input fails before the database is touched
-    store = _store(args)
+    store = reservation_store(args)
     try:
         old: dict[str, Any] = store.budgets.get(args.name).to_dict()
     except UnknownBudgetError:
@@ -176,7 +107,7 @@ def budgets_set(args: argparse.Namespace) -> int:
     fields.pop("name", None)
     for needed in ("account", "cap"):
         if needed not in fields:
-            return _usage_error(f"a new budget needs --{needed}")
+            return usage_error(f"a new budget needs --{needed}")
     budget = Budget.parse(name=args.name, **fields)
     store.budgets.set([budget])
     print(f"{'Changed' if 'name' in old else 'Created'} budget {budget.name!r}:", file=args.out)
@@ -192,7 +123,7 @@ def budgets_set(args: argparse.Namespace) -> int:
 
 def budgets_list(args: argparse.Namespace) -> int:
     """``budgets list``: every budget with its spend this period."""
-    store = _store(args)
+    store = reservation_store(args)
     states = [store.budget_state(b.name) for b in store.budgets.all()]
     if args.json:
         print(json.dumps([s.to_dict() for s in states], indent=2), file=args.out)
@@ -203,8 +134,8 @@ def budgets_list(args: argparse.Namespace) -> int:
             file=args.out,
         )
         return 0
+    from airflow_credits_provider.budgets import renewal_text
     from airflow_credits_provider.parsing import grouped_amount
-    from airflow_credits_provider.reservations.budgets import renewal_text
 
     header = ("name", "account", "period", "cap", "spent", "held", "remaining", "renews")
     rows = [
@@ -226,7 +157,7 @@ def budgets_list(args: argparse.Namespace) -> int:
 
 def budgets_show(args: argparse.Namespace) -> int:
     """``budgets show``: one budget and its spend this period."""
-    state = _store(args).budget_state(args.name)
+    state = reservation_store(args).budget_state(args.name)
     if args.json:
         print(json.dumps(state.to_dict(), indent=2), file=args.out)
     else:
@@ -236,7 +167,7 @@ def budgets_show(args: argparse.Namespace) -> int:
 
 def budgets_delete(args: argparse.Namespace) -> int:
     """``budgets delete``: remove a budget; tasks naming it then fail at their preflight."""
-    store = _store(args)
+    store = reservation_store(args)
     store.budgets.get(args.name)  # an unknown name: the error lists the defined ones
     store.budgets.delete(args.name)
     print(f"Deleted budget {args.name!r} (its usage rows stay in the usage table).", file=args.out)
@@ -248,8 +179,8 @@ def budgets_usage(args: argparse.Namespace) -> int:
     from airflow_credits_provider.reservations.usage_report import budget_usage
 
     if args.periods < 1:
-        return _usage_error("--periods must be 1 or more")
-    store = _store(args)
+        return usage_error("--periods must be 1 or more")
+    store = reservation_store(args)
     report = budget_usage(store, args.name, args.periods)
     if args.json:
         print(json.dumps(report, indent=2), file=args.out)
@@ -291,7 +222,7 @@ def budgets_import(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(f"{args.file}: {_count(len(budgets))}, all valid (dry run: nothing written).", file=args.out)
         return 0
-    store = _store(args)
+    store = reservation_store(args)
     known = {b.name: b for b in store.budgets.all()}
     store.budgets.set(budgets)
     changed = [b.name for b in budgets if b.name in known and known[b.name] != b]
@@ -308,42 +239,9 @@ def budgets_import(args: argparse.Namespace) -> int:
 
 
 # -- helpers ----------------------------------------------------------------------------------------
-def _store(args: argparse.Namespace) -> ReservationStore:
-    """The reservation store of ``--conn-id`` (or ``[credits] reservations_conn_id``)."""
-    from airflow_credits_provider.cli import _load_connection
-    from airflow_credits_provider.errors import CreditConnectionConfigError
-    from airflow_credits_provider.reservations import ReservationStore
-    from airflow_credits_provider.sql.connections import sql_hook_for
-
-    settings = _settings()
-    conn_id = args.conn_id or settings.get("reservations_conn_id")
-    if not conn_id:
-        raise CreditConnectionConfigError(
-            "No reservation database: pass --conn-id, or set [credits] reservations_conn_id "
-            "(AIRFLOW__CREDITS__RESERVATIONS_CONN_ID) to the SQL connection the preflights' "
-            "reservation_conn_id names."
-        )
-    _load_connection(conn_id)
-    hook = sql_hook_for(conn_id)
-    return ReservationStore(
-        hook,
-        table=args.table or settings.get("reservations_table") or "credit_reservations",
-        schema=args.schema or settings.get("reservations_schema") or None,
-        usage_table=args.usage_table or settings.get("usage_table") or "credit_usage",
-    )
-
-
-def _settings() -> dict[str, str]:
-    """``[credits]`` options that name the reservation tables (empty when Airflow has none set)."""
-    from airflow_credits_provider.compat import conf
-
-    names = ("reservations_conn_id", "reservations_table", "reservations_schema", "usage_table")
-    return {n: str(conf.get("credits", n, fallback="") or "") for n in names}
-
-
 def _print_state(args: argparse.Namespace, state: BudgetState) -> None:
+    from airflow_credits_provider.budgets import renewal_text
     from airflow_credits_provider.parsing import grouped_amount
-    from airflow_credits_provider.reservations.budgets import renewal_text
 
     b = state.budget
     lines = [
@@ -385,11 +283,6 @@ def _check_given(args: argparse.Namespace) -> None:
 
 def _count(n: int) -> str:
     return f"{n} budget" if n == 1 else f"{n} budgets"
-
-
-def _usage_error(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return 2
 
 
 def _dec(text: str) -> Any:

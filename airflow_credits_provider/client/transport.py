@@ -1,6 +1,6 @@
 """How bytes move: one transport for every vendor, sync and async.
 
-:class:`CreditApiClient` sends an :class:`~airflow_credits_provider.vendor.ApiRequest` with the vendor's
+:class:`CreditApiClient` sends an :class:`~airflow_credits_provider.vendors.base.ApiRequest` with the vendor's
 auth, maps every failure to the exception tree in :mod:`airflow_credits_provider.errors`, and retries
 what can succeed on retry (429 honouring ``Retry-After``, 5xx, timeouts, dropped connections) with
 bounded exponential backoff and jitter, using tenacity. 400/401/402/403/404 fail at once.
@@ -23,15 +23,15 @@ import httpx
 import msgspec
 
 from airflow_credits_provider import errors
+from airflow_credits_provider.client.pacing import RATE_LIMIT_RETRIES
 from airflow_credits_provider.errors import ResponseFormatError, truncate
-from airflow_credits_provider.pacing import RATE_LIMIT_RETRIES
 from airflow_credits_provider.vendors.base import VendorErrorDetail
 
 if TYPE_CHECKING:
     import ssl
     from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
-    from airflow_credits_provider.pacing import Throttle
+    from airflow_credits_provider.client.pacing import Throttle
     from airflow_credits_provider.vendors.base import ApiRequest, CreditVendor
 
 log = logging.getLogger(__name__)
@@ -275,7 +275,7 @@ class CreditApiClient:
         """Send ``call`` and return its decoded JSON body.
 
         :param throttle: pace this call (each attempt, retries included) with the other calls of its job
-            (:class:`~airflow_credits_provider.pacing.Throttle`): it waits for a slot, and a 429 slows
+            (:class:`~airflow_credits_provider.client.pacing.Throttle`): it waits for a slot, and a 429 slows
             the whole job down instead of this call alone
         """
         return self._json_or_raise(call, *self._exchange(call, throttle))
@@ -483,7 +483,7 @@ class CreditApiClient:
 
         With a ``throttle``, a 429 is waited out by the throttle (every request of the job pauses until
         its ``Retry-After``), so this call retries at once into that pause, and 429s may be retried up
-        to :data:`~airflow_credits_provider.pacing.RATE_LIMIT_RETRIES` times whatever ``max_retries``
+        to :data:`~airflow_credits_provider.client.pacing.RATE_LIMIT_RETRIES` times whatever ``max_retries``
         says: a rate limit is the vendor asking for time, not an error that repeating will not fix.
         """
         import tenacity

@@ -1,0 +1,104 @@
+"""``airflow-credits sandbox``: the offline sandbox of the vendor APIs, with the connections it serves."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import TYPE_CHECKING, Any
+
+from airflow_credits_provider.cli.arguments import not_negative
+
+if TYPE_CHECKING:
+    import argparse
+
+    from airflow_credits_provider.sandbox import SandboxServer
+
+
+def add_parser(commands: Any) -> None:
+    """Add ``sandbox`` to an argparse sub-parsers object."""
+    sandbox = commands.add_parser("sandbox", help="run the offline sandbox of the vendor APIs")
+    sandbox.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (0 picks a free one)")
+    sandbox.add_argument("--ledger-size", type=int, default=28, help="LocalLeads transactions to serve")
+    sandbox.add_argument(
+        "--latency",
+        type=not_negative,
+        default=0.0,
+        help="seconds every vendor answer waits, as over a network (default 0)",
+    )
+    sandbox.add_argument(
+        "--latency-jitter",
+        type=not_negative,
+        default=0.0,
+        help="up to this many seconds more per answer, uniformly at random (default 0)",
+    )
+    sandbox.add_argument("--env-file", help="also write the connection exports to this file")
+    sandbox.add_argument(
+        "--connections-file",
+        help="also write the connections as JSON for: airflow connections import FILE --overwrite",
+    )
+    sandbox.add_argument(
+        "--data-dir",
+        default=os.path.join(
+            os.environ.get("AIRFLOW_HOME") or os.path.expanduser("~/airflow"), "credits-sandbox"
+        ),
+        help="directory of the SQLite databases credits_warehouse and credits_reservations "
+        "(default: credits-sandbox in AIRFLOW_HOME, %(default)s)",
+    )
+    sandbox.set_defaults(func=_sandbox, uses_airflow=False)
+
+
+#: The SQL connections of the example DAGs, as SQLite files in the sandbox's data directory.
+SANDBOX_DATABASES = {"credits_warehouse": "warehouse.db", "credits_reservations": "reservations.db"}
+
+
+def sandbox_connections(server: SandboxServer, data_dir: str) -> dict[str, dict[str, Any]]:
+    """Every connection the example DAGs use: the sandbox's credit APIs and two SQLite databases."""
+    conns = server.connections()
+    for conn_id, name in SANDBOX_DATABASES.items():
+        conns[conn_id] = {"conn_type": "sqlite", "host": os.path.join(os.path.abspath(data_dir), name)}
+    return conns
+
+
+def _sandbox(args: argparse.Namespace) -> int:
+    import shlex
+
+    from airflow_credits_provider.sandbox import SandboxServer, SandboxState
+
+    os.makedirs(args.data_dir, exist_ok=True)  # SQLite creates its files, not their directory
+    state = SandboxState(ledger_size=args.ledger_size)
+    state.set_latency(args.latency, args.latency_jitter)
+    server = SandboxServer(state, port=args.port)
+    conns = sandbox_connections(server, args.data_dir)
+    exports = [f"export AIRFLOW_CONN_{cid.upper()}={shlex.quote(json.dumps(c))}" for cid, c in conns.items()]
+    adds = [
+        f"airflow connections add {cid} --conn-json {shlex.quote(json.dumps(c))}" for cid, c in conns.items()
+    ]
+    if args.env_file:
+        with open(args.env_file, "w") as handle:
+            handle.write("\n".join(exports) + "\n")
+    if args.connections_file:
+        with open(args.connections_file, "w") as handle:
+            json.dump(conns, handle, indent=2)
+    out = args.out
+    print(f"Credits sandbox serving on {server.url} (Ctrl-C to stop)", file=out)
+    print(
+        "Every connection the example DAGs use (sandbox keys, not real ones; credit_api_default is the "
+        f"generic connection with the ZeroBounce preset; the SQLite databases are in {args.data_dir}).",
+        file=out,
+    )
+    print(
+        "\nTo add them to Airflow's metadata database (the UI, the scheduler and `airflow dags test`):",
+        file=out,
+    )
+    print("\n".join(adds), file=out)
+    if args.connections_file:
+        print(f"(or all at once: airflow connections import {args.connections_file} --overwrite)", file=out)
+    print("\nOr for this shell only:", file=out)
+    print("\n".join(exports), file=out, flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0
