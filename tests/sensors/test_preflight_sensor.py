@@ -125,7 +125,12 @@ ESTIMATE = {"cost": "100", "margin": "0", "basis": "estimated cost 100"}
 
 def test_execute_complete_events(connections: SandboxServer) -> None:
     sensor = _sensor(deferrable=True)
-    balance = {"vendor": "leadmagic", "available": "150", "fetched_at": "2026-11-21T00:00:00+00:00"}
+    balance = {
+        "vendor": "leadmagic",
+        "vendor_name": "LeadMagic",
+        "available": "150",
+        "fetched_at": "2026-11-21T00:00:00+00:00",
+    }
     context = _context()
     event = {"status": "success", "balance": balance, "estimate": ESTIMATE}
     assert sensor.execute_complete(context, event)["available"] == "150"
@@ -150,7 +155,12 @@ def test_resuming_reuses_the_estimate_made_before_deferring(connections: Sandbox
         sensor.execute(_context())
     estimate = info.value.trigger.serialize()[1]["estimate"]
     assert estimate == {"cost": "100", "margin": "10", "basis": "estimated cost 100"}
-    balance = {"vendor": "leadmagic", "available": "200", "fetched_at": "2026-11-21T00:00:00+00:00"}
+    balance = {
+        "vendor": "leadmagic",
+        "vendor_name": "LeadMagic",
+        "available": "200",
+        "fetched_at": "2026-11-21T00:00:00+00:00",
+    }
     event = {"status": "success", "balance": balance, "estimate": estimate}  # as the trigger sends it
     context = _context()
     decision = sensor.resume_execution("execute_complete", {"event": event}, context)
@@ -262,7 +272,12 @@ def test_partial_deferral_waits_for_the_smallest_run_and_sizes_on_resume(connect
         "min_units": 10,
         "source": "given",
     }
-    balance = {"vendor": "leadmagic", "available": "100", "fetched_at": "2026-11-21T00:00:00+00:00"}
+    balance = {
+        "vendor": "leadmagic",
+        "vendor_name": "LeadMagic",
+        "available": "100",
+        "fetched_at": "2026-11-21T00:00:00+00:00",
+    }
     context = _context()
     event = {"status": "success", "balance": balance, "estimate": kwargs["estimate"]}
     decision = sensor.resume_execution("execute_complete", {"event": event}, context)
