@@ -61,7 +61,7 @@ screenshots: install
 	CREDITS_SCREENSHOTS=$(CURDIR)/docs/img/ui $(BIN)/pytest -q -p no:cacheprovider tests/ui/test_browser.py
 
 lock: | $(UV)
-	$(UV) pip compile --quiet --python-version 3.10 --universal pyproject.toml --extra dev --extra mysql \
+	$(UV) pip compile --quiet --python-version 3.10 --universal pyproject.toml --extra dev --extra mysql --extra smtp --extra slack \
 		-o requirements.lock
 
 clean:

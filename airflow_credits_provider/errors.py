@@ -11,7 +11,12 @@ The tree::
 
     CreditProviderError
     ├── CreditConnectionConfigError     the Airflow connection is incomplete or invalid
-    │   └── LedgerNotAvailableError     the vendor has no transaction ledger to land
+    │   ├── LedgerNotAvailableError     the vendor has no transaction ledger to land
+    │   ├── BudgetError                 a budget is unknown, invalid, or on another account
+    │   └── AlertRuleError              an alert rule is unknown or invalid (threshold, subject, notifier
+    │       │                           or its arguments): nothing was written
+    │       └── AlertRuleFileError      a rules file has a problem (names its line)
+    ├── AlertDeliveryError              a notifier failed to send an alert (the claim stays, retried)
     ├── InvalidCostEstimateError        a cost, unit count, unit price or margin is not a usable amount
     ├── UnknownValidationTypeError      the vendor prices no such service (TrueMail validation type)
     ├── RowRejectedError                a landing row cannot be stored exactly, or the database refused
@@ -112,6 +117,22 @@ class UnknownBudgetError(BudgetError):
 
 class BudgetFileError(InvalidBudgetError):
     """A budgets file (YAML or JSON) cannot be imported; the message names its line (nothing is written)."""
+
+
+class AlertRuleError(CreditConnectionConfigError):
+    """An alert rule is unknown or invalid: a threshold, its subject, its notifier or the notifier's args."""
+
+
+class UnknownAlertRuleError(AlertRuleError):
+    """No alert rule has that name."""
+
+
+class AlertRuleFileError(AlertRuleError):
+    """An alert rules file cannot be read, or an entry in it is invalid (the message names the line)."""
+
+
+class AlertDeliveryError(CreditProviderError):
+    """A notifier failed to send an alert; the alert stays claimed and is retried with backoff."""
 
 
 class SnapshotHistoryError(CreditProviderError):

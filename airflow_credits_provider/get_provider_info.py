@@ -13,8 +13,8 @@ from typing import Any
 def get_provider_info() -> dict[str, Any]:
     """Return the provider description: hooks, connection types and their forms."""
     from airflow_credits_provider import __version__
+    from airflow_credits_provider.config import OPTIONS
     from airflow_credits_provider.hooks.connection_form import connection_form, generic_api_fields
-    from airflow_credits_provider.ui.settings import OPTIONS
     from airflow_credits_provider.vendors import registered_vendors
     from airflow_credits_provider.vendors.generic import PRESETS
 

@@ -25,13 +25,14 @@ PACKAGE = "airflow_credits_provider"
 #: The layers, lowest first: (name, the top-level modules and packages in it). Keep docs/architecture.md
 #: in step with this table.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("foundation", ("", "errors", "compat", "parsing", "models")),
-    ("domain", ("budgets", "partial", "decision", "runway", "arrival")),
+    ("foundation", ("", "errors", "compat", "config", "parsing", "models")),
+    ("domain", ("budgets", "partial", "decision", "runway", "arrival", "alerts")),
     ("vendor descriptions", ("vendors",)),
     ("vendor APIs and their emulation", ("client", "sandbox")),
     ("hooks", ("hooks",)),
     ("sql", ("sql",)),
     ("reservations", ("reservations",)),
+    ("notifications", ("notifications",)),
     ("tasks", ("triggers", "transfers", "operators", "sensors")),
     ("surfaces", ("ui", "cli")),
     ("entry points", ("get_provider_info",)),

@@ -15,19 +15,19 @@ if TYPE_CHECKING:
 
 def _groups() -> tuple[CommandGroup, ...]:
     """The command groups that live in Airflow's databases (and so belong in Airflow's CLI)."""
-    from airflow_credits_provider.cli import budgets
+    from airflow_credits_provider.cli import alerts, budgets
 
-    return (budgets.GROUP,)
+    return (budgets.GROUP, alerts.GROUP)
 
 
 def get_cli_commands() -> list[Any]:
-    """``credits budgets set|list|show|delete|usage|import``, as Airflow's ``GroupCommand``."""
+    """``credits budgets ...`` and ``credits alerts ...``, as Airflow's ``GroupCommand``."""
     from airflow.cli.cli_config import ActionCommand, Arg, GroupCommand, lazy_load_command
 
     return [
         GroupCommand(
             name="credits",
-            help="Credit budgets of the credits provider (also the airflow-credits command)",
+            help="Credit budgets and alerts of the credits provider (also the airflow-credits command)",
             subcommands=tuple(
                 GroupCommand(
                     name=group.name,
@@ -59,3 +59,8 @@ def _run(group_name: str, args: Any) -> None:
 def budgets(args: Any) -> None:
     """``airflow credits budgets <command>``."""
     _run("budgets", args)
+
+
+def alerts(args: Any) -> None:
+    """``airflow credits alerts <command>``."""
+    _run("alerts", args)

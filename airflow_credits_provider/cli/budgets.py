@@ -12,11 +12,11 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from airflow_credits_provider.cli.groups import Command, CommandGroup, Option
+from airflow_credits_provider.cli.output import print_table
 from airflow_credits_provider.cli.reservation_db import DB_OPTIONS, reservation_store, run, usage_error
 
 if TYPE_CHECKING:
     import argparse
-    from collections.abc import Sequence
 
     from airflow_credits_provider.reservations import BudgetState
 
@@ -151,7 +151,7 @@ def budgets_list(args: argparse.Namespace) -> int:
         )
         for s in states
     ]
-    _print_table(args, header, rows)
+    print_table(args.out, header, rows)
     return 0
 
 
@@ -194,8 +194,8 @@ def budgets_usage(args: argparse.Namespace) -> int:
         f"{state['period']} ({state['timezone']})",
         file=args.out,
     )
-    _print_table(
-        args,
+    print_table(
+        args.out,
         ("period", "spent", "runs", "unmeasured"),
         [
             (p["period_start"][:10], grouped_amount(_dec(p["spent"])), str(p["runs"]), str(p["unmeasured"]))
@@ -204,8 +204,8 @@ def budgets_usage(args: argparse.Namespace) -> int:
     )
     if report["dags"]:
         print("This period, per DAG:", file=args.out)
-        _print_table(
-            args,
+        print_table(
+            args.out,
             ("dag_id", "spent", "runs"),
             [(d["dag_id"], grouped_amount(_dec(d["spent"])), str(d["runs"])) for d in report["dags"]],
         )
@@ -258,14 +258,6 @@ def _print_state(args: argparse.Namespace, state: BudgetState) -> None:
         lines.append(("description", b.description))
     for label, value in lines:
         print(f"  {label + ':':<13}{value}", file=args.out)
-
-
-def _print_table(args: argparse.Namespace, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    widths = [max(len(str(r[i])) for r in (header, *rows)) for i in range(len(header))]
-    for row in (header, *rows):
-        print(
-            "  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip(), file=args.out
-        )
 
 
 def _check_given(args: argparse.Namespace) -> None:

@@ -348,8 +348,9 @@ class PreflightArgs:
             with exact_arithmetic():
                 return cost + margin
 
+        store = self._reservation_store()
         try:
-            result = self._reservation_store().reserve(
+            result = store.reserve(
                 account=self.account or self.credit_conn_id,
                 credit_conn_id=self.credit_conn_id,
                 holder=Holder.from_context(context),
@@ -363,6 +364,10 @@ class PreflightArgs:
         except BudgetError as exc:  # an unknown budget, or one on another account: retrying cannot help
             raise CreditPreflightFailed(f"Task {self.task_id!r}: {exc}") from None
         account = self.account or self.credit_conn_id
+        if result.alerts:  # claimed in the reservation's transaction: sent now that it has committed
+            from airflow_credits_provider.notifications.delivery import deliver_claimed
+
+            deliver_claimed(store, result.alerts, self.log)
         for expired in result.expired:
             self.log.warning(
                 "A reservation on account %r passed its TTL and expired: %s", account, expired[:12]

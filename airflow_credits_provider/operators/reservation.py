@@ -89,6 +89,10 @@ class CreditReleaseOperator(BaseOperator):
             map_index=map_index if map_index is not None and map_index >= 0 else None,
             balance_after=self._balance_after if self.record_balance_after else None,
         )
+        if records.alerts:  # claimed in the release's transaction: sent now that it has committed
+            from airflow_credits_provider.notifications.delivery import deliver_claimed
+
+            deliver_claimed(store, records.alerts, self.log)
         if not records:
             self.log.info("No active reservation of %s in this run: nothing to release.", ", ".join(task_ids))
         for record in records:

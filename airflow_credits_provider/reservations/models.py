@@ -14,6 +14,7 @@ from airflow_credits_provider.sql.tables import Column, parse_stored_time, to_na
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from airflow_credits_provider.alerts import Crossing
     from airflow_credits_provider.budgets import BudgetState
     from airflow_credits_provider.models import CreditBalance
 
@@ -23,6 +24,11 @@ DEFAULT_USAGE_TABLE = "credit_usage"
 ACCOUNTS_SUFFIX = "_accounts"
 #: The budgets table of a reservations table ``t`` is ``t`` + this suffix.
 BUDGETS_SUFFIX = "_budgets"
+#: The alert rules and alert claims tables of a reservations table ``t``: ``t`` + these suffixes.
+ALERT_RULES_SUFFIX = "_alert_rules"
+ALERT_CLAIMS_SUFFIX = "_alert_claims"
+#: The longest suffix: a reservations table's name leaves room for it.
+LONGEST_SUFFIX = max(ACCOUNTS_SUFFIX, BUDGETS_SUFFIX, ALERT_RULES_SUFFIX, ALERT_CLAIMS_SUFFIX, key=len)
 #: How long a reservation holds when nobody releases it (a killed run).
 DEFAULT_TTL = timedelta(hours=6)
 #: Seconds a reserver waits for another's account lock before giving up (and retrying later).
@@ -143,6 +149,7 @@ class ReserveResult:
     :param expired: reservations found past their TTL and expired by this attempt
     :param budget: the named budget's state in its current period (before this reservation)
     :param amount: the credits this attempt asked for
+    :param alerts: the alerts this reservation made due, claimed in its transaction (the caller sends them)
     """
 
     balance: CreditBalance
@@ -154,6 +161,7 @@ class ReserveResult:
     expired: tuple[str, ...] = ()
     budget: BudgetState | None = None
     amount: Decimal | None = None
+    alerts: tuple[Crossing, ...] = ()
 
     @property
     def free(self) -> Decimal:
@@ -168,6 +176,7 @@ class ReserveResult:
             "others": self.others,
             "reservation": self.reservation.to_dict() if self.reservation else None,
             "budget": self.budget.to_dict() if self.budget else None,
+            "alerts": [c.title for c in self.alerts],
         }
 
 

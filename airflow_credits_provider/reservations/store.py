@@ -37,6 +37,7 @@ Airflow-free: works on any DB-API hook that has ``get_conn()``, ``run()``, ``get
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
@@ -47,6 +48,9 @@ from typing import TYPE_CHECKING, Any
 from airflow_credits_provider.budgets import BudgetState, to_utc_naive
 from airflow_credits_provider.errors import BudgetError, CreditConnectionConfigError, ReservationLockTimeout
 from airflow_credits_provider.parsing import exact_arithmetic
+from airflow_credits_provider.reservations.alert_checks import claim_in_transaction
+from airflow_credits_provider.reservations.alert_claims import AlertClaims
+from airflow_credits_provider.reservations.alert_rules import AlertRuleRegistry
 from airflow_credits_provider.reservations.models import (
     ACCOUNT_COLUMNS,
     ACCOUNTS_SUFFIX,
@@ -56,6 +60,7 @@ from airflow_credits_provider.reservations.models import (
     DEFAULT_TTL,
     DEFAULT_USAGE_TABLE,
     EXPIRED,
+    LONGEST_SUFFIX,
     RELEASED,
     RESERVATION_COLUMNS,
     SELECT_RESERVATION,
@@ -79,12 +84,23 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
     from datetime import datetime
 
+    from airflow_credits_provider.alerts import Crossing
     from airflow_credits_provider.budgets import Budget
     from airflow_credits_provider.models import CreditBalance
     from airflow_credits_provider.reservations.models import Holder
     from airflow_credits_provider.reservations.usage import (
         UsageRecord,
     )
+
+
+class Released(list["UsageRecord"]):
+    """What :meth:`ReservationStore.release` recorded (a list of usage records) and the alerts it claimed."""
+
+    alerts: list[Crossing]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.alerts = []
 
 
 @dataclass
@@ -126,8 +142,8 @@ class ReservationStore:
         check_identifier(
             table,
             "Reservation table name",
-            reserve=len(ACCOUNTS_SUFFIX),
-            why=f"its lock table is named <table>{ACCOUNTS_SUFFIX}",
+            reserve=len(LONGEST_SUFFIX),
+            why=f"its alert claims table is named <table>{LONGEST_SUFFIX}",
         )
         if hasattr(hook, "log_sql"):
             hook.log_sql = False  # common-sql logs each statement: the tables' DDL would fill task logs
@@ -141,6 +157,8 @@ class ReservationStore:
         )
         self.usage = WarehouseTable(hook, usage_table, schema, USAGE_COLUMNS, USAGE_KEY)
         self.budgets = BudgetRegistry(hook, table=table, schema=schema)
+        self.alert_rules = AlertRuleRegistry(hook, table=table, schema=schema)
+        self.alert_claims = AlertClaims(hook, table=table, schema=schema, clock=clock)
         self.clock = clock
         self._p = self.reservations.param()
         self._created = False
@@ -148,13 +166,13 @@ class ReservationStore:
 
     # -- schema ------------------------------------------------------------------------------------
     def create(self) -> None:
-        """Create the four tables and their indexes when missing; add columns a newer release has (once)."""
+        """Create the six tables and their indexes when missing; add columns a newer release has (once)."""
         if self._created:
             return
         steps: list[Callable[[], None]] = [
             table.create for table in (self.reservations, self.accounts, self.usage)
         ]
-        steps.append(self.budgets.create)
+        steps += [self.budgets.create, self.alert_rules.create, self.alert_claims.create]
         steps.append(lambda: self.reservations.create_index("account_status", ("account", "status")))
         steps.append(lambda: self.reservations.create_index("holder", ("dag_id", "run_id")))
         steps.append(lambda: self.usage.create_index("budget_period", ("budget", "reserved_at")))
@@ -230,7 +248,7 @@ class ReservationStore:
                 if amount > room and amount_within is not None:
                     amount = amount_within(room)
                 fits = amount <= room
-            reservation = None
+            reservation, alerts = None, []
             if fits:  # a retry whose new estimate no longer fits keeps its row until released or expired
                 reservation = Reservation(
                     rid,
@@ -244,6 +262,24 @@ class ReservationStore:
                     budget,
                 )
                 self._write(cur, reservation)
+                with exact_arithmetic():
+                    held_after = held + amount
+                    after = (
+                        []
+                        if state is None
+                        else [dataclasses.replace(state, held=state.held + amount, holders=state.holders + 1)]
+                    )
+                alerts = claim_in_transaction(
+                    self.alert_rules,
+                    self.alert_claims,
+                    cur,
+                    account=account,
+                    budgets=after,
+                    free=balance.available - held_after,
+                    balance=balance,
+                    held=held_after,
+                    now=now,
+                )
             return ReserveResult(
                 balance,
                 held,
@@ -254,6 +290,7 @@ class ReservationStore:
                 expired=tuple(r.reservation_id for r in expired),
                 budget=state,
                 amount=amount,
+                alerts=tuple(alerts),
             )
 
     def budget_state(self, name: str) -> BudgetState:
@@ -293,10 +330,12 @@ class ReservationStore:
         task_ids: Sequence[str],
         map_index: int | None = None,
         balance_after: Callable[[str], CreditBalance | None] | None = None,
-    ) -> list[UsageRecord]:
+    ) -> Released:
         """Release the active reservations held by ``task_ids`` in one DAG run; record their usage.
 
         Idempotent: releasing what is already released (or expired) does nothing and returns nothing.
+        The alerts the release makes due (a budget's measured spend, the balance after the work) are
+        claimed in its transaction and listed in the result's ``alerts``, for the caller to deliver.
 
         :param map_index: only that mapped instance's reservation (``None``: every instance's)
         :param balance_after: called once per credit connection, before the release, for the balance
@@ -304,7 +343,7 @@ class ReservationStore:
         """
         self.create()
         held = self._held(dag_id, run_id, task_ids, map_index)
-        records: list[UsageRecord] = []
+        records = Released()
         for account in sorted({r.account for r in held}):
             mine = [r for r in held if r.account == account]
             seq_before = self._release_seq(account)
@@ -322,11 +361,53 @@ class ReservationStore:
                 if not still:
                     continue
                 records += self._finish(cur, account, acct, still, RELEASED, after, now)
+                left = [r for r in active if r.reservation_id not in ids]
+                records.alerts += self._claim_after_release(cur, account, still, left, after, now)
                 if after is not None and unchanged and not expired:
                     # Fetched after this work ended and with no other release since: it shows every
                     # ended run's spending, so waiters may use it without a request of their own.
                     self._share_balance(cur, account, after, acct.release_seq)
         return records
+
+    def _claim_after_release(
+        self,
+        cur: Any,
+        account: str,
+        ended: list[Reservation],
+        left: list[Reservation],
+        after: CreditBalance | None,
+        now: datetime,
+    ) -> list[Crossing]:
+        """Claim the alerts a release makes due: its budgets' spend, the account's free credits after it."""
+        states = []
+        for name in sorted({r.budget for r in ended if r.budget}):
+            try:
+                spec = self.budgets.read(cur, name)
+            except BudgetError:  # deleted since the reservation: nothing to warn about
+                continue
+            states.append(self._budget_state(cur, spec, left, now))
+        with exact_arithmetic():
+            held = sum((r.amount for r in left), Decimal(0))
+        return claim_in_transaction(
+            self.alert_rules,
+            self.alert_claims,
+            cur,
+            account=account,
+            budgets=states,
+            free=None if after is None else after.available - held,
+            balance=after,
+            held=held,
+            now=now,
+        )
+
+    def known_account(self, account: str) -> bool:
+        """Whether a reservation was ever made on ``account`` (its lock row exists)."""
+        self.create()
+        found = self.hook.get_first(
+            f"SELECT 1 FROM {self.accounts.qualified} WHERE {self.accounts.where_key(('account',))}",
+            parameters=(account,),
+        )
+        return bool(found)
 
     def active(self, account: str) -> list[Reservation]:
         """The account's reservations that are active and within their TTL (no lock, for reports)."""
@@ -393,14 +474,8 @@ class ReservationStore:
         if exists:
             self._accounts_seen.add(account)
             return
-        insert = {
-            "postgresql": "INSERT INTO {t} ({c}) VALUES ({v}) ON CONFLICT DO NOTHING",
-            "mysql": "INSERT IGNORE INTO {t} ({c}) VALUES ({v})",
-            "sqlite": "INSERT OR IGNORE INTO {t} ({c}) VALUES ({v})",
-        }[self.dialect]
-        cols = ("account", "release_seq", "updated_at")
         self.hook.run(
-            insert.format(t=self.accounts.qualified, c=self._cols(cols), v=", ".join([self._p] * 3)),
+            self.accounts.insert_ignore_sql(("account", "release_seq", "updated_at")),
             parameters=self.accounts.adapt((account, 0, self.clock())),
         )
         self._accounts_seen.add(account)

@@ -371,6 +371,21 @@ class WarehouseTable:
             return row
         return tuple(map(_sqlite_cell, row))
 
+    def insert_ignore_sql(self, columns: Sequence[str] | None = None) -> str:
+        """``INSERT`` of ``columns`` (default: all) that does nothing when the row's key exists.
+
+        The statement's row count says whether the row was inserted (1) or already there (0): a unique
+        claim, atomic on every database, also between concurrent transactions.
+        """
+        names = list(columns or self.column_names)
+        cols = ", ".join(self._escape(c) for c in names)
+        values = ", ".join([self.param()] * len(names))
+        return {
+            "postgresql": f"INSERT INTO {self.qualified} ({cols}) VALUES ({values}) ON CONFLICT DO NOTHING",
+            "mysql": f"INSERT IGNORE INTO {self.qualified} ({cols}) VALUES ({values})",
+            "sqlite": f"INSERT OR IGNORE INTO {self.qualified} ({cols}) VALUES ({values})",
+        }[self.dialect_name]
+
     def param(self) -> str:
         """The driver's bound-parameter placeholder."""
         return str(self.hook.placeholder)

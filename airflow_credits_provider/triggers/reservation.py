@@ -115,7 +115,7 @@ class CreditReservationTrigger(CreditBalanceTrigger):
             self._store = ReservationStore(sql_hook_for(spec["reservation_conn_id"]), **spec.get("store", {}))
         planned = (self.estimate or {}).get("plan")
         plan = UnitPlan.from_dict(planned) if planned else None
-        return self._store.reserve(
+        result = self._store.reserve(
             account=spec["account"],
             credit_conn_id=self.credit_conn_id,
             holder=Holder(**spec["holder"]),
@@ -127,6 +127,11 @@ class CreditReservationTrigger(CreditBalanceTrigger):
             max_age=float(spec["max_age"]),
             budget=spec.get("budget"),
         )
+        if result.alerts:  # claimed in the reservation's transaction: sent now that it has committed
+            from airflow_credits_provider.notifications.delivery import deliver_claimed
+
+            deliver_claimed(self._store, result.alerts, self.log)
+        return result
 
     def _fetch_balance(self) -> CreditBalance:
         from airflow_credits_provider.hooks.resolve import get_credit_hook

@@ -24,9 +24,9 @@ from fastapi import Depends, FastAPI, HTTPException, Query
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from markupsafe import Markup
 
+from airflow_credits_provider.config import CreditsSettings
 from airflow_credits_provider.ui import access, reports
 from airflow_credits_provider.ui.balances import BalanceCache
-from airflow_credits_provider.ui.settings import CreditsSettings
 
 if TYPE_CHECKING:
     import jinja2

@@ -23,9 +23,9 @@ from airflow_credits_provider.ui.queries import OneConnection
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from airflow_credits_provider.config import CreditsSettings
     from airflow_credits_provider.ui.balances import BalanceCache, BalanceResult, CreditConnection
     from airflow_credits_provider.ui.queries import BalanceHistory
-    from airflow_credits_provider.ui.settings import CreditsSettings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

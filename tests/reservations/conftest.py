@@ -46,6 +46,8 @@ def reservation_tables(
         names["table"],
         f"{names['table']}_accounts",
         f"{names['table']}_budgets",
+        f"{names['table']}_alert_rules",
+        f"{names['table']}_alert_claims",
         names["usage_table"],
     )
 

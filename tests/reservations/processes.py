@@ -31,6 +31,7 @@ PRELOAD = [
     "tests.reservations.test_store",
     "tests.reservations.test_budgets",
     "tests.reservations.test_partial_reservations",
+    "tests.reservations.test_alerts",
     "airflow_credits_provider.sql.connections",
     "airflow_credits_provider.hooks.leadmagic",
 ]

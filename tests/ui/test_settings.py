@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from airflow_credits_provider.config import CreditsSettings
 from airflow_credits_provider.get_provider_info import get_provider_info
-from airflow_credits_provider.ui.settings import CreditsSettings
 
 
 def test_defaults_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,4 +1,4 @@
-"""The ``[credits]`` section of Airflow's configuration, as the Credits pages read it."""
+"""The ``[credits]`` section of Airflow's configuration, as the pages, the CLI and the checker read it."""
 
 from __future__ import annotations
 
