@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import timezone
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -220,10 +221,14 @@ def budget_crossings(rule: AlertRule, state: BudgetState) -> list[Crossing]:
 def budget_forecast_crossings(rule: AlertRule, state: BudgetState, now: datetime) -> list[Crossing]:
     """The ``budget_forecast`` thresholds this period's pace will pass before the budget renews.
 
+    ``now`` is aware, or naive UTC.
+
     The pace is what was used so far over the part of the period that has passed; it is judged once at
     least an hour and a twentieth of the period have passed (earlier, one run would look like a trend).
     """
     b = state.budget
+    if now.tzinfo is None:  # the store's clock: naive UTC
+        now = now.replace(tzinfo=timezone.utc)
     elapsed = (now - state.period_start).total_seconds()
     length = (state.period_end - state.period_start).total_seconds()
     if elapsed < max(3600.0, length / 20) or elapsed >= length:

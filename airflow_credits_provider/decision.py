@@ -177,6 +177,7 @@ class PreflightDecision:
     :param affordable_units: the units this run may process (0 when the check did not pass); ``cost``
         and ``required`` are theirs
     :param deferred_units: ``units - affordable_units``, left for a later run
+    :param alerts: the titles of the credit alerts this run's reservation made due (sent by its task)
     """
 
     conn_id: str
@@ -198,6 +199,7 @@ class PreflightDecision:
     units: int | None = None
     affordable_units: int | None = None
     deferred_units: int | None = None
+    alerts: tuple[str, ...] = ()
 
     @property
     def partial(self) -> bool:
@@ -230,6 +232,7 @@ class PreflightDecision:
             "budget": self.budget,
             "units": self.units,
             "affordable_units": self.affordable_units,
+            "alerts": list(self.alerts),
             "deferred_units": self.deferred_units,
         }
 

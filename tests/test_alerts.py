@@ -96,6 +96,8 @@ def test_a_forecast_waits_for_a_trend_and_says_the_projection() -> None:
     # Past the line already: that is a budget alert's business, not a forecast's.
     assert budget_forecast_crossings(r, state("1000", now=mid), mid) == []
     assert budget_forecast_crossings(r, state("300", now=mid), mid) == []  # 930 by the renewal
+    naive = mid.replace(tzinfo=None)  # the store's clock
+    assert budget_forecast_crossings(r, state("400", now=mid), naive) == [due]
 
 
 def test_what_is_past_each_threshold_for_each_kind() -> None:

@@ -232,7 +232,9 @@ class PreflightArgs:
                 taken is not None and Decimal(taken["amount"]) != decision.required
             ):
                 raise RuntimeError(f"Reservation and decision disagree for task {self.task_id!r}.")
-            decision = dataclasses.replace(decision, reservation=taken)
+            decision = dataclasses.replace(
+                decision, reservation=taken, alerts=tuple(reserved.get("alerts", ()))
+            )
         if note:
             decision = dataclasses.replace(decision, message=f"{decision.message} {note}")
         self.log.info("Credit preflight: %s", decision.message)

@@ -57,7 +57,28 @@ def load_rules(path: Path) -> list[tuple[int, AlertRule]]:
         try:
             rule = AlertRule.parse(**entry.fields)
         except AlertRuleError as exc:
-            raise AlertRuleFileError(f"{path} line {entry.line}: {exc}") from None
+            line = entry.lines.get(_field_of(str(exc)), entry.line)
+            raise AlertRuleFileError(f"{path} line {line}: {exc}") from None
         note_unique(path, RULES, seen, entry.line, rule.name)
         rules.append((entry.line, rule))
     return rules
+
+
+#: How a field's problem starts (see :meth:`AlertRule.parse`), to name the line of that field.
+_WORDING = (
+    ("notifier_args", ("notifier_args",)),
+    ("notifier", ("notifier",)),
+    ("thresholds", ("threshold", "a threshold", "at most", "a ", "an ")),
+    ("kind", ("kind",)),
+    ("subject", ("budget ", "account ")),
+    ("conn_id", ("conn_id",)),
+    ("recovered", ("recovered",)),
+)
+
+
+def _field_of(message: str) -> str:
+    problem = message.split(": ", 1)[-1]
+    for name, words in _WORDING:
+        if problem.startswith(words):
+            return name
+    return "name"
