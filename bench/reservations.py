@@ -9,7 +9,10 @@ latency of one reservation, for two balance policies:
 - ``max_age=0``: every reservation fetches the balance from the vendor under the account's lock;
 - ``max_age=30`` (the operator's default): the balance fetched under the lock is shared for 30 s;
 - ``budget, max_age=30``: the same, each reservation also checked against a budget on the account
-  (its spend this period summed from ``credit_usage``, which holds 2,000 ended reservations of it).
+  (its spend this period summed from ``credit_usage``, which holds 2,000 ended reservations of it);
+- ``budget + 10 alert rules``: the same, with ten alert rules watching it (five budget rules on the
+  budget, five balance rules on the account, none crossed): the crossing check inside each
+  reservation's transaction. Its cost is printed against the budget row of the same run.
 
 The baseline is what a gate without reservations does: the same 8 processes each calling
 ``get_balance()`` (one HTTP request) in a loop; latency ratios are against its p50.
@@ -52,7 +55,7 @@ def _worker(
     hook = get_credit_hook("leadmagic_default")
     store = ReservationStore(sql_hook_for(DB_CONN), table=env["BENCH_TABLE"], usage_table=env["BENCH_USAGE"])
     store.create()
-    budget = "bench-budget" if kind == "budget" else None  # defined by seed_usage()
+    budget = "bench-budget" if kind in ("budget", "alerts") else None  # defined by seed_usage()
     latencies: list[float] = []
     start.wait()
     end = time.perf_counter() + seconds
@@ -137,6 +140,26 @@ def seed_usage(table: str, rows: int = 2000) -> None:
     store.budgets.set([Budget.parse(name="bench-budget", account="bench", cap=10**15)])
 
 
+def seed_rules(table: str) -> None:
+    """Ten alert rules that each reservation checks and none crosses."""
+    from airflow_credits_provider.alerts import AlertRule
+    from airflow_credits_provider.reservations import ReservationStore
+    from airflow_credits_provider.sql.connections import sql_hook_for
+
+    store = ReservationStore(sql_hook_for(DB_CONN), table=table, usage_table=f"{table}_usage")
+    notify = {"notifier": "smtp", "notifier_args": {"to": ["bench@example.com"]}}
+    rules = [
+        AlertRule.parse(
+            name=f"b{i}", kind="budget", subject="bench-budget", thresholds=[50, 80, 100], **notify
+        )
+        for i in range(5)
+    ] + [
+        AlertRule.parse(name=f"l{i}", kind="balance", subject="bench", thresholds=[i + 1], **notify)
+        for i in range(5)
+    ]
+    store.alert_rules.set(rules)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=5.0)
@@ -157,6 +180,7 @@ def main() -> None:
         ("reserve", f"reserve, max_age={age:g}", age) for age in (0.0, 30.0)
     ]
     contenders.append(("budget", "reserve with a budget, max_age=30", 30.0))
+    contenders.append(("alerts", "the same + 10 alert rules", 30.0))
     results: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
     multiprocessing.get_context("forkserver").set_forkserver_preload(
         ["airflow_credits_provider.sql.connections", "airflow_credits_provider.hooks.leadmagic"]
@@ -171,8 +195,10 @@ def main() -> None:
                 os.environ[f"AIRFLOW_CONN_{DB_CONN.upper()}"] = conn
                 for kind, name, age in contenders:
                     table = f"bench_res_{db[:2]}_{rep}_{int(age)}_{kind}"
-                    if kind == "budget":
+                    if kind in ("budget", "alerts"):
                         seed_usage(table)
+                    if kind == "alerts":
+                        seed_rules(table)
                     results.setdefault((db, name), []).append(
                         run_once(kind, args.reservers, args.seconds, age, table)
                     )
@@ -184,7 +210,8 @@ def main() -> None:
             for rep in range(args.repeat):
                 for kind, _, age in contenders:
                     table = f"bench_res_{db[:2]}_{rep}_{int(age)}_{kind}"
-                    for t in (table, f"{table}_accounts", f"{table}_budgets", f"{table}_usage"):
+                    for suffix in ("", "_accounts", "_budgets", "_usage", "_alert_rules", "_alert_claims"):
+                        t = f"{table}{suffix}"
                         hook.run(f"DROP TABLE IF EXISTS {t}")
 
     runs = f"{args.seconds:g} s runs, medians of {args.repeat}"
@@ -196,6 +223,13 @@ def main() -> None:
             runs = results[(db, name)]
             ops, p50, p99 = (statistics.median(r[i] for r in runs) for i in range(3))
             print(f"{db:12} {name:38} {ops:8,.0f} {p50:8.2f} {p99:8.2f} {p50 / plain_p50:11.1f}x")
+        budget = [results[(db, contenders[-2][1])], results[(db, contenders[-1][1])]]
+        rates = [statistics.median(r[0] for r in runs) for runs in budget]
+        p50s = [statistics.median(r[1] for r in runs) for runs in budget]
+        print(
+            f"{db:12} 10 alert rules cost {rates[0] / rates[1] - 1:+.1%} in reservations per second, "
+            f"{p50s[1] / p50s[0] - 1:+.1%} in p50 latency, against the budget row"
+        )
 
 
 if __name__ == "__main__":

@@ -55,13 +55,15 @@ def claim_in_transaction(
         return []
     claimed: list[Crossing] = []
     by_budget = {s.budget.name: s for s in budgets}
+    levels = [r.name for r in found if r.kind in ("balance", "depleted") and r.subject == account]
+    dips = claims.last_dips(cur, account, levels) if levels and free is not None else {}
     for rule in found:
         if rule.kind == "budget" and rule.subject in by_budget:
             crossings = budget_crossings(rule, by_budget[rule.subject])
             claimed += claims.claim_all(cur, _unclaimed(claims, cur, crossings), rule.kind, now)
         elif rule.kind in ("balance", "depleted") and rule.subject == account and free is not None:
             facts = account_facts(account, free, balance, held)
-            claimed += claims.claim_levels(cur, rule, below(rule, free), free, facts, now)
+            claimed += claims.claim_levels(cur, rule, below(rule, free), free, facts, now, dips)
     return claimed
 
 

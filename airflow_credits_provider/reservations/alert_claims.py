@@ -172,17 +172,22 @@ class AlertClaims:
         value: Decimal | None,
         facts: Mapping[str, Any],
         now: datetime,
+        dips: Mapping[tuple[str, str], tuple[int, bool]] | None = None,
     ) -> list[Crossing]:
         """Claim the dips that start, and the recoveries that end one, for a dip kind's thresholds.
 
         ``past`` says, per threshold, whether the watched value is past it now. A threshold is in a dip
         from its crossing until the value is back; a crossing while in a dip, or a recovery outside one,
         claims nothing. Concurrent claimers read the same last dip and race on the same key.
+
+        :param dips: :meth:`last_dips` of the rule's subject, when the caller read them already
         """
         assert rule.kind in DIP_KINDS
+        if dips is None:
+            dips = self.last_dips(cur, rule.subject, [rule.name])
         claimed = []
         for threshold, is_past in past.items():
-            dip, open_ = self._last_dip(cur, rule.name, rule.subject, threshold)
+            dip, open_ = dips.get((rule.name, threshold), (0, False))
             if is_past and not open_:
                 crossing = dip_crossing(rule, threshold, dip + 1, CROSSED, value, facts)
                 status = PENDING
@@ -199,22 +204,31 @@ class AlertClaims:
         """Claim each of ``crossings``; those this call claimed."""
         return [c for c in crossings if self.claim(cur, c, kind, now)]
 
-    def _last_dip(self, cur: Any, rule: str, subject: str, threshold: str) -> tuple[int, bool]:
-        """The number of the rule's last dip below ``threshold`` and whether it is still open."""
-        t = self.table
+    def last_dips(
+        self, cur: Any, subject: str, rules: Sequence[str]
+    ) -> dict[tuple[str, str], tuple[int, bool]]:
+        """Per ``(rule, threshold)`` of ``rules`` on ``subject``: its last dip's number, and if it is open.
+
+        One read for every dip rule of a reservation's account (dips are numbered from 1; none: absent).
+        """
+        if not rules:
+            return {}
+        t, p = self.table, self.table.param()
         cur.execute(
-            f"SELECT {t._escape('period')}, {t._escape('event')} FROM {t.qualified} "
-            f"WHERE {t.where_key(('rule', 'subject', 'threshold'))}",
-            (rule, subject, threshold),
+            f"SELECT {t._escape('rule')}, {t._escape('threshold')}, {t._escape('period')}, "
+            f"{t._escape('event')} FROM {t.qualified} WHERE {t._escape('subject')} = {p} AND "
+            f"{t._escape('rule')} IN ({', '.join([p] * len(rules))})",
+            (subject, *rules),
         )
-        dips: dict[int, set[str]] = {}
-        for period, event in cur.fetchall():
+        events: dict[tuple[str, str], dict[int, set[str]]] = {}
+        for rule, threshold, period, event in cur.fetchall():
             if str(period).startswith("dip-"):
-                dips.setdefault(int(str(period)[4:]), set()).add(str(event))
-        if not dips:
-            return 0, False
-        last = max(dips)
-        return last, RECOVERED not in dips[last]
+                events.setdefault((rule, threshold), {}).setdefault(int(str(period)[4:]), set()).add(event)
+        out = {}
+        for key, dips in events.items():
+            last = max(dips)
+            out[key] = (last, RECOVERED not in dips[last])
+        return out
 
     def in_transaction(self, fn: Callable[[Any], list[Crossing]]) -> list[Crossing]:
         """Run ``fn(cursor)`` in a transaction of its own (a checker's claims); commit, return its claims."""
