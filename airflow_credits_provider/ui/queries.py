@@ -476,3 +476,39 @@ def usage_accounts(hook: Any, table: str, schema: str | None, conn_id: str) -> l
         parameters=(conn_id,),
     )
     return sorted(str(r[0]) for r in rows)
+
+
+# -- alerts ------------------------------------------------------------------------------------------
+def recent_alerts(
+    hook: Any, table: str, schema: str | None, subjects: Sequence[str], since: datetime, limit: int = 50
+) -> list[dict[str, Any]]:
+    """The alerts claimed since ``since`` on ``subjects`` (accounts and budgets), newest first."""
+    from airflow_credits_provider.reservations.alert_claims import CLAIM_COLUMNS, CLOSED, KEY
+    from airflow_credits_provider.reservations.models import ALERT_CLAIMS_SUFFIX
+
+    if not subjects:
+        return []
+    claims = WarehouseTable(hook, f"{table}{ALERT_CLAIMS_SUFFIX}", schema or None, CLAIM_COLUMNS, KEY)
+    p = claims.param()
+    rows = hook.get_records(
+        "SELECT rule, subject, kind, event, status, title, claimed_at, sent_at, attempts, last_error, "
+        f"next_attempt_at FROM {claims.qualified} WHERE subject IN ({', '.join([p] * len(subjects))}) "
+        f"AND claimed_at >= {p} AND status <> {p} ORDER BY claimed_at DESC LIMIT {int(limit)}",
+        parameters=claims.adapt((*subjects, to_naive_utc(since), CLOSED)),
+    )
+    return [
+        {
+            "rule": r[0],
+            "subject": r[1],
+            "kind": r[2],
+            "event": r[3],
+            "status": r[4],
+            "title": r[5],
+            "claimed_at": _iso(parse_stored_time(r[6])),
+            "sent_at": _iso(parse_stored_time(r[7])),
+            "attempts": int(r[8] or 0),
+            "last_error": r[9],
+            "next_attempt_at": _iso(parse_stored_time(r[10])),
+        }
+        for r in rows
+    ]

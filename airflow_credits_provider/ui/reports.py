@@ -37,6 +37,8 @@ _RESERVATIONS_FILL = "the first preflight with reserve=True creates the reservat
 SPARKLINE_DAYS = 14
 #: Days of usage the account page sums per DAG.
 USAGE_DAYS = 30
+#: Days of alerts the account page lists (a monthly budget's whole period).
+ALERT_DAYS = 31
 
 
 class NotFound(LookupError):
@@ -234,6 +236,24 @@ class Sources:
             return None
 
 
+    def alerts(self, subjects: list[str]) -> list[dict[str, Any]] | None:
+        """The alerts on ``subjects`` (accounts, budgets) of the last :data:`ALERT_DAYS` days, latest first."""
+        from airflow_credits_provider.reservations.models import ALERT_CLAIMS_SUFFIX
+        from airflow_credits_provider.ui.queries import recent_alerts
+
+        s = self.settings
+        since = datetime.now(timezone.utc) - timedelta(days=ALERT_DAYS)
+        return self.read(
+            s.reservations_conn_id,
+            f"{s.reservations_table}{ALERT_CLAIMS_SUFFIX}",
+            lambda hook: recent_alerts(
+                hook, s.reservations_table, s.reservations_schema, sorted(set(subjects)), since
+            ),
+            missing=_NO_ROWS,
+            fills="the first reservation after an alert rule is defined creates it (airflow-credits alerts)",
+        )
+
+
 def with_sources(settings: CreditsSettings, parts: Callable[[Sources], T]) -> T:
     """``parts(sources)`` with the page's SQL sources, closed afterwards."""
     sources = Sources(settings)
@@ -420,7 +440,9 @@ async def account(
             missing=list[str](),
             fills=_RESERVATIONS_FILL,
         )
-        part["budgets"] = sources.budgets([conn_id, *{r["account"] for r in (active or [])}, *(used or [])])
+        accounts = [conn_id, *{r["account"] for r in (active or [])}, *(used or [])]
+        part["budgets"] = sources.budgets(accounts)
+        part["alerts"] = sources.alerts([*accounts, *(b["name"] for b in part["budgets"] or [])])
         part["notes"] = settings_notes(settings) + sources.notes
         part["notices"] = sources.notices
         return part

@@ -201,6 +201,30 @@ def start_ui_stack(tmp: Path, sandbox: SandboxServer) -> UiStack:
         capture_output=True,
         timeout=180,
     )
+    # An alert rule on that budget whose notifier's SMTP connection does not exist: the test runs' first
+    # reservation crosses it, and the page shows the alert failed, with its error.
+    subprocess.run(
+        [
+            str(Path(sys.executable).parent / "airflow-credits"),
+            "alerts",
+            "set",
+            "ui-team-used",
+            "--kind",
+            "budget",
+            "--subject",
+            "ui-team",
+            "--threshold",
+            "1",
+            "--notifier",
+            "smtp",
+            "--notifier-args",
+            json.dumps({"to": ["ui-team@example.com"], "smtp_conn_id": "credits_smtp_missing"}),
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=180,
+    )
     log = tmp / "api-server.log"
     with log.open("w") as out:
         proc = subprocess.Popen(

@@ -221,6 +221,27 @@ def test_an_accounts_budgets_show_spend_against_cap(ui_stack: UiStack, runs: dic
     assert ui_stack.get("api/accounts/leadmagic_default", "viewer").status_code == 403
 
 
+def test_an_accounts_alerts_show_with_their_delivery(ui_stack: UiStack, runs: dict[str, str]) -> None:
+    """ui-team-used fires at 1% of ui-team's cap; its SMTP connection does not exist, so it failed."""
+    page = ui_stack.get("api/accounts/leadmagic_default", "op").json()
+    [alert] = [a for a in page["alerts"] if a["rule"] == "ui-team-used"]
+    assert (alert["subject"], alert["kind"], alert["event"]) == ("ui-team", "budget", "crossed")
+    assert alert["title"] == "Budget 'ui-team' reached 1% of its cap"
+    assert alert["status"] == "failed"
+    assert alert["attempts"] == 1
+    assert "SMTP connection is not found" in alert["last_error"]
+    assert alert["next_attempt_at"] > alert["claimed_at"]
+    html = ui_stack.get("accounts/leadmagic_default", "op").text
+    assert '<table id="alerts">' in html
+    assert 'class="alert-failed warn">failed (1 try; next ' in html
+    assert "Budget &#39;ui-team&#39; reached 1% of its cap" in html
+    assert ui_stack.get("api/accounts/leadmagic_default", "viewer").status_code == 403
+    # An account with no alerts has none on its page, and no table.
+    other = ui_stack.get("api/accounts/truemail_default", "op").json()
+    assert other["alerts"] == []
+    assert '<table id="alerts">' not in ui_stack.get("accounts/truemail_default", "op").text
+
+
 def test_private_dags_are_filtered_by_dag_permission(ui_stack: UiStack, runs: dict[str, str]) -> None:
     run_id = runs["private_credits_ui_spend"]
     private_run = f"api/runs/private_credits_ui_spend/{quote(run_id)}"

@@ -112,6 +112,12 @@ def test_op_sees_every_balance_a_failing_row_and_a_new_reservation(browser: Any,
     reservation = frame.locator("#reservations tbody tr", has_text=run_id)
     assert reservation.count() == 1
     assert "credits_ui_hold" in reservation.inner_text()
+    # The budget's alert rule fired with this account's first budget reservation; its SMTP connection
+    # does not exist, so the page shows it failed, with the error and the next attempt.
+    alert = frame.locator("#alerts tbody tr", has_text="ui-team-used")
+    assert alert.count() == 1
+    assert "Budget 'ui-team' reached 1% of its cap" in alert.inner_text()
+    assert alert.locator("td.alert-failed").inner_text().startswith("failed (1 try; next ")
     _shot(page, "account")
 
     # LocalLeads reports when it renews: the account page says whether it runs dry first, and the
