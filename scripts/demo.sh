@@ -41,6 +41,7 @@ export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN="sqlite:///$AIRFLOW_HOME/airflow.db"
 export CREDITS_EXAMPLE_POKE_INTERVAL=1
 rm -f "$DEMO/warehouse.db" "$DEMO/reservations.db"
 "$BIN/airflow-credits" budgets import example_dags/team_budgets.yaml --conn-id credits_reservations
+"$BIN/airflow-credits" alerts import example_dags/team_alerts.yaml --conn-id credits_reservations
 echo
 if ! "$BIN/python" scripts/run_examples.py "$SANDBOX_URL" "$DEMO/summary.txt" > "$DEMO/examples.log" 2>&1; then
   tail -n 40 "$DEMO/examples.log"
@@ -51,5 +52,7 @@ echo
 "$BIN/airflow-credits" runway localleads_default --sql-conn-id credits_warehouse
 echo
 "$BIN/airflow-credits" budgets list --conn-id credits_reservations
+echo
+"$BIN/airflow-credits" alerts history --conn-id credits_reservations
 echo
 echo "Warehouse (SQLite): $DEMO/warehouse.db; credit reservations and usage (SQLite): $DEMO/reservations.db"

@@ -270,8 +270,24 @@ def main() -> int:
     ):
         lines.append(f"   spend on {day}: {day_spent:,.0f} credits")
     lines.extend(runway(warehouse, load_dag, xcom, states))
+    lines.extend(alerts(control, load_dag, xcom))
     summary_path.write_text("\n".join(lines) + "\n")
     return 0
+
+
+def alerts(control: str, load_dag: Any, xcom: Any) -> list[str]:
+    """The scheduled alert check, then what the sandbox's SMTP inbox received over the whole demo."""
+    run = load_dag("example_credit_alerts", "example_credit_alerts").test()
+    checked = xcom(run, "check_credit_alerts") or {}
+    lines = [
+        "== Alerts: the scheduled check (example_credit_alerts, rules from example_dags/team_alerts.yaml)",
+        f"   checked {len(checked.get('checked', []))} rules; newly due: {checked.get('claimed') or 'none'}",
+        "-- the sandbox's SMTP inbox received (each alert once; the budget ones were sent by the growth "
+        "run's reserving task itself, the moment it crossed):",
+    ]
+    received = httpx.get(f"{control}/inbox", timeout=10).json()
+    lines += [f"   to {', '.join(m['to'])}: {m['subject']}" for m in received] or ["   nothing"]
+    return lines
 
 
 def runway(warehouse: Any, load_dag: Any, xcom: Any, states: Any) -> list[str]:

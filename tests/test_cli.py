@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import smtplib
 import sqlite3
 import subprocess
 import sys
@@ -79,19 +80,30 @@ def test_sandbox_command_serves_and_prints_connections(tmp_path: Path) -> None:
             first = proc.stdout.readline()
             assert first.startswith("Credits sandbox serving on http://127.0.0.1:")
             url = first.split()[4]
-            lines = [proc.stdout.readline() for _ in range(17)]
+            lines = [proc.stdout.readline() for _ in range(21)]
             adds = [line for line in lines if line.startswith("airflow connections add ")]
             exports = [line for line in lines if line.startswith("export AIRFLOW_CONN_")]
             assert [a.split()[3] for a in adds] == [
                 "leadmagic_default", "localleads_default", "truemail_default", "credit_api_default",
-                "credits_warehouse", "credits_reservations",
+                "credits_warehouse", "credits_reservations", "credits_smtp",
             ]  # fmt: skip
-            assert len(exports) == 6
+            assert len(exports) == 7
             assert env_file.read_text().splitlines() == [e.rstrip("\n") for e in exports]
-            assert exports[-1].rstrip("\n") == (
+            assert exports[5].rstrip("\n") == (
                 "export AIRFLOW_CONN_CREDITS_RESERVATIONS="
                 f"""'{{"conn_type": "sqlite", "host": "{data_dir}/reservations.db"}}'"""
             )
+            # The SMTP inbox the example alert rules send to: a real server, listed by the control API.
+            smtp = json.loads(exports[6].split("=", 1)[1].strip("'\n"))
+            assert f"SMTP inbox on 127.0.0.1:{smtp['port']} (connection credits_smtp" in "".join(lines)
+            with smtplib.SMTP("127.0.0.1", smtp["port"], timeout=5) as client:
+                client.sendmail("a@example.com", ["b@example.com"], "Subject: hello\r\n\r\nbody\r\n")
+            inbox = httpx.get(f"{url}/_sandbox/inbox", timeout=5).json()
+            assert inbox == [
+                {"from": "a@example.com", "to": ["b@example.com"], "subject": "hello", "text": "body\n"}
+            ]
+            assert httpx.delete(f"{url}/_sandbox/inbox", timeout=5).json() == {"inbox": 0}
+            assert httpx.get(f"{url}/_sandbox/inbox", timeout=5).json() == []
             assert data_dir.is_dir()  # SQLite creates the files, not their directory
             state = httpx.get(f"{url}/_sandbox/state", timeout=5).json()
             assert state["ledger_size"] == 7

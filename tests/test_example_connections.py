@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+import yaml
 
 from airflow_credits_provider.cli.sandbox import sandbox_connections
 from airflow_credits_provider.sandbox import SandboxServer, SandboxState
+from airflow_credits_provider.sandbox.inbox import SandboxInbox
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -26,9 +28,10 @@ EXAMPLES = sorted(p.stem for p in EXAMPLES_DIR.glob("example_*.py"))
 
 
 def _sandbox_ids() -> set[str]:
-    server = SandboxServer(SandboxState())  # not started: only its connections are read
+    state = SandboxState()
+    server = SandboxServer(state)  # not started: only its connections are read
     try:
-        return set(sandbox_connections(server, "/tmp/unused"))
+        return set(sandbox_connections(server, "/tmp/unused", SandboxInbox(state)))
     finally:
         server.stop()
 
@@ -70,7 +73,18 @@ def used_connections(module_name: str) -> set[str]:
         for node in ast.walk(ast.parse(source))
         if isinstance(node, ast.Constant) and node.value in SANDBOX_IDS
     }
+    # The rules files it loads (team_alerts.yaml): their notifiers' and accounts' connections.
+    for name in set(re.findall(r"``([\w.]+\.yaml)``", source)):
+        used |= {v for v in _strings(yaml.safe_load((EXAMPLES_DIR / name).read_text())) if v in SANDBOX_IDS}
     return used
+
+
+def _strings(node: object) -> list[str]:
+    if isinstance(node, dict):
+        return [s for v in node.values() for s in _strings(v)]
+    if isinstance(node, list):
+        return [s for v in node for s in _strings(v)]
+    return [node] if isinstance(node, str) else []
 
 
 def listed_connections(module_name: str) -> set[str]:

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     import argparse
 
     from airflow_credits_provider.sandbox import SandboxServer
+    from airflow_credits_provider.sandbox.inbox import SandboxInbox
 
 
 def add_parser(commands: Any) -> None:
@@ -30,6 +31,9 @@ def add_parser(commands: Any) -> None:
         type=not_negative,
         default=0.0,
         help="up to this many seconds more per answer, uniformly at random (default 0)",
+    )
+    sandbox.add_argument(
+        "--smtp-port", type=int, default=0, help="port of the SMTP inbox on 127.0.0.1 (default: a free one)"
     )
     sandbox.add_argument("--env-file", help="also write the connection exports to this file")
     sandbox.add_argument(
@@ -51,11 +55,17 @@ def add_parser(commands: Any) -> None:
 SANDBOX_DATABASES = {"credits_warehouse": "warehouse.db", "credits_reservations": "reservations.db"}
 
 
-def sandbox_connections(server: SandboxServer, data_dir: str) -> dict[str, dict[str, Any]]:
-    """Every connection the example DAGs use: the sandbox's credit APIs and two SQLite databases."""
+def sandbox_connections(
+    server: SandboxServer, data_dir: str, inbox: SandboxInbox | None = None
+) -> dict[str, dict[str, Any]]:
+    """Every connection the example DAGs use: the sandbox's credit APIs, two SQLite databases, its inbox."""
     conns = server.connections()
     for conn_id, name in SANDBOX_DATABASES.items():
         conns[conn_id] = {"conn_type": "sqlite", "host": os.path.join(os.path.abspath(data_dir), name)}
+    if inbox is not None:
+        from airflow_credits_provider.sandbox.inbox import INBOX_CONN_ID
+
+        conns[INBOX_CONN_ID] = inbox.connection()
     return conns
 
 
@@ -63,12 +73,14 @@ def _sandbox(args: argparse.Namespace) -> int:
     import shlex
 
     from airflow_credits_provider.sandbox import SandboxServer, SandboxState
+    from airflow_credits_provider.sandbox.inbox import SandboxInbox
 
     os.makedirs(args.data_dir, exist_ok=True)  # SQLite creates its files, not their directory
     state = SandboxState(ledger_size=args.ledger_size)
     state.set_latency(args.latency, args.latency_jitter)
     server = SandboxServer(state, port=args.port)
-    conns = sandbox_connections(server, args.data_dir)
+    inbox = SandboxInbox(state, port=args.smtp_port).start() if SandboxInbox.available() else None
+    conns = sandbox_connections(server, args.data_dir, inbox)
     exports = [f"export AIRFLOW_CONN_{cid.upper()}={shlex.quote(json.dumps(c))}" for cid, c in conns.items()]
     adds = [
         f"airflow connections add {cid} --conn-json {shlex.quote(json.dumps(c))}" for cid, c in conns.items()
@@ -94,11 +106,22 @@ def _sandbox(args: argparse.Namespace) -> int:
     if args.connections_file:
         print(f"(or all at once: airflow connections import {args.connections_file} --overwrite)", file=out)
     print("\nOr for this shell only:", file=out)
-    print("\n".join(exports), file=out, flush=True)
+    print("\n".join(exports), file=out)
+    if inbox is not None:
+        print(
+            f"\nSMTP inbox on 127.0.0.1:{inbox.port} (connection credits_smtp, what the example alert rules "
+            f"use): what it receives is listed at {server.url}/_sandbox/inbox",
+            file=out,
+        )
+    else:
+        print("\nNo SMTP inbox (install aiosmtpd for one: the example alert rules send to it).", file=out)
+    out.flush()
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
         server.stop()
+        if inbox is not None:
+            inbox.stop()
     return 0

@@ -156,6 +156,13 @@ class _Handler(BaseHTTPRequestHandler):
                 return Reply(200, {"seconds": state.latency, "jitter": state.latency_jitter})
             if (method, path) == ("GET", "/latency"):
                 return Reply(200, {"seconds": state.latency, "jitter": state.latency_jitter})
+            if (method, path) == ("GET", "/inbox"):
+                with state.lock:
+                    return Reply(200, list(state.inbox))
+            if (method, path) == ("DELETE", "/inbox"):
+                with state.lock:
+                    state.inbox.clear()
+                return Reply(200, {"inbox": 0})
             if (method, path) == ("DELETE", "/requests"):
                 state.clear_requests()
                 return Reply(200, {"requests": 0})

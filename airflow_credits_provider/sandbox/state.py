@@ -209,6 +209,8 @@ class SandboxState:
         self.ledger = Ledger(ledger_size)
         self.faults: list[Fault] = []
         self.requests: list[RecordedRequest] = []
+        #: What the sandbox's SMTP inbox received (``sandbox.inbox``): from, to, subject, text.
+        self.inbox: list[dict[str, Any]] = []
         self.latency = 0.0
         self.latency_jitter = 0.0
         self.in_flight = 0

@@ -235,9 +235,8 @@ class Sources:
             ] = None
             return None
 
-
     def alerts(self, subjects: list[str]) -> list[dict[str, Any]] | None:
-        """The alerts on ``subjects`` (accounts, budgets) of the last :data:`ALERT_DAYS` days, latest first."""
+        """Alerts on ``subjects`` (accounts, budgets) in the last :data:`ALERT_DAYS` days, latest first."""
         from airflow_credits_provider.reservations.models import ALERT_CLAIMS_SUFFIX
         from airflow_credits_provider.ui.queries import recent_alerts
 
