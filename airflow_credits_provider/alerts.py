@@ -28,7 +28,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import timezone
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import TYPE_CHECKING, Any
 
 from airflow_credits_provider.errors import AlertRuleError
@@ -436,9 +436,11 @@ def _period(state: BudgetState) -> str:
 
 
 def _percent(part: Decimal, whole: Decimal) -> str:
-    with exact_arithmetic():
-        value = part * 100 / whole
-    return decimal_text(value.quantize(Decimal("0.1")).normalize()) or "0"
+    """``part`` as a percentage of ``whole``, to a tenth (shown, never compared: rounding is fine)."""
+    with localcontext() as ctx:
+        ctx.prec = 60
+        value = (part * 100 / whole).quantize(Decimal("0.1"))
+    return decimal_text(value.normalize()) or "0"
 
 
 def _when(moment: datetime) -> str:

@@ -83,6 +83,10 @@ def test_a_budget_threshold_is_reached_exactly_and_the_message_has_the_numbers()
     assert "airflow-credits budgets set growth --cap" in eighty.text
     assert eighty.facts["remaining"] == "200"
     assert fifty.period == eighty.period
+    # A share that is no finite decimal (11 of 30) is shown to a tenth; the threshold is still exact.
+    (third,) = budget_crossings(rule(thresholds=["36.6"]), state("11", cap="30"))
+    assert "has used 11 of 30 credits (36.7%)" in third.text
+    assert budget_crossings(rule(thresholds=["36.7"]), state("11", cap="30")) == []
 
 
 def test_a_forecast_waits_for_a_trend_and_says_the_projection() -> None:

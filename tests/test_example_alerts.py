@@ -19,7 +19,7 @@ from packaging.version import Version
 from airflow_credits_provider.reservations import ReservationStore
 from tests.conftest import CANARY, subprocess_env
 from tests.example_dags_support import load_dag, states, xcom
-from tests.notifications.conftest import Inbox
+from tests.receivers import Inbox
 from tests.warehouse_support import seed_snapshots, sqlite_connection, steady_history
 
 if TYPE_CHECKING:
@@ -65,6 +65,7 @@ def store(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, connections: SandboxS
     """The example's reservation database and warehouse (SQLite files), its budgets and rules loaded."""
     from airflow_credits_provider.sql.connections import sql_hook_for
 
+    monkeypatch.setenv("CREDITS_EXAMPLE_POKE_INTERVAL", "0.2")  # read when example_team_budgets is imported
     sqlite_connection(monkeypatch, "credits_reservations", tmp_path / "reservations.db")
     sqlite_connection(monkeypatch, "credits_warehouse", tmp_path / "warehouse.db")
     assert cli("budgets", "import", str(BUDGETS_FILE)).returncode == 0
@@ -145,6 +146,35 @@ def test_a_reserving_task_sends_the_budget_alert_it_crosses_itself_once(
         ("growth-budget", "50", "sent"),
         ("growth-budget", "80", "sent"),
     ]
+
+
+def test_a_deferred_sensor_sends_the_alert_its_reservation_crosses_from_the_triggerer(
+    store: ReservationStore, connections: SandboxServer, inbox: Inbox
+) -> None:
+    """The account has 5 credits: the sales sensor (11) defers; credits arrive; the trigger reserves."""
+    import threading
+    import time
+
+    notify = json.dumps({"to": ["sales@example.com"], "smtp_conn_id": "credits_smtp"})
+    added = cli("alerts", "set", "sales-third", "--kind", "budget", "--subject", "sales", "--threshold", "30",
+                "--notifier", "smtp", "--notifier-args", notify)  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    connections.state.leadmagic.credits = Decimal(5)
+
+    def top_up() -> None:
+        time.sleep(1.5)
+        with connections.state.lock:
+            connections.state.leadmagic.credits = Decimal(1000)
+
+    threading.Thread(target=top_up, daemon=True).start()
+    run = load_dag("example_team_budgets", "example_budget_sales").test(run_conf={"leads": 10})
+    assert states(run)["enrich"] == "success"
+    decision = xcom(run, "reserve_credits", "credit_preflight")
+    assert decision["passed"] is True
+    assert [m["Subject"] for m in inbox.received] == ["Budget 'sales' reached 30% of its cap"]
+    assert inbox.recipients == [["sales@example.com"]]
+    (claim,) = store.alert_claims.history(rule="sales-third")
+    assert claim.status == "sent"
 
 
 def test_the_checker_finds_a_short_runway_and_unused_plan_credits_and_sends_each_once(

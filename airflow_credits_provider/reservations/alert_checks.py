@@ -8,6 +8,7 @@ scheduled checker (``CreditAlertsOperator``) claims the rest the same way, in tr
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from airflow_credits_provider.alerts import (
@@ -16,6 +17,7 @@ from airflow_credits_provider.alerts import (
     budget_crossings,
     budget_forecast_crossings,
 )
+from airflow_credits_provider.errors import truncate
 from airflow_credits_provider.parsing import decimal_text
 
 if TYPE_CHECKING:
@@ -28,6 +30,8 @@ if TYPE_CHECKING:
     from airflow_credits_provider.models import CreditBalance
     from airflow_credits_provider.reservations.alert_claims import AlertClaims
     from airflow_credits_provider.reservations.alert_rules import AlertRuleRegistry
+
+log = logging.getLogger(__name__)
 
 
 def claim_in_transaction(
@@ -44,6 +48,10 @@ def claim_in_transaction(
 ) -> list[Crossing]:
     """Claim what the transaction's numbers cross: budget thresholds, and the account's free credits.
 
+    Never fails the reservation or release it runs in: the claims are made under a savepoint, and a
+    problem (a rule the database cannot store a claim of, a bug) rolls back to it, is logged, and leaves
+    the crossing to ``CreditAlertsOperator``, which checks budgets and balances too.
+
     :param budgets: the states of the budgets the transaction touched, as it leaves them
     :param free: the account's free credits as it leaves them (``None``: unknown, balance rules skip)
     :param balance: the balance they were computed from (for the message: renewal)
@@ -53,6 +61,34 @@ def claim_in_transaction(
     found = rules.read_for(cur, subjects, tuple(IN_TRANSACTION_KINDS))
     if not found:
         return []
+    cur.execute("SAVEPOINT credit_alerts")
+    try:
+        claimed = _claim(claims, cur, found, account, budgets, free, balance, held, now)
+    except Exception as exc:  # the run's reservation matters more than its alert
+        cur.execute("ROLLBACK TO SAVEPOINT credit_alerts")
+        log.warning(
+            "Credit alerts on %r were not checked in this transaction (%s: %s); CreditAlertsOperator "
+            "checks them on its next run.",
+            account,
+            type(exc).__name__,
+            truncate(str(exc), 200),
+        )
+        return []
+    cur.execute("RELEASE SAVEPOINT credit_alerts")
+    return claimed
+
+
+def _claim(
+    claims: AlertClaims,
+    cur: Any,
+    found: Sequence[AlertRule],
+    account: str,
+    budgets: Sequence[BudgetState],
+    free: Decimal | None,
+    balance: CreditBalance | None,
+    held: Decimal,
+    now: datetime,
+) -> list[Crossing]:
     claimed: list[Crossing] = []
     by_budget = {s.budget.name: s for s in budgets}
     levels = [r.name for r in found if r.kind in ("balance", "depleted") and r.subject == account]

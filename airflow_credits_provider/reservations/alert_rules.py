@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from contextlib import closing
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +14,8 @@ from airflow_credits_provider.sql.tables import Column, WarehouseTable
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+
+log = logging.getLogger(__name__)
 
 RULE_COLUMNS = (
     Column("name", "key", False),
@@ -117,7 +120,16 @@ class AlertRuleRegistry:
             f"({', '.join([p] * len(subjects))}) ORDER BY {t._escape('name')}",
             tuple(subjects),
         )
-        return [r for r in map(rule_from_row, cur.fetchall()) if r.kind in kinds]
+        found = []
+        for row in cur.fetchall():
+            try:
+                rule = rule_from_row(row)
+            except ValueError as exc:  # a row edited by hand into something unreadable: skip it, say so
+                log.warning("Alert rule %r cannot be read (%s); skipped.", row[0], exc)
+                continue
+            if rule.kind in kinds:
+                found.append(rule)
+        return found
 
     def _cols(self) -> str:
         return ", ".join(self.table._escape(c) for c in _SELECT)

@@ -21,14 +21,14 @@ from airflow_credits_provider.notifications.checks import check_rule
 from airflow_credits_provider.notifications.delivery import deliver, send_sample
 from airflow_credits_provider.reservations import Budget, Holder
 from tests.conftest import CANARY, set_connection
-from tests.notifications.conftest import SLACK_CONN, SMTP_CONN
+from tests.receivers import SLACK_CONN, SMTP_CONN
 from tests.reservations.conftest import CREDIT_CONN, Clock, set_credits
 from tests.reservations.test_store import live_balance, store_for
 
 if TYPE_CHECKING:
     from airflow_credits_provider.reservations import ReservationStore
     from airflow_credits_provider.sandbox import SandboxServer
-    from tests.notifications.conftest import Inbox, Webhook
+    from tests.receivers import Inbox, Webhook
 
 SMTP = {"notifier": "smtp", "notifier_args": {"to": ["growth@example.com"], "smtp_conn_id": SMTP_CONN}}
 

@@ -9,6 +9,7 @@ import pytest
 
 from tests.conftest import set_connection
 from tests.mariadb import conn_json, mysql_uri
+from tests.receivers import smtp_inbox  # noqa: F401 - the SMTP server the alert tests deliver to
 from tests.warehouse_support import drop, postgres_connection, sqlite_connection, unique_table
 
 if TYPE_CHECKING:

@@ -1,7 +1,8 @@
 """Alerts claimed by reservations and releases on real databases (SQLite, PostgreSQL, MariaDB).
 
 A crossing is claimed in the transaction that causes it, exactly once however many reservers cross
-together (20 threads, 20 processes), and armed again by a new budget period or the end of a dip.
+together (20 threads, 20 processes, each delivering what it claimed to a real SMTP server: one message
+arrives), and armed again by a new budget period or the end of a dip.
 """
 
 from __future__ import annotations
@@ -15,17 +16,21 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_credits_provider.alerts import AlertRule
 from airflow_credits_provider.reservations import Budget, Holder
+from tests.receivers import SMTP_CONN
 from tests.reservations.conftest import CREDIT_CONN, Clock, set_credits
 from tests.reservations.processes import racing
 from tests.reservations.test_store import COST, live_balance, store_for
 from tests.reservations.threads import race_threads
 
 if TYPE_CHECKING:
+    import pytest
+
     from airflow_credits_provider.reservations import ReservationStore
     from airflow_credits_provider.sandbox import SandboxServer
+    from tests.receivers import Inbox
 
 RESERVERS = 20
-NOTIFY = {"notifier": "smtp", "notifier_args": {"to": ["team@example.com"]}}
+NOTIFY = {"notifier": "smtp", "notifier_args": {"to": ["team@example.com"], "smtp_conn_id": SMTP_CONN}}
 
 
 def _reserve(store: ReservationStore, run_id: str, budget: str | None = None, amount: Decimal = COST) -> Any:
@@ -127,12 +132,46 @@ def test_a_balance_dip_is_claimed_once_and_its_recovery_once_then_it_is_armed_ag
     assert [c.event for c in store.alert_claims.history(rule="quiet")] == ["crossed", "crossed"]
 
 
+def test_a_failing_alert_check_never_fails_the_reservation_and_the_crossing_stays_due(
+    reservation_tables: dict[str, str],
+    leadmagic: SandboxServer,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from airflow_credits_provider.reservations import alert_checks
+
+    set_credits(leadmagic, 10_000)
+    store = store_for(reservation_tables)
+    store.budgets.set([Budget.parse(name="growth", account="acct", cap="1000")])
+    store.alert_rules.set(
+        [AlertRule.parse(name="g", kind="budget", subject="growth", thresholds=[10], **NOTIFY)]
+    )
+
+    def broken(claims: object, cur: Any, crossings: object) -> list[object]:
+        cur.execute("SELECT no_such_column FROM no_such_table")  # on PostgreSQL: the transaction aborts
+        return []
+
+    with monkeypatch.context() as patched:
+        patched.setattr(alert_checks, "_unclaimed", broken)
+        result = _reserve(store, "r1", "growth", Decimal(500))
+    assert result.reservation is not None  # reserved and committed, the alert check rolled back alone
+    assert result.alerts == ()
+    assert "Credit alerts on 'acct' were not checked in this transaction (" in caplog.text
+    assert [r.holder.run_id for r in store.active("acct")] == ["r1"]
+    later = _reserve(store, "r2", "growth", Decimal(1))
+    assert [c.threshold for c in later.alerts] == ["10"]
+
+
 def _thread_reserve(i: int, store: ReservationStore) -> int:
-    return len(_reserve(store, f"t{i}", "growth").alerts)
+    from airflow_credits_provider.notifications.delivery import deliver
+
+    alerts = _reserve(store, f"t{i}", "growth").alerts
+    deliver(store, alerts)  # as the reserving task does, right after its commit
+    return len(alerts)
 
 
-def test_20_threads_crossing_one_threshold_claim_exactly_one_alert(
-    reservation_tables: dict[str, str], leadmagic: SandboxServer
+def test_20_threads_crossing_one_threshold_deliver_exactly_one_message(
+    reservation_tables: dict[str, str], leadmagic: SandboxServer, smtp_inbox: Inbox
 ) -> None:
     set_credits(leadmagic, 100_000)
     store = store_for(reservation_tables)
@@ -148,26 +187,31 @@ def test_20_threads_crossing_one_threshold_claim_exactly_one_alert(
         _thread_reserve,
     )
     assert sum(claimed for _, claimed in results) == 1
-    assert len(store.alert_claims.history()) == 1
+    assert [c.status for c in store.alert_claims.history()] == ["sent"]
+    assert [m["Subject"] for m in smtp_inbox.received] == ["Budget 'growth' reached 80% of its cap"]
     assert len(store.active("acct")) == RESERVERS
 
 
 def _process_reserver(
     index: int, rounds: int, tables: dict[str, str], env: dict[str, str], barrier: Any, results: Any
 ) -> None:
+    from airflow_credits_provider.notifications.delivery import deliver
+
     os.environ.update(env)
     store = store_for(tables)
     for round_ in range(rounds):
         barrier.wait()
         time.sleep(random.Random(index * 100 + round_).uniform(0, 0.02))
         try:
-            results.put((round_, len(_reserve(store, f"p{round_}-{index}", f"team-{round_}").alerts), None))
+            alerts = _reserve(store, f"p{round_}-{index}", f"team-{round_}").alerts
+            deliver(store, alerts)
+            results.put((round_, len(alerts), None))
         except BaseException as exc:  # noqa: BLE001 - reported to the parent
             results.put((round_, 0, repr(exc)))
 
 
-def test_20_processes_crossing_one_threshold_claim_exactly_one_alert_per_budget(
-    reservation_tables: dict[str, str], leadmagic: SandboxServer
+def test_20_processes_crossing_one_threshold_deliver_exactly_one_message_per_budget(
+    reservation_tables: dict[str, str], leadmagic: SandboxServer, smtp_inbox: Inbox
 ) -> None:
     set_credits(leadmagic, 1_000_000)
     rounds = 2
@@ -188,4 +232,7 @@ def test_20_processes_crossing_one_threshold_claim_exactly_one_alert_per_budget(
             got = [race.results.get(timeout=120) for _ in range(RESERVERS)]
             assert [e for *_, e in got if e] == []
             assert sum(n for _, n, _ in got) == 1, round_
-            assert [c.rule for c in store.alert_claims.history(rule=f"r{round_}")] == [f"r{round_}"]
+            assert [c.status for c in store.alert_claims.history(rule=f"r{round_}")] == ["sent"]
+            subjects = [m["Subject"] for m in smtp_inbox.received]
+            assert subjects.count(f"Budget 'team-{round_}' reached 80% of its cap") == 1
+    assert len(smtp_inbox.received) == rounds
