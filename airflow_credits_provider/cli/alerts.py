@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from airflow_credits_provider.cli.groups import Command, CommandGroup, Option
+from airflow_credits_provider.cli.groups import JSON_OPTION, Command, CommandGroup, Option
 from airflow_credits_provider.cli.output import print_table
 from airflow_credits_provider.cli.reservation_db import DB_OPTIONS, reservation_store, run, usage_error
 
@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     from airflow_credits_provider.alerts import AlertRule
     from airflow_credits_provider.reservations.alert_claims import Claim
 
-_JSON = Option(("--json",), {"action": "store_true", "help": "print JSON instead of text"})
 _NAME = Option(("name",), {"help": "the rule's name, e.g. growth-budget"})
 
 COMMANDS = (
@@ -64,8 +63,8 @@ COMMANDS = (
             *DB_OPTIONS,
         ),
     ),
-    Command("list", "list alert rules", "alerts_list", (_JSON, *DB_OPTIONS)),
-    Command("show", "show one rule and its latest alerts", "alerts_show", (_NAME, _JSON, *DB_OPTIONS)),
+    Command("list", "list alert rules", "alerts_list", (JSON_OPTION, *DB_OPTIONS)),
+    Command("show", "show one rule and its latest alerts", "alerts_show", (_NAME, JSON_OPTION, *DB_OPTIONS)),
     Command("delete", "delete a rule (its alerts' history stays)", "alerts_delete", (_NAME, *DB_OPTIONS)),
     Command(
         "import",
@@ -85,7 +84,7 @@ COMMANDS = (
             Option(("--rule",), {"help": "only this rule's"}),
             Option(("--subject",), {"help": "only this budget's or account's"}),
             Option(("--limit",), {"type": int, "default": 50, "help": "how many (default 50)"}),
-            _JSON,
+            JSON_OPTION,
             *DB_OPTIONS,
         ),
     ),

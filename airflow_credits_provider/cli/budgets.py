@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from airflow_credits_provider.cli.groups import Command, CommandGroup, Option
+from airflow_credits_provider.cli.groups import JSON_OPTION, Command, CommandGroup, Option
 from airflow_credits_provider.cli.output import print_table
 from airflow_credits_provider.cli.reservation_db import DB_OPTIONS, reservation_store, run, usage_error
 
@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     from airflow_credits_provider.reservations import BudgetState
 
 
-_JSON = Option(("--json",), {"action": "store_true", "help": "print JSON instead of text"})
 _NAME = Option(("name",), {"help": "the budget's name, e.g. growth"})
 
 COMMANDS = (
@@ -45,8 +44,10 @@ COMMANDS = (
             *DB_OPTIONS,
         ),
     ),
-    Command("list", "list budgets with their spend this period", "budgets_list", (_JSON, *DB_OPTIONS)),
-    Command("show", "show one budget and its spend this period", "budgets_show", (_NAME, _JSON, *DB_OPTIONS)),
+    Command("list", "list budgets with their spend this period", "budgets_list", (JSON_OPTION, *DB_OPTIONS)),
+    Command(
+        "show", "show one budget and its spend this period", "budgets_show", (_NAME, JSON_OPTION, *DB_OPTIONS)
+    ),
     Command("delete", "delete a budget (its usage history stays)", "budgets_delete", (_NAME, *DB_OPTIONS)),
     Command(
         "usage",
@@ -55,7 +56,7 @@ COMMANDS = (
         (
             _NAME,
             Option(("--periods",), {"type": int, "default": 3, "help": "periods to show (default 3)"}),
-            _JSON,
+            JSON_OPTION,
             *DB_OPTIONS,
         ),
     ),

@@ -27,6 +27,10 @@ class Option:
     kwargs: dict[str, Any] = field(default_factory=dict)
 
 
+#: ``--json``: machine-readable output, as every listing command takes it.
+JSON_OPTION = Option(("--json",), {"action": "store_true", "help": "print JSON instead of text"})
+
+
 @dataclass(frozen=True)
 class Command:
     """One sub-command of a group: its name, help, handler (a function of the group's module) and options."""

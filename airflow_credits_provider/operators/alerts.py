@@ -78,6 +78,7 @@ class CreditAlertsOperator(BaseOperator):
 
         settings = CreditsSettings.from_airflow()
         store = self._store(settings)
+        self._balances: dict[str, CreditBalance] = {}  # one vendor request per connection and run
         rules = [r for r in store.alert_rules.all() if self.rules is None or r.name in self.rules]
         claimed: list[Crossing] = []
         skipped: dict[str, str] = {}
@@ -113,7 +114,9 @@ class CreditAlertsOperator(BaseOperator):
         if rule.subject_kind == "budget":
             state = store.budget_state(rule.subject)
             return claims.in_transaction(lambda cur: claim_budget_rules(claims, cur, rule, state, now))
-        balance = _balance(rule.credit_conn_id)
+        if rule.credit_conn_id not in self._balances:
+            self._balances[rule.credit_conn_id] = _balance(rule.credit_conn_id)
+        balance = self._balances[rule.credit_conn_id]
         held = _held(store, rule.subject)
         free = balance.available - held
         facts = account_facts(rule.subject, free, balance, held)
