@@ -187,6 +187,20 @@ def test_runway_without_history_or_table_exits_2(tmp_path: Path, monkeypatch: py
     assert missing.returncode == 2
     assert "Cannot read balance snapshots from credit_balance_snapshots" in missing.stderr
     assert "Traceback" not in missing.stderr
+    # Without --sql-conn-id: [credits] warehouse_conn_id, as the budgets and alerts commands read theirs.
+    monkeypatch.setenv("AIRFLOW__CREDITS__WAREHOUSE_CONN_ID", "credits_warehouse")
+    monkeypatch.setenv("AIRFLOW__CREDITS__SNAPSHOTS_TABLE", "landed_snapshots")
+    configured = _run("runway", "leadmagic_default")
+    assert configured.returncode == 2
+    assert "Cannot read balance snapshots from landed_snapshots" in configured.stderr
+    monkeypatch.delenv("AIRFLOW__CREDITS__WAREHOUSE_CONN_ID")
+    monkeypatch.delenv("AIRFLOW__CREDITS__SNAPSHOTS_TABLE")
+    unset = _run("runway", "leadmagic_default")
+    assert (unset.returncode, unset.stdout) == (2, "")
+    assert (
+        "No warehouse to read the balance snapshots from: pass --sql-conn-id, or set [credits]"
+        in unset.stderr
+    )
     bad = _run("runway", "x", "--sql-conn-id", "credits_warehouse", "--reserve", "lots")
     assert (bad.returncode, bad.stdout) == (2, "")
     assert "--reserve must be a number of credits" in bad.stderr

@@ -7,7 +7,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from airflow_credits_provider.cli.arguments import not_negative, positive
-from airflow_credits_provider.cli.connections import load_connection
+from airflow_credits_provider.cli.connections import credits_setting, load_connection
 
 if TYPE_CHECKING:
     import argparse
@@ -41,9 +41,14 @@ def add_parsers(commands: Any) -> None:
     runway.add_argument(
         "account", help="the account label of the snapshots (usually the credit connection id)"
     )
-    runway.add_argument("--sql-conn-id", required=True, help="the SQL connection holding the snapshots")
-    runway.add_argument("--table", default="credit_balance_snapshots", help="the snapshots table")
-    runway.add_argument("--schema", default=None, help="its schema")
+    runway.add_argument(
+        "--sql-conn-id",
+        help="the SQL connection holding the snapshots (default: [credits] warehouse_conn_id)",
+    )
+    runway.add_argument(
+        "--table", help="the snapshots table (default: [credits] snapshots_table or credit_balance_snapshots)"
+    )
+    runway.add_argument("--schema", help="its schema (default: [credits] warehouse_schema)")
     runway.add_argument("--reserve", default="0", help="forecast reaching this many credits instead of zero")
     runway.add_argument(
         "--window-days", type=positive, default=14, help="days of history to use (default 14)"
@@ -109,7 +114,11 @@ def _balance(args: argparse.Namespace) -> int:
 def _runway(args: argparse.Namespace) -> int:
     from datetime import timedelta
 
-    from airflow_credits_provider.errors import CreditProviderError, NotEnoughHistoryError
+    from airflow_credits_provider.errors import (
+        CreditConnectionConfigError,
+        CreditProviderError,
+        NotEnoughHistoryError,
+    )
     from airflow_credits_provider.operators.runway import read_snapshots
     from airflow_credits_provider.parsing import to_amount
     from airflow_credits_provider.runway import daily_chart, forecast
@@ -117,12 +126,19 @@ def _runway(args: argparse.Namespace) -> int:
     window = timedelta(days=args.window_days)
     try:
         reserve = to_amount(args.reserve, "--reserve")
-        load_connection(args.sql_conn_id)
+        sql_conn_id = args.sql_conn_id or credits_setting("warehouse_conn_id")
+        if not sql_conn_id:
+            raise CreditConnectionConfigError(
+                "No warehouse to read the balance snapshots from: pass --sql-conn-id, or set [credits] "
+                "warehouse_conn_id (AIRFLOW__CREDITS__WAREHOUSE_CONN_ID), the connection "
+                "CreditBalanceToSqlOperator lands into."
+            )
+        load_connection(sql_conn_id)
         snapshots = read_snapshots(
-            args.sql_conn_id,
+            sql_conn_id,
             args.account,
-            table=args.table,
-            schema=args.schema,
+            table=args.table or credits_setting("snapshots_table") or "credit_balance_snapshots",
+            schema=args.schema or credits_setting("warehouse_schema") or None,
             window=window,
             log_sql=False,  # common-sql logs every statement at INFO: not for this command's reader
         )
