@@ -4,6 +4,7 @@ alerts received by a real SMTP server through Airflow's SMTP notifier."""
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import subprocess
 import sys
@@ -119,11 +120,22 @@ def test_rules_import_all_or_nothing_and_bad_input_names_its_line(
 
 
 def test_a_reserving_task_sends_the_budget_alert_it_crosses_itself_once(
-    store: ReservationStore, connections: SandboxServer, inbox: Inbox
+    store: ReservationStore,
+    connections: SandboxServer,
+    inbox: Inbox,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     connections.state.leadmagic.credits = Decimal(1000)
+    caplog.set_level(logging.INFO)
+    capsys.readouterr()
     run = load_dag("example_team_budgets", "example_budget_growth").test(run_conf={"leads": 40})
     assert states(run)["enrich"] == "success"
+    logs = capsys.readouterr().out + caplog.text
+    assert "Sent credit alert \"Budget 'growth' reached 80% of its cap\"" in logs
+    # The provider's own statements leave no common-sql lines in the task logs.
+    assert "Rows affected" not in logs
+    assert "rows into" not in logs
     assert xcom(run, "reserve_credits", "credit_preflight")["alerts"] == [
         "Budget 'growth' reached 50% of its cap",
         "Budget 'growth' reached 80% of its cap",

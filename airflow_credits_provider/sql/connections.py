@@ -52,9 +52,38 @@ def sql_hook_for(sql_conn_id: str, *, read_only: bool = False) -> Any:
             "has been landed there yet (the landing operators create it on their first run), or the "
             "connection's host is not the file they write to."
         )
-    return checked_hook(
+    hook = checked_hook(
         sql_conn_id, conn, DbApiHook, "not a SQL database connection (no common-sql DbApiHook)"
     )
+    quiet_statement_log(hook)
+    return hook
+
+
+def quiet_statement_log(hook: Any) -> None:
+    """Keep common-sql's per-statement lines off task logs for the provider's own statements.
+
+    ``DbApiHook`` logs every statement (``log_sql``), ``Rows affected: 1`` after each and ``Loaded 1 rows
+    into ... so far`` per insert, at INFO: a reservation or a snapshot would fill the task log with them.
+    The hook's warnings and errors still show; the provider's operators log what they did themselves.
+    """
+    hook.log_sql = False
+    hook._log = _WarningsOnly(hook.log)
+
+
+class _WarningsOnly:
+    """A logger that passes on warnings and errors and drops debug and info lines."""
+
+    def __init__(self, log: Any) -> None:
+        self._inner = log
+
+    def debug(self, *args: Any, **kwargs: Any) -> None:
+        """Dropped."""
+
+    def info(self, *args: Any, **kwargs: Any) -> None:
+        """Dropped."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
 
 
 def wait_on_sqlite_locks(hook: Any, seconds: float) -> None:
