@@ -77,7 +77,8 @@ class AlertRule:
     :param notifier: ``smtp``, ``slack_webhook`` or the import path of an Airflow ``BaseNotifier``
     :param notifier_args: the notifier's arguments (``to``, ``smtp_conn_id``, ...); its message fields
         default to the alert's text (``subject``/``html_content``, ``text``) and may use ``{{ alert.* }}``
-    :param conn_id: the credit connection whose balance an account rule reads (default: the subject)
+    :param credit_conn_id: the credit connection whose balance an account rule reads (default: the
+        subject); for an account several connections share
     :param recovered: also send a recovery when a dip ends (dip kinds only)
     :param description: free text
     """
@@ -88,7 +89,7 @@ class AlertRule:
     thresholds: tuple[str, ...]
     notifier: str
     notifier_args: Mapping[str, Any] = field(default_factory=dict)
-    conn_id: str = ""
+    credit_conn_id: str = ""
     recovered: bool = True
     description: str = ""
 
@@ -102,7 +103,7 @@ class AlertRule:
         notifier: Any,
         thresholds: Any = (),
         notifier_args: Any = None,
-        conn_id: Any = None,
+        credit_conn_id: Any = None,
         recovered: Any = True,
         description: Any = "",
     ) -> AlertRule:
@@ -124,7 +125,7 @@ class AlertRule:
             thresholds=_thresholds(kind, thresholds, where),
             notifier=_notifier(notifier, where),
             notifier_args=args,
-            conn_id="" if conn_id in (None, "") else _name(conn_id, "conn_id", where),
+            credit_conn_id=_name(credit_conn_id, "credit_conn_id", where) if credit_conn_id else "",
             recovered=recovered,
             description="" if description is None else str(description),
         )
@@ -135,9 +136,9 @@ class AlertRule:
         return KINDS[self.kind][0]
 
     @property
-    def credit_conn_id(self) -> str:
-        """The credit connection an account rule reads."""
-        return self.conn_id or self.subject
+    def balance_conn_id(self) -> str:
+        """The credit connection an account rule reads: ``credit_conn_id``, or the subject."""
+        return self.credit_conn_id or self.subject
 
     @property
     def notifier_path(self) -> str:
@@ -153,7 +154,7 @@ class AlertRule:
             "thresholds": list(self.thresholds),
             "notifier": self.notifier,
             "notifier_args": dict(self.notifier_args),
-            "conn_id": self.conn_id or None,
+            "credit_conn_id": self.credit_conn_id or None,
             "recovered": self.recovered,
             "description": self.description,
         }

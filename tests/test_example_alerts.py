@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -221,6 +222,32 @@ def test_the_checker_finds_a_short_runway_and_unused_plan_credits_and_sends_each
     assert len(inbox.received) == 2  # a rerun sends nothing twice
     for text in (*inbox.bodies(), json.dumps(result)):
         assert CANARY not in text
+
+
+def test_alerts_test_finds_a_notifier_connection_kept_in_the_metadata_database(
+    store: ReservationStore, inbox: Inbox
+) -> None:
+    """As the docs make it: `airflow connections add`, not an environment variable (a new user's trial)."""
+    conn = json.loads(os.environ["AIRFLOW_CONN_CREDITS_SMTP"])
+    added = subprocess.run(
+        [AIRFLOW, "connections", "add", "credits_smtp_db", "--conn-json", json.dumps(conn)],
+        capture_output=True, text=True, env=subprocess_env(), timeout=180,
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    for name, smtp in (("db-smtp", "credits_smtp_db"), ("nowhere-smtp", "no_such_smtp")):
+        notify = json.dumps({"to": ["ops@example.com"], "smtp_conn_id": smtp})
+        made = cli("alerts", "set", name, "--kind", "depleted", "--subject", "leadmagic_default",
+                   "--notifier", "smtp", "--notifier-args", notify)  # fmt: skip
+        assert made.returncode == 0, made.stderr
+    sent = cli("alerts", "test", "db-smtp")
+    assert sent.returncode == 0, sent.stderr
+    assert [m["Subject"] for m in inbox.received] == ["Test of credit alert rule 'db-smtp'"]
+    missing = cli("alerts", "test", "nowhere-smtp")
+    assert missing.returncode == 1
+    assert (
+        "Connection 'no_such_smtp' is not defined (looked in the environment, the secrets" in missing.stderr
+    )
+    assert len(inbox.received) == 1
 
 
 @pytest.mark.skipif(

@@ -117,7 +117,7 @@ def alerts_set(args: argparse.Namespace) -> int:
         "thresholds": args.thresholds,
         "notifier": args.notifier,
         "notifier_args": _json_arg(args.notifier_args),
-        "conn_id": args.credit_conn_id,
+        "credit_conn_id": args.credit_conn_id,
         "recovered": False if args.no_recovered else None,
         "description": args.description,
     }
@@ -170,7 +170,8 @@ def alerts_show(args: argparse.Namespace) -> int:
         return 0
     _print_rule(args, rule)
     print("  latest alerts:" if claims else "  latest alerts: none yet", file=args.out)
-    _print_claims(args, claims, indent="    ")
+    if claims:
+        _print_claims(args, claims, indent="    ")
     return 0
 
 
@@ -265,8 +266,8 @@ def _print_rule(args: argparse.Namespace, rule: AlertRule) -> None:
         ("notifier", rule.notifier),
         ("arguments", ", ".join(sorted(rule.notifier_args)) or "-"),
     ]
-    if rule.conn_id:
-        lines.append(("reads", rule.conn_id))
+    if rule.credit_conn_id:
+        lines.append(("reads", rule.credit_conn_id))
     if rule.kind in ("balance", "depleted", "runway"):
         lines.append(("recoveries", "sent" if rule.recovered else "not sent"))
     if rule.description:
@@ -279,7 +280,7 @@ def _print_claims(args: argparse.Namespace, claims: Sequence[Claim], indent: str
     rows = [
         (
             f"{c.claimed_at:%Y-%m-%d %H:%M}" if c.claimed_at else "-",
-            c.status + (f" ({c.attempts} tries)" if c.status == "failed" else ""),
+            c.status + (_retry(c) if c.status == "failed" else ""),
             c.rule,
             c.title,
         )
@@ -289,6 +290,13 @@ def _print_claims(args: argparse.Namespace, claims: Sequence[Claim], indent: str
     for c in claims:
         if c.status == "failed" and c.last_error:
             print(f"{indent}{c.rule}: last error: {c.last_error}", file=args.out)
+
+
+def _retry(claim: Claim) -> str:
+    """`` (2 tries, next 2026-12-05 04:13 UTC)`` for a failed claim."""
+    tries = "1 try" if claim.attempts == 1 else f"{claim.attempts} tries"
+    when = f", next {claim.next_attempt_at:%Y-%m-%d %H:%M} UTC" if claim.next_attempt_at else ""
+    return f" ({tries}{when})"
 
 
 def _json_arg(text: str | None) -> Any:

@@ -25,7 +25,7 @@ def check_rule(store: ReservationStore, rule: AlertRule) -> None:
             store.budgets.get(rule.subject)
         except BudgetError as exc:
             raise AlertRuleError(f"{where}{exc}") from None
-    elif not store.known_account(rule.subject) or rule.conn_id:
+    elif not store.known_account(rule.subject) or rule.credit_conn_id:
         _check_credit_connection(rule, where)
     check_notifier(rule)
 
@@ -34,10 +34,10 @@ def _check_credit_connection(rule: AlertRule, where: str) -> None:
     from airflow_credits_provider.hooks.resolve import get_credit_hook
 
     try:
-        get_credit_hook(rule.credit_conn_id)
+        get_credit_hook(rule.balance_conn_id)
     except CreditConnectionConfigError as exc:
         account = f"Account {rule.subject!r} is unknown to the reservation database (no run reserved on it)"
         raise AlertRuleError(
-            f"{where}{account} and its credit connection {rule.credit_conn_id!r} cannot be used: {exc} "
+            f"{where}{account} and its credit connection {rule.balance_conn_id!r} cannot be used: {exc} "
             "Name a credit connection (subject, or conn_id for an account several connections share)."
         ) from None

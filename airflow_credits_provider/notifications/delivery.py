@@ -70,8 +70,8 @@ def deliver(
             error = f"{type(exc).__name__}: {truncate(str(exc), 300)}"
             retry_at = store.alert_claims.mark_failed(claim, token, error)
             log.warning(
-                "Credit alert %r of rule %r on %r could not be sent (%s); it stays pending and is "
-                "tried again after %s UTC.",
+                "Credit alert %r of rule %r on %r could not be sent (%s); it stays claimed (failed: "
+                "`airflow-credits alerts history`) and is tried again after %s UTC.",
                 claim.title,
                 claim.rule,
                 claim.subject,
@@ -122,7 +122,7 @@ def send_sample(store: ReservationStore, name: str) -> str:
         "fires, its message arrives here.",
         "facts": {},
     }
-    send_alert(rule, alert_context(alert, credits_link(rule.subject_kind, rule.credit_conn_id)))
+    send_alert(rule, alert_context(alert, credits_link(rule.subject_kind, rule.balance_conn_id)))
     return title
 
 
@@ -140,7 +140,7 @@ def _send(rule: Any, claim: Claim) -> None:
         "text": claim.message,
         "facts": dict(claim.facts),
     }
-    send_alert(rule, alert_context(alert, credits_link(rule.subject_kind, rule.credit_conn_id)))
+    send_alert(rule, alert_context(alert, credits_link(rule.subject_kind, rule.balance_conn_id)))
 
 
 def credits_link(subject_kind: str, conn_id: str) -> str | None:

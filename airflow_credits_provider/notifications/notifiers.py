@@ -48,8 +48,10 @@ def notifier_class(rule: AlertRule) -> type:
         }.get(rule.notifier, "")
         raise AlertRuleError(f"{where} cannot be imported ({type(exc).__name__}: {exc}).{hint}") from None
     cls = getattr(module, class_name, None)
+    if cls is None:
+        raise AlertRuleError(f"{where}: {module_name} has no {class_name!r}.")
     if not (isinstance(cls, type) and issubclass(cls, BaseNotifier)):
-        raise AlertRuleError(f"{where}: {module_name} has no Airflow BaseNotifier named {class_name!r}.")
+        raise AlertRuleError(f"{where}: {rule.notifier_path} is not an Airflow BaseNotifier subclass.")
     return cls
 
 
@@ -89,10 +91,34 @@ def send_alert(rule: AlertRule, context: dict[str, Any]) -> None:
     cls = notifier_class(rule)
     defaults = _message_fields(cls, rule)
     notifier = cls(**{**{name: "" for name in defaults}, **rule.notifier_args})
+    _make_connections_visible(notifier)
     notifier.render_template_fields(context)
     for name, key in defaults.items():
         setattr(notifier, name, context["alert"][key])
     notifier.notify(context)
+
+
+def _make_connections_visible(notifier: Any) -> None:
+    """Check the notifier's connections exist, and outside a task let its hooks find them.
+
+    A connection that exists nowhere fails here, naming it and where it was looked for (the notifiers'
+    own errors do not: "SMTP connection is not found."). A notifier's hook (``SmtpHook``,
+    ``SlackWebhookHook``) looks connections up the Task SDK's way, which outside a task (``airflow-credits
+    alerts test``, a script) sees the environment and secrets backends only: a connection found in the
+    metadata database is exported to this process's environment, as Airflow's connection-test endpoint
+    does.
+    """
+    import os
+
+    from airflow_credits_provider.hooks.connections import get_connection, in_task
+
+    for name, conn_id in sorted(vars(notifier).items()):
+        if not (name.endswith("conn_id") and isinstance(conn_id, str) and conn_id):
+            continue
+        conn = get_connection(conn_id)
+        variable = f"AIRFLOW_CONN_{conn_id.upper()}"
+        if not in_task() and not os.environ.get(variable):
+            os.environ[variable] = conn.as_json()
 
 
 def alert_context(alert: dict[str, Any], link: str | None) -> dict[str, Any]:

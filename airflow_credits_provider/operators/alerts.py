@@ -114,9 +114,9 @@ class CreditAlertsOperator(BaseOperator):
         if rule.subject_kind == "budget":
             state = store.budget_state(rule.subject)
             return claims.in_transaction(lambda cur: claim_budget_rules(claims, cur, rule, state, now))
-        if rule.credit_conn_id not in self._balances:
-            self._balances[rule.credit_conn_id] = _balance(rule.credit_conn_id)
-        balance = self._balances[rule.credit_conn_id]
+        if rule.balance_conn_id not in self._balances:
+            self._balances[rule.balance_conn_id] = _balance(rule.balance_conn_id)
+        balance = self._balances[rule.balance_conn_id]
         held = _held(store, rule.subject)
         free = balance.available - held
         facts = account_facts(rule.subject, free, balance, held)

@@ -34,7 +34,7 @@ FIELDS = (
     "thresholds",
     "notifier",
     "notifier_args",
-    "conn_id",
+    "credit_conn_id",
     "recovered",
     "description",
 )
@@ -71,7 +71,7 @@ _WORDING = (
     ("thresholds", ("threshold", "a threshold", "at most", "a ", "an ")),
     ("kind", ("kind",)),
     ("subject", ("budget ", "account ")),
-    ("conn_id", ("conn_id",)),
+    ("credit_conn_id", ("credit_conn_id",)),
     ("recovered", ("recovered",)),
 )
 

@@ -63,7 +63,7 @@ class AlertRuleRegistry(Definitions[AlertRule]):
             json.dumps(list(item.thresholds)),
             item.notifier,
             json.dumps(dict(item.notifier_args), sort_keys=True),
-            item.conn_id or None,
+            item.credit_conn_id or None,
             int(item.recovered),
             item.description,
             now,
@@ -103,7 +103,7 @@ def rule_from_row(row: Sequence[Any]) -> AlertRule:
         thresholds=tuple(json.loads(thresholds)),
         notifier=notifier,
         notifier_args=json.loads(args),
-        conn_id=conn_id or "",
+        credit_conn_id=conn_id or "",
         recovered=bool(recovered),
         description=description or "",
     )

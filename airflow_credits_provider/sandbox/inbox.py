@@ -41,11 +41,7 @@ class SandboxInbox:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's name
         """Keep the message (aiosmtpd's handler hook)."""
         message = message_from_bytes(envelope.content, policy=policy.default)
-        text = [
-            str(p.get_content()).replace("\r\n", "\n")
-            for p in message.walk()
-            if p.get_content_maintype() == "text"
-        ]
+        text = [_readable(part) for part in message.walk() if part.get_content_maintype() == "text"]
         with self.state.lock:
             self.state.inbox.append(
                 {
@@ -76,6 +72,18 @@ class SandboxInbox:
         extra = {"disable_ssl": True, "disable_tls": True, "from_email": "credits-sandbox@example.com",
                  "retry_limit": 0, "timeout": 10}  # fmt: skip
         return {"conn_type": "smtp", "host": self.host, "port": self.port, "extra": extra}
+
+
+def _readable(part: Any) -> str:
+    """A text part as a person reads it: HTML without its tags and entities, one kind of line end."""
+    import html
+    import re
+
+    text = str(part.get_content()).replace("\r\n", "\n")
+    if part.get_content_subtype() == "html":
+        text = html.unescape(re.sub(r"<[^>]+>", " ", text)).strip()
+        text = re.sub(r"[ \t]+", " ", text)
+    return text
 
 
 def _free_port(host: str) -> int:

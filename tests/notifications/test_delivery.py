@@ -8,9 +8,13 @@ deliverers at once send one message. The canary key is in no message, claim row 
 from __future__ import annotations
 
 import logging
+import shutil
+import subprocess
+import sys
 import threading
 from datetime import datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -20,9 +24,9 @@ from airflow_credits_provider.errors import AlertRuleError
 from airflow_credits_provider.notifications.checks import check_rule
 from airflow_credits_provider.notifications.delivery import deliver, send_sample
 from airflow_credits_provider.reservations import Budget, Holder
-from tests.conftest import CANARY, set_connection
+from tests.conftest import CANARY, set_connection, subprocess_env
 from tests.receivers import SLACK_CONN, SMTP_CONN
-from tests.reservations.conftest import CREDIT_CONN, Clock, set_credits
+from tests.reservations.conftest import CREDIT_CONN, RESERVATION_DB, Clock, set_credits
 from tests.reservations.test_store import live_balance, store_for
 
 if TYPE_CHECKING:
@@ -30,6 +34,7 @@ if TYPE_CHECKING:
     from airflow_credits_provider.sandbox import SandboxServer
     from tests.receivers import Inbox, Webhook
 
+CLI = shutil.which("airflow-credits", path=str(Path(sys.executable).parent)) or "airflow-credits"
 SMTP = {"notifier": "smtp", "notifier_args": {"to": ["growth@example.com"], "smtp_conn_id": SMTP_CONN}}
 
 
@@ -114,6 +119,13 @@ def test_a_receiver_that_is_down_gets_the_alert_once_after_it_comes_back(
     )
     assert "ConnectionRefusedError" in str(claim.last_error)
     assert deliver(store).failed == []  # not due again before its backoff
+    shown = subprocess.run(
+        [CLI, "alerts", "history", "--conn-id", RESERVATION_DB, "--table", reservation_tables["table"]],
+        capture_output=True, text=True, env=subprocess_env(), timeout=120,
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    assert "failed (1 try, next 2026-12-10 12:01 UTC)" in shown.stdout
+    assert "growth-80: last error: ConnectionRefusedError" in shown.stdout
 
     clock.now += timedelta(minutes=1)
     second = deliver(store).failed  # still down: the next wait doubles
@@ -204,7 +216,8 @@ def test_alerts_test_sends_a_sample_and_claims_nothing(
             {},
             "notifier 'no_such.module.Notifier' cannot be imported (ModuleNotFoundError",
         ),
-        ("logging.Logger", {}, "logging has no Airflow BaseNotifier named 'Logger'"),
+        ("logging.Logger", {}, "logging.Logger is not an Airflow BaseNotifier subclass"),
+        ("logging.NoSuchNotifier", {}, "notifier 'logging.NoSuchNotifier': logging has no 'NoSuchNotifier'"),
         (
             "smtp",
             {"to": "a@example.com", "colour": "red"},

@@ -125,3 +125,30 @@ def test_faults_are_consumed(times: int) -> None:
     assert state.take_fault("leadmagic", "/v1/credits") is None
     taken = [state.take_fault("truemail", "/v1/usage") for _ in range(times + 1)]
     assert [f is not None for f in taken] == [True] * times + [False]
+
+
+def test_the_inbox_keeps_what_arrives_with_html_made_readable() -> None:
+    import smtplib
+    from email.mime.text import MIMEText
+
+    from airflow_credits_provider.sandbox.inbox import SandboxInbox
+
+    state = SandboxState()
+    inbox = SandboxInbox(state).start()
+    try:
+        message = MIMEText("<p>Budget &#x27;growth&#x27; reached 80%</p><p><a href='x'>link</a></p>", "html")
+        message["Subject"] = "Budget 'growth' reached 80% of its cap"
+        conn = inbox.connection()
+        with smtplib.SMTP(conn["host"], conn["port"], timeout=5) as client:
+            client.sendmail("credits@example.com", ["team@example.com"], message.as_string())
+    finally:
+        inbox.stop()
+    assert state.inbox == [
+        {
+            "from": "credits@example.com",
+            "to": ["team@example.com"],
+            "subject": "Budget 'growth' reached 80% of its cap",
+            "text": "Budget 'growth' reached 80% link",
+        }
+    ]
+    assert conn["extra"]["disable_tls"] is True

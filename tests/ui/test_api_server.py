@@ -229,7 +229,7 @@ def test_an_accounts_alerts_show_with_their_delivery(ui_stack: UiStack, runs: di
     assert alert["title"] == "Budget 'ui-team' reached 1% of its cap"
     assert alert["status"] == "failed"
     assert alert["attempts"] == 1
-    assert "SMTP connection is not found" in alert["last_error"]
+    assert "Connection 'credits_smtp_missing' is not defined" in alert["last_error"]
     assert alert["next_attempt_at"] > alert["claimed_at"]
     html = ui_stack.get("accounts/leadmagic_default", "op").text
     assert '<table id="alerts">' in html
