@@ -129,7 +129,8 @@ def alert_context(alert: dict[str, Any], link: str | None) -> dict[str, Any]:
     if link:
         body += f'<p><a href="{html.escape(link)}">{html.escape(link)}</a></p>'
 
-    return {"alert": {**alert, "link": link, "html": body, "text_with_link": linked}}
+    # No DAG: an alert is about an account or a budget (Airflow 3.0's notifiers read context["dag"]).
+    return {"dag": None, "alert": {**alert, "link": link, "html": body, "text_with_link": linked}}
 
 
 def _message_fields(cls: type, rule: AlertRule) -> dict[str, str]:
