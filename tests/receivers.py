@@ -67,7 +67,7 @@ def smtp_inbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[Inbox]:
     """A running SMTP server and the ``smtp_alerts`` connection to it (no TLS, no retries)."""
     inbox = Inbox()
     inbox.start()
-    extra = {"disable_ssl": True, "disable_tls": True, "from_email": "credits@example.com", "retry_limit": 0,
+    extra = {"disable_ssl": True, "disable_tls": True, "from_email": "credits@example.com", "retry_limit": 1,
              "timeout": 5}  # fmt: skip
     conn = {"conn_type": "smtp", "host": "127.0.0.1", "port": inbox.port, "extra": extra}
     monkeypatch.setenv(f"AIRFLOW_CONN_{SMTP_CONN.upper()}", json.dumps(conn))

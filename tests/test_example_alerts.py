@@ -55,7 +55,7 @@ def inbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[Inbox]:
     """The SMTP server behind ``credits_smtp``, the connection the example rules name."""
     server = Inbox()
     server.start()
-    extra = {"disable_ssl": True, "disable_tls": True, "from_email": "credits@example.com", "retry_limit": 0}
+    extra = {"disable_ssl": True, "disable_tls": True, "from_email": "credits@example.com", "retry_limit": 1}
     conn = {"conn_type": "smtp", "host": "127.0.0.1", "port": server.port, "extra": extra}
     monkeypatch.setenv("AIRFLOW_CONN_CREDITS_SMTP", json.dumps(conn))
     yield server

@@ -70,7 +70,7 @@ class SandboxInbox:
     def connection(self) -> dict[str, Any]:
         """Airflow's SMTP connection (JSON form) to this inbox: no TLS, no login."""
         extra = {"disable_ssl": True, "disable_tls": True, "from_email": "credits-sandbox@example.com",
-                 "retry_limit": 0, "timeout": 10}  # fmt: skip
+                 "retry_limit": 1, "timeout": 10}  # fmt: skip
         return {"conn_type": "smtp", "host": self.host, "port": self.port, "extra": extra}
 
 
