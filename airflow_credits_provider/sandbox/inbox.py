@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib.util
 import socket
-from email import message_from_bytes, policy
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -40,6 +39,8 @@ class SandboxInbox:
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's name
         """Keep the message (aiosmtpd's handler hook)."""
+        from email import message_from_bytes, policy
+
         message = message_from_bytes(envelope.content, policy=policy.default)
         text = [_readable(part) for part in message.walk() if part.get_content_maintype() == "text"]
         with self.state.lock:
