@@ -179,8 +179,11 @@ def test_the_graph_reads_the_whole_package(run_time_imports: grimp.ImportGraph) 
 
 
 def test_every_module_has_a_layer(run_time_imports: grimp.ImportGraph) -> None:
-    for module in run_time_imports.modules:
-        layer_of(module)  # raises, naming the file, for a module outside every layer
+    # layer_of raises, naming the file, for a module outside every layer.
+    layers = {module: LAYERS[layer_of(module)][0] for module in run_time_imports.modules}
+    assert layers[f"{PACKAGE}.errors"] == "foundation"
+    assert layers[f"{PACKAGE}.cli.console"] == "surfaces"
+    assert {name for name, _ in LAYERS} == set(layers.values())  # no layer is empty
 
 
 def test_no_module_imports_a_higher_layer(all_imports: grimp.ImportGraph) -> None:

@@ -7,7 +7,8 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from airflow_credits_provider.cli.arguments import not_negative, positive
-from airflow_credits_provider.cli.connections import credits_setting, load_connection
+from airflow_credits_provider.cli.connections import credits_setting
+from airflow_credits_provider.hooks.connections import load_connection
 
 if TYPE_CHECKING:
     import argparse

@@ -65,8 +65,9 @@ def run(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace) 
 
 def reservation_store(args: argparse.Namespace) -> ReservationStore:
     """The reservation store of ``--conn-id`` (or ``[credits] reservations_conn_id``)."""
-    from airflow_credits_provider.cli.connections import credits_setting, load_connection
+    from airflow_credits_provider.cli.connections import credits_setting
     from airflow_credits_provider.errors import CreditConnectionConfigError
+    from airflow_credits_provider.hooks.connections import load_connection
     from airflow_credits_provider.reservations import ReservationStore
     from airflow_credits_provider.sql.connections import sql_hook_for
 

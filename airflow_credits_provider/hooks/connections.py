@@ -113,3 +113,23 @@ def checked_hook(conn_id: str, conn: Any, expected: type, what: str) -> Any:
             f"Connection {conn_id!r} has type {conn.conn_type!r}, which is {what}."
         )
     return hook
+
+
+def load_connection(conn_id: str) -> Any:
+    """Find ``conn_id`` where ``airflow connections get`` does, and make it visible to this process's hooks.
+
+    Airflow's own hooks (the SQL hooks, a notifier's SMTP or Slack hook) look connections up the Task
+    SDK's way, which outside a task sees the environment and secrets backends only. A connection found
+    in the metadata database is exported to this process's environment, as Airflow's connection-test
+    endpoint does, so that every hook reads it the usual way. In a task nothing is exported (the
+    supervisor answers every hook). A connection that exists nowhere raises, naming it.
+
+    :raises CreditConnectionConfigError: ``conn_id`` is defined nowhere
+    """
+    import os
+
+    conn = get_connection(conn_id)
+    variable = f"AIRFLOW_CONN_{conn_id.upper()}"
+    if not in_task() and not os.environ.get(variable):
+        os.environ[variable] = conn.as_json()
+    return conn

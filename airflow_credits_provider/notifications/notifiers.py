@@ -108,17 +108,11 @@ def _make_connections_visible(notifier: Any) -> None:
     metadata database is exported to this process's environment, as Airflow's connection-test endpoint
     does.
     """
-    import os
-
-    from airflow_credits_provider.hooks.connections import get_connection, in_task
+    from airflow_credits_provider.hooks.connections import load_connection
 
     for name, conn_id in sorted(vars(notifier).items()):
-        if not (name.endswith("conn_id") and isinstance(conn_id, str) and conn_id):
-            continue
-        conn = get_connection(conn_id)
-        variable = f"AIRFLOW_CONN_{conn_id.upper()}"
-        if not in_task() and not os.environ.get(variable):
-            os.environ[variable] = conn.as_json()
+        if name.endswith("conn_id") and isinstance(conn_id, str) and conn_id:
+            load_connection(conn_id)
 
 
 def alert_context(alert: dict[str, Any], link: str | None) -> dict[str, Any]:
