@@ -60,6 +60,8 @@ ACCOUNT_COLUMNS = (
     Column("balance_seq", "int"),
     Column("balance_json", "text"),
     Column("updated_at", "ts", False),
+    Column("spend_seq", "int"),
+    Column("spend_json", "text"),
 )
 #: The columns a reservation is read back with (the store, and the Credits pages).
 SELECT_RESERVATION = (

@@ -28,8 +28,14 @@ than ``max_age`` seconds ago with no release since), and inserts the reservation
 
 A balance fetched before a release may not show the released run's spending, so it is never used
 after one: each release (or expiry) bumps the account's ``release_seq``, and a stored balance is used
-only while its ``balance_seq`` is current. This needs no clock agreement between machines; only TTLs
-compare clock times.
+only while its ``balance_seq`` is current. Times (TTLs, budget periods, the shared balance's age) are
+the reservation database's clock, read in the statement that takes the lock: machines whose clocks
+disagree still agree on what has expired and which period a reservation charges.
+
+Each thread keeps one connection to the reservation database between transactions
+(:class:`~airflow_credits_provider.sql.kept_connection.KeptConnection`), and a reservation is one
+transaction of five statements on it when nothing expired: lock (with the clock), the active holds
+summed by the database, the alert rules, the reservation's row, commit.
 
 Airflow-free: works on any DB-API hook that has ``get_conn()``, ``run()``, ``get_first()``,
 ``placeholder``, ``dialect_name`` and ``dialect.escape_word`` (common-sql's ``DbApiHook``).
@@ -47,7 +53,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_credits_provider.budgets import BudgetState, to_utc_naive
 from airflow_credits_provider.errors import BudgetError, CreditConnectionConfigError, ReservationLockTimeout
-from airflow_credits_provider.parsing import exact_arithmetic
+from airflow_credits_provider.parsing import decimal_text, exact_arithmetic
 from airflow_credits_provider.reservations.alert_checks import claim_in_transaction
 from airflow_credits_provider.reservations.alert_claims import AlertClaims
 from airflow_credits_provider.reservations.alert_rules import AlertRuleRegistry
@@ -66,9 +72,7 @@ from airflow_credits_provider.reservations.models import (
     SELECT_RESERVATION,
     Reservation,
     ReserveResult,
-    read_ts,
     reservation_from_row,
-    utcnow,
 )
 from airflow_credits_provider.reservations.registry import BudgetRegistry
 from airflow_credits_provider.reservations.usage import (
@@ -77,8 +81,10 @@ from airflow_credits_provider.reservations.usage import (
     budget_spend,
     usage_record,
 )
+from airflow_credits_provider.sql.clock import DatabaseClock, now_sql, read_now
 from airflow_credits_provider.sql.connections import wait_on_sqlite_locks
-from airflow_credits_provider.sql.tables import WarehouseTable, check_identifier, to_naive_utc
+from airflow_credits_provider.sql.kept_connection import KeptConnection, is_disconnect
+from airflow_credits_provider.sql.tables import WarehouseTable, check_identifier
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
@@ -105,11 +111,53 @@ class Released(list["UsageRecord"]):
 
 @dataclass
 class _AccountRow:
-    """The locked account: its release counter and the balance shared under its lock."""
+    """The locked account: its release counter, the balance shared under its lock, and the time."""
 
     release_seq: int
     shared: CreditBalance | None
     shared_seq: int | None
+    shared_at: datetime | None
+    now: datetime
+    #: Budgets' spend this period (``"<budget> <period start>"``: decimal text), valid at ``release_seq``.
+    spend: dict[str, str] = dataclasses.field(default_factory=dict)
+    spend_changed: bool = False
+
+
+@dataclass
+class _Holds:
+    """What the account's active reservations hold, without the reserving holder's own.
+
+    :param held: the others' credits, within their TTL
+    :param holders: how many others
+    :param by_budget: the same per budget they draw on
+    :param own: the holder's own reservation (a retry), when within its TTL
+    :param expired: reservations past their TTL, still marked active (to expire now)
+    """
+
+    held: Decimal
+    holders: int
+    by_budget: dict[str | None, tuple[Decimal, int]]
+    own: Reservation | None
+    expired: list[Reservation]
+
+    @classmethod
+    def of(cls, active: Sequence[Reservation], expired: list[Reservation], rid: str | None) -> _Holds:
+        """From the reservations themselves (SQLite, whose ``SUM`` rounds through a float; releases)."""
+        by_budget: dict[str | None, tuple[Decimal, int]] = {}
+        own = None
+        with exact_arithmetic():
+            for r in active:
+                if r.reservation_id == rid:
+                    own = r
+                    continue
+                held, count = by_budget.get(r.budget, (Decimal(0), 0))
+                by_budget[r.budget] = (held + r.amount, count + 1)
+            held = sum((h for h, _ in by_budget.values()), Decimal(0))
+        return cls(held, sum(c for _, c in by_budget.values()), by_budget, own, expired)
+
+    def budget(self, name: str) -> tuple[Decimal, int]:
+        """What the others drawing on budget ``name`` hold, and how many they are."""
+        return self.by_budget.get(name, (Decimal(0), 0))
 
 
 class ReservationStore:
@@ -120,7 +168,8 @@ class ReservationStore:
     :param schema: the schema of all three tables, or ``None`` for the connection's default
     :param usage_table: where released reservations are recorded
     :param lock_timeout: seconds to wait for another reserver's lock on the same account
-    :param clock: returns "now" as a naive UTC datetime (tests move it across budget periods and TTLs)
+    :param clock: returns "now" as a naive UTC datetime; ``None`` (the default): the reservation
+        database's clock, the same for every machine (tests pass one to move across periods and TTLs)
     """
 
     def __init__(
@@ -131,7 +180,7 @@ class ReservationStore:
         schema: str | None = None,
         usage_table: str = DEFAULT_USAGE_TABLE,
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
-        clock: Callable[[], datetime] = utcnow,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         dialect = str(getattr(hook, "dialect_name", "") or "")
         if dialect not in ("postgresql", "mysql", "sqlite"):
@@ -158,9 +207,12 @@ class ReservationStore:
         self.usage = WarehouseTable(hook, usage_table, schema, USAGE_COLUMNS, USAGE_KEY)
         self.budgets = BudgetRegistry(hook, table=table, schema=schema)
         self.alert_rules = AlertRuleRegistry(hook, table=table, schema=schema)
-        self.alert_claims = AlertClaims(hook, table=table, schema=schema, clock=clock)
-        self.clock = clock
+        self.clock: Callable[[], datetime] = clock or DatabaseClock(hook)
+        self._fixed_clock = clock is not None
+        self.alert_claims = AlertClaims(hook, table=table, schema=schema, clock=self.clock)
         self._p = self.reservations.param()
+        self._conn = KeptConnection(hook.get_conn, _session_setup(self.dialect, self.lock_timeout))
+        self._sql: dict[str, str] = {}
         self._created = False
         self._accounts_seen: set[str] = set()
 
@@ -230,17 +282,15 @@ class ReservationStore:
         self.create()
         rid = holder.reservation_id
         with self._locked(account) as (cur, acct):
-            now = self.clock()
+            now = acct.now
             spec = self._budget(cur, budget, account) if budget else None
-            active, expired = self._active(cur, account, now)
-            if expired:
-                self._finish(cur, account, acct, expired, EXPIRED, None, now)
+            holds = self._holds(cur, account, rid, now)
+            if holds.expired:
+                self._finish(cur, account, acct, holds.expired, EXPIRED, None, now)
             balance, fetched = self._balance(cur, account, acct, fetch_balance, max_age, now)
-            own = next((r for r in active if r.reservation_id == rid), None)
-            others = [r for r in active if r.reservation_id != rid]
-            state = self._budget_state(cur, spec, others, now) if spec else None
+            own, held = holds.own, holds.held
+            state = self._budget_state(cur, spec, *holds.budget(spec.name), now, acct) if spec else None
             with exact_arithmetic():
-                held = sum((r.amount for r in others), Decimal(0))
                 amount = amount_for(balance)
                 room = balance.available - held
                 if state is not None:
@@ -280,14 +330,15 @@ class ReservationStore:
                     held=held_after,
                     now=now,
                 )
+            self._keep_spend(cur, account, acct)
             return ReserveResult(
                 balance,
                 held,
-                len(others),
+                holds.holders,
                 reservation,
                 reused=own is not None,
                 fetched=fetched,
-                expired=tuple(r.reservation_id for r in expired),
+                expired=tuple(r.reservation_id for r in holds.expired),
                 budget=state,
                 amount=amount,
                 alerts=tuple(alerts),
@@ -298,8 +349,8 @@ class ReservationStore:
         self.create()
         with closing(self.hook.get_conn()) as conn, closing(conn.cursor()) as cur:
             spec, now = self.budgets.read(cur, name), self.clock()
-            active, _ = self._active(cur, spec.account, now)
-            return self._budget_state(cur, spec, active, now)
+            active, expired = self._active(cur, spec.account, now)
+            return self._budget_state(cur, spec, *_Holds.of(active, expired, None).budget(name), now)
 
     def _budget(self, cur: Any, name: str, account: str) -> Budget:
         spec = self.budgets.read(cur, name)
@@ -312,15 +363,42 @@ class ReservationStore:
         return spec
 
     def _budget_state(
-        self, cur: Any, spec: Budget, others: Sequence[Reservation], now: datetime
+        self,
+        cur: Any,
+        spec: Budget,
+        held: Decimal,
+        holders: int,
+        now: datetime,
+        acct: _AccountRow | None = None,
     ) -> BudgetState:
-        """What ``spec`` spent this period (usage rows) and what its other active reservations hold."""
+        """What ``spec`` spent this period (usage rows), with what its other reservations hold.
+
+        With the locked account ``acct``: the spend is summed once per release. Only a release (or an
+        expiry) writes usage rows, and each bumps the account's ``release_seq``: a sum stored on the
+        account row at the current ``release_seq`` is still exact, and saves the reservations after it
+        the sum over the period's usage rows.
+        """
         start, end = spec.period_bounds(now)
-        spent = budget_spend(cur, self.usage, spec.name, to_utc_naive(start), to_utc_naive(end))
-        mine = [r for r in others if r.budget == spec.name]
-        with exact_arithmetic():
-            held = sum((r.amount for r in mine), Decimal(0))
-        return BudgetState(spec, start, end, spent, held, len(mine))
+        key = f"{spec.name} {start.isoformat()}"
+        if acct is not None and key in acct.spend:
+            spent = Decimal(acct.spend[key])
+        else:
+            spent = budget_spend(cur, self.usage, spec.name, to_utc_naive(start), to_utc_naive(end))
+            if acct is not None:
+                acct.spend[key] = str(decimal_text(spent))
+                acct.spend_changed = True
+        return BudgetState(spec, start, end, spent, held, holders)
+
+    def _keep_spend(self, cur: Any, account: str, acct: _AccountRow) -> None:
+        """Store the budgets' sums made in this transaction on the account row, for the next reserver."""
+        if not acct.spend_changed:
+            return
+        table = self.accounts
+        cur.execute(
+            f"UPDATE {table.qualified} SET {self._cols(('spend_seq',))} = {self._p}, "
+            f"{self._cols(('spend_json',))} = {self._p} WHERE {table.where_key(('account',))}",
+            (acct.release_seq, json.dumps(acct.spend), account),
+        )
 
     def release(
         self,
@@ -351,7 +429,7 @@ class ReservationStore:
             if balance_after is not None:
                 after = balance_after(mine[0].credit_conn_id)
             with self._locked(account) as (cur, acct):
-                now = self.clock()
+                now = acct.now
                 unchanged = acct.release_seq == seq_before
                 active, expired = self._active(cur, account, now)
                 if expired:
@@ -362,17 +440,19 @@ class ReservationStore:
                     continue
                 records += self._finish(cur, account, acct, still, RELEASED, after, now)
                 left = [r for r in active if r.reservation_id not in ids]
-                records.alerts += self._claim_after_release(cur, account, still, left, after, now)
+                records.alerts += self._claim_after_release(cur, account, acct, still, left, after, now)
+                self._keep_spend(cur, account, acct)
                 if after is not None and unchanged and not expired:
                     # Fetched after this work ended and with no other release since: it shows every
                     # ended run's spending, so waiters may use it without a request of their own.
-                    self._share_balance(cur, account, after, acct.release_seq)
+                    self._share_balance(cur, account, after, acct.release_seq, now)
         return records
 
     def _claim_after_release(
         self,
         cur: Any,
         account: str,
+        acct: _AccountRow,
         ended: list[Reservation],
         left: list[Reservation],
         after: CreditBalance | None,
@@ -380,12 +460,13 @@ class ReservationStore:
     ) -> list[Crossing]:
         """Claim the alerts a release makes due: its budgets' spend, the account's free credits after it."""
         states = []
+        holds = _Holds.of(left, [], None)
         for name in sorted({r.budget for r in ended if r.budget}):
             try:
                 spec = self.budgets.read(cur, name)
             except BudgetError:  # deleted since the reservation: nothing to warn about
                 continue
-            states.append(self._budget_state(cur, spec, left, now))
+            states.append(self._budget_state(cur, spec, *holds.budget(name), now, acct))
         with exact_arithmetic():
             held = sum((r.amount for r in left), Decimal(0))
         return claim_in_transaction(
@@ -421,43 +502,79 @@ class ReservationStore:
     def _locked(self, account: str) -> Iterator[tuple[Any, _AccountRow]]:
         """One transaction holding ``account``'s lock; commits on success, rolls back on error.
 
-        A lock wait longer than ``lock_timeout``, in the transaction or in creating the account's row
-        before it, is :class:`ReservationLockTimeout`.
+        Runs on the thread's kept connection (opened when there is none, or after an error). A kept
+        connection the server closed meanwhile fails at the lock, before anything changed: the lock is
+        taken again once on a new connection. A lock wait longer than ``lock_timeout``, in the
+        transaction or in creating the account's row before it, is :class:`ReservationLockTimeout`.
         """
         try:
             self._ensure_account(account)
-            with closing(self.hook.get_conn()) as conn, closing(conn.cursor()) as cur:
+            for attempt in (1, 2):
+                conn, reused = self._conn.get()
+                cur = conn.cursor()
                 try:
-                    self._begin(conn, cur)
-                    row = self._lock_account(cur, account)
-                    yield cur, row
-                    if self.dialect == "sqlite":
-                        cur.execute("COMMIT")
-                    else:
-                        conn.commit()
-                except BaseException:
-                    _rollback(conn, cur, self.dialect)
+                    row = self._begin_and_lock(cur, account)
+                    break
+                except Exception as exc:
+                    self._abandon(conn, cur)
+                    if reused and attempt == 1 and is_disconnect(exc) and not _is_lock_timeout(exc):
+                        continue
                     raise
+            try:
+                yield cur, row
+                if self.dialect == "mysql":
+                    conn.commit()
+                else:
+                    cur.execute("COMMIT")
+                cur.close()
+            except BaseException:
+                self._abandon(conn, cur)
+                raise
         except Exception as exc:
             if _is_lock_timeout(exc):
                 raise self._lock_timeout_error(f"credit account {account!r}") from None
             raise
 
-    def _begin(self, conn: Any, cur: Any) -> None:
-        if self.dialect == "sqlite":  # its lock wait is set on every connection (wait_on_sqlite_locks)
-            conn.isolation_level = None  # we issue BEGIN and COMMIT ourselves
+    def _abandon(self, conn: Any, cur: Any) -> None:
+        """Roll back and drop the thread's connection: after an error its state is not known."""
+        _rollback(conn, cur, self.dialect)
+        self._conn.discard()
+
+    def _begin_and_lock(self, cur: Any, account: str) -> _AccountRow:
+        """Begin, take the account's row lock, and read its row and the database's clock."""
+        if "lock" not in self._sql:
+            table = self.accounts
+            names = ("release_seq", "balance_seq", "balance_json", "balance_fetched_at")
+            cols = self._cols((*names, "spend_seq", "spend_json"))
+            lock = "" if self.dialect == "sqlite" else " FOR UPDATE"
+            self._sql["lock"] = (
+                f"SELECT {cols}, {now_sql(self.dialect)} "
+                f"FROM {table.qualified} WHERE {table.where_key(('account',))}{lock}"
+            )
+        select = self._sql["lock"]
+        if self.dialect == "sqlite":
             cur.execute("BEGIN IMMEDIATE")  # the database's write lock, for the whole transaction
-            return
-        timeout_ms = max(1, int(self.lock_timeout * 1000))
-        if hasattr(self.hook, "set_autocommit"):
-            self.hook.set_autocommit(conn, False)
-        if self.dialect == "postgresql":
-            # Each statement sees what committed before it: after the lock, every other reserver's rows.
-            cur.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
-            cur.execute(f"SET LOCAL lock_timeout = {timeout_ms}")
+            cur.execute(select, (account,))
+        elif self.dialect == "postgresql":
+            timeout_ms = max(1, int(self.lock_timeout * 1000))
+            cur.execute(f"BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL lock_timeout = {timeout_ms}")
+            cur.execute(select, (account,))
         else:
-            cur.execute(f"SET SESSION innodb_lock_wait_timeout = {max(1, round(self.lock_timeout))}")
-            cur.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+            cur.execute(select, (account,))
+        seq, balance_seq, balance_json, shared_at, spend_seq, spend_json, now = cur.fetchone()
+        shared = None
+        if balance_json:
+            from airflow_credits_provider.models import CreditBalance
+
+            shared = CreditBalance.from_dict(json.loads(balance_json))
+        return _AccountRow(
+            int(seq),
+            shared,
+            None if balance_seq is None else int(balance_seq),
+            None if shared_at is None else read_now(shared_at),
+            self.clock() if self._fixed_clock else read_now(now),
+            json.loads(spend_json) if spend_json and spend_seq is not None and int(spend_seq) == seq else {},
+        )
 
     def _ensure_account(self, account: str) -> None:
         """Create the account's lock row when missing, in a transaction of its own.
@@ -480,21 +597,56 @@ class ReservationStore:
         )
         self._accounts_seen.add(account)
 
-    def _lock_account(self, cur: Any, account: str) -> _AccountRow:
-        table = self.accounts
-        lock = "" if self.dialect == "sqlite" else " FOR UPDATE"
-        cur.execute(
-            f"SELECT {self._cols(('release_seq', 'balance_seq', 'balance_json'))} "
-            f"FROM {table.qualified} WHERE {table.where_key(('account',))}{lock}",
-            (account,),
-        )
-        seq, balance_seq, balance_json = cur.fetchone()
-        shared = None
-        if balance_json:
-            from airflow_credits_provider.models import CreditBalance
+    def _holds(self, cur: Any, account: str, rid: str, now: datetime) -> _Holds:
+        """The account's active holds besides ``rid``'s, summed by the database (one statement).
 
-            shared = CreditBalance.from_dict(json.loads(balance_json))
-        return _AccountRow(int(seq), shared, None if balance_seq is None else int(balance_seq))
+        The reservations themselves are read only when one is past its TTL or is ``rid``'s own (a
+        retry). SQLite sums decimal text through floats: there each active hold's amount is read (not
+        the whole reservation) and summed exactly here.
+        """
+        table, p, e = self.reservations, self._p, self.reservations._escape
+        if "holds" not in self._sql:
+            other = f"{e('expires_at')} > {p} AND {e('reservation_id')} <> {p}"
+            where = f"WHERE {table.where_key(('account', 'status'))}"
+            self._sql["holds"] = (
+                f"SELECT {e('budget')}, {e('amount')}, CASE WHEN {other} THEN 1 ELSE 0 END "
+                f"FROM {table.qualified} {where}"
+                if self.dialect == "sqlite"
+                else f"SELECT {e('budget')}, SUM(CASE WHEN {other} THEN {e('amount')} END), "
+                f"COUNT(CASE WHEN {other} THEN 1 END), COUNT(*) FROM {table.qualified} "
+                f"{where} GROUP BY {e('budget')}"
+            )
+            self._sql["own_or_expired"] = (
+                f"SELECT {self._cols(SELECT_RESERVATION)} FROM {table.qualified} {where} "
+                f"AND ({e('expires_at')} <= {p} OR {e('reservation_id')} = {p})"
+            )
+        others: tuple[Any, ...] = (now, rid) if self.dialect == "sqlite" else (now, rid, now, rid)
+        cur.execute(self._sql["holds"], table.adapt((*others, account, ACTIVE)))
+        by_budget: dict[str | None, tuple[Decimal, int]] = {}
+        rest = 0
+        with exact_arithmetic():
+            if self.dialect == "sqlite":
+                for budget, amount, counted in cur.fetchall():
+                    if not counted:
+                        rest += 1
+                        continue
+                    held, holders = by_budget.get(budget, (Decimal(0), 0))
+                    by_budget[budget] = (held + Decimal(amount), holders + 1)
+            else:
+                for budget, held, holders, everyone in cur.fetchall():
+                    if holders:
+                        by_budget[budget] = (Decimal(str(held)), int(holders))
+                    rest += int(everyone) - int(holders)
+            held_total = sum((h for h, _ in by_budget.values()), Decimal(0))
+        own, expired = None, []
+        if rest:
+            cur.execute(self._sql["own_or_expired"], table.adapt((account, ACTIVE, now, rid)))
+            for r in map(reservation_from_row, cur.fetchall()):
+                if r.expires_at <= now:
+                    expired.append(r)
+                else:
+                    own = r
+        return _Holds(held_total, sum(c for _, c in by_budget.values()), by_budget, own, expired)
 
     def _active(self, cur: Any, account: str, now: datetime) -> tuple[list[Reservation], list[Reservation]]:
         """The account's active reservations: ``(within TTL, past TTL)``."""
@@ -522,15 +674,19 @@ class ReservationStore:
             max_age > 0
             and shared is not None
             and acct.shared_seq == acct.release_seq
-            and now - to_naive_utc(shared.fetched_at) < timedelta(seconds=max_age)
+            and acct.shared_at is not None
+            and now - acct.shared_at < timedelta(seconds=max_age)
         ):
             return shared, False
         balance = fetch_balance()
-        self._share_balance(cur, account, balance, acct.release_seq)
+        self._share_balance(cur, account, balance, acct.release_seq, now)
         return balance, True
 
-    def _share_balance(self, cur: Any, account: str, balance: CreditBalance, seq: int) -> None:
-        """Store ``balance`` as the account's shared one, valid while the release counter is ``seq``."""
+    def _share_balance(self, cur: Any, account: str, balance: CreditBalance, seq: int, now: datetime) -> None:
+        """Store ``balance`` as the account's shared one, valid while the release counter is ``seq``.
+
+        Its age is judged on the database's clock: ``balance_fetched_at`` is the transaction's ``now``.
+        """
         table = self.accounts
         cols = ("balance", "balance_fetched_at", "balance_seq", "balance_json")
         sets = ", ".join(f"{table._escape(c)} = {self._p}" for c in cols)
@@ -539,7 +695,7 @@ class ReservationStore:
             table.adapt(
                 (
                     balance.available,
-                    to_naive_utc(balance.fetched_at),
+                    now,
                     seq,
                     json.dumps(balance.to_dict()),
                     account,
@@ -567,15 +723,7 @@ class ReservationStore:
             reservation.budget,
         )
         # Replaces a retry's active row, or the released row of a holder that runs again (a cleared run).
-        cur.execute(
-            f"DELETE FROM {table.qualified} WHERE {table.where_key(('reservation_id',))}",
-            (reservation.reservation_id,),
-        )
-        cur.execute(
-            f"INSERT INTO {table.qualified} ({self._cols(table.column_names)}) "
-            f"VALUES ({', '.join([self._p] * len(row))})",
-            table.adapt(row),
-        )
+        cur.execute(table.upsert_sql, table.adapt(row))
 
     def _finish(
         self,
@@ -600,6 +748,7 @@ class ReservationStore:
             overlapping = self._overlapping(cur, r, at)
             records.append(usage_record(r, outcome, after, overlapping, at))
         acct.release_seq += len(ended)
+        acct.spend, acct.spend_changed = {}, False  # summed before these usage rows
         accounts = self.accounts
         cur.execute(
             f"UPDATE {accounts.qualified} SET {accounts._escape('release_seq')} = {self._p}, "
@@ -608,34 +757,19 @@ class ReservationStore:
         )
         usage = self.usage
         for rec in records:
-            r = rec.reservation
-            row = rec.row()
-            cur.execute(
-                f"DELETE FROM {usage.qualified} WHERE {usage.where_key(usage.key)}",
-                usage.adapt((r.reservation_id, r.reserved_at)),
-            )
-            cur.execute(
-                f"INSERT INTO {usage.qualified} ({self._cols(usage.column_names)}) "
-                f"VALUES ({', '.join([self._p] * len(row))})",
-                usage.adapt(row),
-            )
+            cur.execute(usage.upsert_sql, usage.adapt(rec.row()))
         return records
 
     def _overlapping(self, cur: Any, r: Reservation, end: datetime) -> int:
         """How many other reservations on the account were held at some time between ``r``'s start and end."""
-        table, p = self.reservations, self._p
+        table, p, e = self.reservations, self._p, self.reservations._escape
         cur.execute(
-            f"SELECT {self._cols(('reserved_at', 'released_at', 'status'))} FROM {table.qualified} "
-            f"WHERE {table.where_key(('account',))} AND {table._escape('reservation_id')} <> {p}",
-            (r.account, r.reservation_id),
+            f"SELECT COUNT(*) FROM {table.qualified} WHERE {table.where_key(('account',))} "
+            f"AND {e('reservation_id')} <> {p} AND {e('reserved_at')} < {p} "
+            f"AND ({e('status')} = {p} OR {e('released_at')} > {p})",
+            table.adapt((r.account, r.reservation_id, end, ACTIVE, r.reserved_at)),
         )
-        count = 0
-        for reserved_at, released_at, status in cur.fetchall():
-            start, stop = read_ts(reserved_at), read_ts(released_at)
-            assert start is not None
-            if start < end and (status == ACTIVE or (stop is not None and stop > r.reserved_at)):
-                count += 1
-        return count
+        return int(cur.fetchone()[0])
 
     def _held(
         self, dag_id: str, run_id: str, task_ids: Sequence[str], map_index: int | None
@@ -664,6 +798,31 @@ class ReservationStore:
     def _cols(self, names: Sequence[str]) -> str:
         return ", ".join(self.reservations._escape(n) for n in names)
 
+    def close(self) -> None:
+        """Close the connections the store keeps (it opens new ones when used again)."""
+        self._conn.close()
+
+
+def _session_setup(dialect: str, lock_timeout: float) -> Callable[[Any], None]:
+    """Session settings of a new kept connection: who issues ``BEGIN``, lock waits, isolation."""
+
+    def set_up(conn: Any) -> None:
+        if dialect == "sqlite":  # its lock wait is set on every connection (wait_on_sqlite_locks)
+            conn.isolation_level = None  # we issue BEGIN and COMMIT ourselves
+        elif dialect == "postgresql":
+            # We send BEGIN with the lock wait (SET LOCAL: nothing outlives the transaction, as
+            # PgBouncer's transaction pooling needs) in one round trip, and COMMIT.
+            conn.autocommit = True
+        else:
+            conn.autocommit(False)
+            with closing(conn.cursor()) as cur:
+                cur.execute(f"SET SESSION innodb_lock_wait_timeout = {max(1, round(lock_timeout))}")
+                # Each statement sees what committed before it: after the lock, every other reserver's rows.
+                cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+            conn.commit()
+
+    return set_up
+
 
 def _idempotent_ddl(step: Callable[[], None], attempts: int = 5) -> None:
     """Run a ``... IF NOT EXISTS`` statement that concurrent first users may race on.
@@ -688,6 +847,8 @@ def _rollback(conn: Any, cur: Any, dialect: str) -> None:
         if dialect == "sqlite":
             if conn.in_transaction:
                 cur.execute("ROLLBACK")
+        elif dialect == "postgresql":  # autocommit: the transaction is the BEGIN we sent
+            cur.execute("ROLLBACK")
         else:
             conn.rollback()
     except Exception:  # noqa: BLE001 - the connection is closed next; the original error matters

@@ -15,6 +15,7 @@ database would reject (NUL in PostgreSQL text, a lone surrogate anywhere) fails 
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass
@@ -187,7 +188,9 @@ class WarehouseTable:
         self._key_cells = [i for i, c in enumerate(columns) if c.name in key]
         self.table = check_identifier(table, "Table name")
         self.schema = check_identifier(schema, "Schema name") if schema else None
-        escape = hook.dialect.escape_word
+        # common-sql's escape_word looks its reserved words up on every call: statements built inside a
+        # reservation's lock would spend more on quoting than on the database.
+        escape = functools.cache(hook.dialect.escape_word)
         self.qualified = ".".join(escape(p) for p in ((self.schema,) if self.schema else ()) + (self.table,))
         self._escape = escape
 
@@ -385,6 +388,19 @@ class WarehouseTable:
             "mysql": f"INSERT IGNORE INTO {self.qualified} ({cols}) VALUES ({values})",
             "sqlite": f"INSERT OR IGNORE INTO {self.qualified} ({cols}) VALUES ({values})",
         }[self.dialect_name]
+
+    @functools.cached_property
+    def upsert_sql(self) -> str:
+        """``INSERT`` of one row (all columns, in table order) that replaces the row with its key."""
+        names = self.column_names
+        cols = ", ".join(self._escape(c) for c in names)
+        values = ", ".join([self.param()] * len(names))
+        insert = f"INSERT INTO {self.qualified} ({cols}) VALUES ({values})"
+        rest = [self._escape(c) for c in names if c not in self.key]
+        if self.dialect_name == "mysql":
+            return f"{insert} ON DUPLICATE KEY UPDATE {', '.join(f'{c} = VALUES({c})' for c in rest)}"
+        key = ", ".join(self._escape(c) for c in self.key)
+        return f"{insert} ON CONFLICT ({key}) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in rest)}"
 
     def param(self) -> str:
         """The driver's bound-parameter placeholder."""
