@@ -813,6 +813,11 @@ def _session_setup(dialect: str, lock_timeout: float) -> Callable[[Any], None]:
             # We send BEGIN with the lock wait (SET LOCAL: nothing outlives the transaction, as
             # PgBouncer's transaction pooling needs) in one round trip, and COMMIT.
             conn.autocommit = True
+            if hasattr(conn, "prepare_threshold"):
+                # psycopg 3 prepares a statement on the server after its fifth run on a connection;
+                # behind PgBouncer in transaction mode the next transaction may be on another server
+                # connection, without it ("prepared statement _pg3_0 does not exist").
+                conn.prepare_threshold = None
         else:
             conn.autocommit(False)
             with closing(conn.cursor()) as cur:

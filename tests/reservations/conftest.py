@@ -1,4 +1,8 @@
-"""A reservation database (SQLite file, PostgreSQL or MariaDB) and a LeadMagic account on the sandbox."""
+"""A reservation database and a LeadMagic account on the sandbox.
+
+The reservation database: a SQLite file, PostgreSQL, MariaDB, or PostgreSQL behind PgBouncer in
+transaction pooling mode (tests/pgbouncer.py).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import pytest
 
 from tests.conftest import set_connection
 from tests.mariadb import conn_json, mysql_uri
+from tests.pgbouncer import pgbouncer_uri
 from tests.receivers import smtp_inbox  # noqa: F401 - the SMTP server the alert tests deliver to
 from tests.warehouse_support import drop, postgres_connection, sqlite_connection, unique_table
 
@@ -28,6 +33,7 @@ CREDIT_CONN = "leadmagic_default"
         "sqlite",
         pytest.param("postgres", marks=pytest.mark.postgres),
         pytest.param("mariadb", marks=pytest.mark.mariadb),
+        pytest.param("pgbouncer", marks=pytest.mark.postgres),
     ]
 )
 def reservation_tables(
@@ -38,6 +44,9 @@ def reservation_tables(
         sqlite_connection(monkeypatch, RESERVATION_DB, tmp_path / "reservations.db")
     elif request.param == "postgres":
         postgres_connection(monkeypatch, RESERVATION_DB, request.getfixturevalue("postgres_conn_uri"))
+    elif request.param == "pgbouncer":  # transaction pooling, fewer server connections than reservers
+        uri = pgbouncer_uri(request.getfixturevalue("postgres_conn_uri"))
+        postgres_connection(monkeypatch, RESERVATION_DB, uri)
     else:
         monkeypatch.setenv(f"AIRFLOW_CONN_{RESERVATION_DB.upper()}", conn_json(mysql_uri()))
     names = {"table": unique_table("res"), "usage_table": unique_table("usage")}
