@@ -127,8 +127,19 @@ class CeleryStack:
         )
 
     def kill(self, name: str) -> None:
-        """SIGKILL a component and everything it started (its pool and the task processes)."""
-        os.killpg(self.procs[name].pid, signal.SIGKILL)
+        """SIGKILL a component and every process it started, as a lost machine ends them.
+
+        The whole tree, not the process group: Airflow's supervisor starts each task in a session of its
+        own, which a group kill would leave running (and spending) without its supervisor.
+        """
+        import psutil
+
+        root = psutil.Process(self.procs[name].pid)
+        tree = [root, *root.children(recursive=True)]
+        for proc in tree:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.kill()
+        psutil.wait_procs(tree, timeout=30)
         self.procs[name].wait(timeout=30)
 
     def alive(self) -> None:
@@ -153,7 +164,7 @@ class CeleryStack:
             timeout=120,
         )
         assert result.returncode == 0, result.stderr[-2000:]
-        return str(json.loads(result.stdout[result.stdout.index("[") :])[0]["dag_run_id"])
+        return str(json.loads(result.stdout[result.stdout.index("[{") :])[0]["dag_run_id"])
 
     def stop(self) -> None:
         for proc in self.procs.values():
@@ -307,6 +318,7 @@ def _usage(stack: CeleryStack) -> list[tuple[str, str, int, str, Decimal, Decima
     ]
 
 
+@pytest.mark.timeout(900)
 def test_reservations_hold_across_celery_workers_and_a_killed_worker(
     celery_stack: CeleryStack, connections: SandboxServer
 ) -> None:
@@ -388,7 +400,12 @@ def test_reservations_hold_across_celery_workers_and_a_killed_worker(
     stack.kill("worker-a")
     wait_for(lambda: _finished(stack, [slow]), 600, "the run to finish on worker-b")
     ran = _ran(stack, slow)
-    assert len(ran) == 10  # 100 credits: exactly ten shards
+    states = stack.query(
+        "SELECT task_id, map_index, state, hostname, try_number FROM task_instance WHERE run_id = %s "
+        "AND state <> 'skipped' ORDER BY map_index, task_id",
+        slow,
+    )
+    assert len(ran) == 10, states  # 100 credits: exactly ten shards
     retried = {(f"{team}.enrich", m) for team, m, host, tries in ran if tries > 1}
     assert on_a <= retried, (on_a, ran)  # what worker-a was running was retried...
     assert all(host == "worker-b" for team, m, host, tries in ran if tries > 1)  # ...on worker-b

@@ -325,11 +325,16 @@ class PreflightArgs:
         context: Context,
         estimate: tuple[Decimal, Decimal, str] | None,
         max_age: float,
+        *,
+        confirm_refusal: bool = False,
     ) -> tuple[PreflightDecision, CreditBalance]:
         """Reserve ``cost + margin`` on the account if its free credits cover it; record the decision.
 
         One transaction under the account's lock (see :class:`~airflow_credits_provider.reservations.
         ReservationStore`); the threshold checks and the XCom push run after it commits.
+
+        :param confirm_refusal: refuse (or size a partial run) only on a balance fetched now, never on
+            one shared by another reserver (the operator's one-shot decision; a sensor tries again)
         """
         from decimal import Decimal
 
@@ -362,6 +367,7 @@ class PreflightArgs:
                 max_age=max_age,
                 budget=self.budget,
                 amount_within=(lambda room: plans[0].amount_within(room)) if self.partial_run else None,
+                confirm_refusal=confirm_refusal,
             )
         except BudgetError as exc:  # an unknown budget, or one on another account: retrying cannot help
             raise CreditPreflightFailed(f"Task {self.task_id!r}: {exc}") from None
@@ -467,7 +473,9 @@ class CreditPreflightOperator(PreflightArgs, BaseOperator):
     :param reservation_schema: the schema of the reservation and usage tables
     :param usage_table: where released reservations are recorded (default ``credit_usage``)
     :param balance_max_age: seconds a balance fetched by any reserver of the account (with no release
-        since) is reused instead of calling the vendor (default 30)
+        since) is reused instead of calling the vendor (default 30). Such a balance may grant a
+        reservation, never refuse one: a run that does not fit on it is decided on a balance fetched
+        then (so a top-up counts at once)
     :param lock_timeout: seconds to wait for another reserver's lock on the account (default 60)
     """
 
@@ -505,7 +513,7 @@ class CreditPreflightOperator(PreflightArgs, BaseOperator):
         estimate = self._estimate_early(context)
         if self.reserve:
             max_age = DEFAULT_BALANCE_MAX_AGE if self.balance_max_age is None else self.balance_max_age
-            decision, _ = self._reserve(context, estimate, max_age)
+            decision, _ = self._reserve(context, estimate, max_age, confirm_refusal=True)
         else:
             decision = self._decide(context, self._fetch_balance(), estimate)
         if decision.passed:

@@ -257,6 +257,7 @@ class ReservationStore:
         max_age: float = 0.0,
         budget: str | None = None,
         amount_within: Callable[[Decimal], Decimal] | None = None,
+        confirm_refusal: bool = False,
     ) -> ReserveResult:
         """Reserve ``amount_for(balance)`` credits for ``holder`` if the account's free credits cover it.
 
@@ -278,6 +279,12 @@ class ReservationStore:
         reserve instead (:meth:`UnitPlan.amount_within
         <airflow_credits_provider.partial.UnitPlan.amount_within>`); that is reserved when it fits. Under
         the lock, so each of many partial reservers gets what was free at its turn.
+
+        With ``confirm_refusal`` (a one-shot decision: the operator fails, skips or sizes a partial run
+        on it), a shared balance may grant the reservation but never refuse or shrink it: when it falls
+        short, the balance is fetched from the vendor (still under the lock) and the reservation sized
+        on that. A top-up is then seen at once; a waiting sensor, which tries again anyway, keeps using
+        the shared balance.
         """
         self.create()
         rid = holder.reservation_id
@@ -287,17 +294,22 @@ class ReservationStore:
             holds = self._holds(cur, account, rid, now)
             if holds.expired:
                 self._finish(cur, account, acct, holds.expired, EXPIRED, None, now)
-            balance, fetched = self._balance(cur, account, acct, fetch_balance, max_age, now)
             own, held = holds.own, holds.held
             state = self._budget_state(cur, spec, *holds.budget(spec.name), now, acct) if spec else None
-            with exact_arithmetic():
-                amount = amount_for(balance)
-                room = balance.available - held
-                if state is not None:
-                    room = min(room, state.remaining)
-                if amount > room and amount_within is not None:
-                    amount = amount_within(room)
-                fits = amount <= room
+            balance, fetched = self._balance(cur, account, acct, fetch_balance, max_age, now)
+            while True:
+                with exact_arithmetic():
+                    amount = amount_for(balance)
+                    room = balance.available - held
+                    if state is not None:
+                        room = min(room, state.remaining)
+                    short = amount > room
+                    if short and amount_within is not None:
+                        amount = amount_within(room)
+                    fits = amount <= room
+                if not (short and confirm_refusal and not fetched):
+                    break
+                balance, fetched = self._balance(cur, account, acct, fetch_balance, 0.0, now)
             reservation, alerts = None, []
             if fits:  # a retry whose new estimate no longer fits keeps its row until released or expired
                 reservation = Reservation(

@@ -436,3 +436,44 @@ def test_waiters_share_one_vendor_request(
             assert result.reservation is None
             assert result.balance.available == 50
     assert credit_requests(leadmagic) == before + 1
+
+
+def test_a_shared_balance_grants_but_never_refuses_a_one_shot_reservation(
+    reservation_tables: dict[str, str], leadmagic: SandboxServer
+) -> None:
+    """A top-up since the shared balance: a waiter may keep the old one; the operator's decision may not."""
+    from datetime import timedelta
+
+    store = store_for(reservation_tables)
+    set_credits(leadmagic, 50)
+    refused = reserve(store, "acct-topup", Holder("dag", "run-1", "reserve"), max_age=30)
+    assert refused.reservation is None
+    assert refused.fetched  # the first: fetched, and shared under the lock
+    requests = len(leadmagic.state.requests_for("leadmagic", "/v1/credits"))
+    set_credits(leadmagic, 500)  # the top-up; no release since, so the shared 50 is still current
+
+    def again(confirm: bool) -> Any:
+        return store.reserve(
+            account="acct-topup",
+            credit_conn_id=CREDIT_CONN,
+            holder=Holder("dag", "run-2", "reserve"),
+            amount_for=lambda _b: COST,
+            fetch_balance=live_balance,
+            ttl=timedelta(hours=1),
+            max_age=30,
+            confirm_refusal=confirm,
+        )
+
+    waiter = again(False)  # a sensor's poke: the shared balance says no; it tries again later
+    assert waiter.reservation is None
+    assert not waiter.fetched
+    assert len(leadmagic.state.requests_for("leadmagic", "/v1/credits")) == requests
+    decided = again(True)  # the operator: no refusal without asking the vendor
+    assert decided.reservation is not None
+    assert decided.fetched
+    assert decided.balance.available == 500
+    assert len(leadmagic.state.requests_for("leadmagic", "/v1/credits")) == requests + 1
+    granted = again(True)  # now shared at 500, and enough: no vendor request for a yes
+    assert granted.reservation is not None
+    assert not granted.fetched
+    store.close()

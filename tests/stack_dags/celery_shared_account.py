@@ -63,13 +63,14 @@ with DAG(
                 budget=team,
                 on_insufficient="skip",
                 reservation_ttl=timedelta(minutes=10),
+                retries=1,  # a retry on another worker reuses the reservation its first try made
+                retry_delay=timedelta(seconds=1),
             )
             release = CreditReleaseOperator(
-                task_id="release",
-                reserved_by=f"{team}.reserve",
-                reservation_conn_id=RESERVATIONS,
-                trigger_rule="all_done",
+                task_id="release", reserved_by=f"{team}.reserve", reservation_conn_id=RESERVATIONS
             )
-            reserve >> enrich(shard) >> release
+            # The teardown runs after the work whether it succeeded or failed, and is skipped with the
+            # reservation when the shard did not fit.
+            reserve >> enrich(shard) >> release.as_teardown(setups=reserve)
 
         spend.expand(shard=list(range(20)))
