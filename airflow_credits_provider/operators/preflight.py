@@ -371,6 +371,8 @@ class PreflightArgs:
             )
         except BudgetError as exc:  # an unknown budget, or one on another account: retrying cannot help
             raise CreditPreflightFailed(f"Task {self.task_id!r}: {exc}") from None
+        finally:
+            store.close()  # a sensor's next poke may be minutes away: hold no idle connection meanwhile
         account = self.account or self.credit_conn_id
         if result.alerts:  # claimed in the reservation's transaction: sent now that it has committed
             from airflow_credits_provider.notifications.delivery import deliver_claimed

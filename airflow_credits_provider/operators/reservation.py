@@ -82,13 +82,16 @@ class CreditReleaseOperator(BaseOperator):
         ti = context["ti"]
         map_index = getattr(ti, "map_index", -1)
         task_ids = [self.reserved_by] if isinstance(self.reserved_by, str) else list(self.reserved_by)
-        records = store.release(
-            dag_id=ti.dag_id,
-            run_id=ti.run_id,
-            task_ids=task_ids,
-            map_index=map_index if map_index is not None and map_index >= 0 else None,
-            balance_after=self._balance_after if self.record_balance_after else None,
-        )
+        try:
+            records = store.release(
+                dag_id=ti.dag_id,
+                run_id=ti.run_id,
+                task_ids=task_ids,
+                map_index=map_index if map_index is not None and map_index >= 0 else None,
+                balance_after=self._balance_after if self.record_balance_after else None,
+            )
+        finally:
+            store.close()  # its one transaction is done
         if records.alerts:  # claimed in the release's transaction: sent now that it has committed
             from airflow_credits_provider.notifications.delivery import deliver_claimed
 

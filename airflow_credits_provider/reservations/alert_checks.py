@@ -34,6 +34,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+def rules_for(rules: AlertRuleRegistry, cur: Any, account: str, budgets: Sequence[str]) -> list[AlertRule]:
+    """The rules a reservation or release on ``account`` (drawing on ``budgets``) may make due."""
+    return rules.read_for(cur, [account, *budgets], tuple(IN_TRANSACTION_KINDS))
+
+
 def claim_in_transaction(
     rules: AlertRuleRegistry,
     claims: AlertClaims,
@@ -45,6 +50,7 @@ def claim_in_transaction(
     balance: CreditBalance | None,
     held: Decimal,
     now: datetime,
+    found: Sequence[AlertRule] | None = None,
 ) -> list[Crossing]:
     """Claim what the transaction's numbers cross: budget thresholds, and the account's free credits.
 
@@ -56,11 +62,14 @@ def claim_in_transaction(
     :param free: the account's free credits as it leaves them (``None``: unknown, balance rules skip)
     :param balance: the balance they were computed from (for the message: renewal)
     :param held: what active reservations hold after it
+    :param found: the rules on the account and the budgets, read before the transaction took its lock
+        (:func:`rules_for`); ``None``: read them now
     """
-    subjects = [account, *(s.budget.name for s in budgets)]
-    found = rules.read_for(cur, subjects, tuple(IN_TRANSACTION_KINDS))
+    if found is None:
+        found = rules_for(rules, cur, account, [s.budget.name for s in budgets])
     if not found:
         return []
+    found = list(found)
     cur.execute("SAVEPOINT credit_alerts")
     try:
         claimed = _claim(claims, cur, found, account, budgets, free, balance, held, now)

@@ -33,9 +33,10 @@ the reservation database's clock, read in the statement that takes the lock: mac
 disagree still agree on what has expired and which period a reservation charges.
 
 Each thread keeps one connection to the reservation database between transactions
-(:class:`~airflow_credits_provider.sql.kept_connection.KeptConnection`), and a reservation is one
-transaction of five statements on it when nothing expired: lock (with the clock), the active holds
-summed by the database, the alert rules, the reservation's row, commit.
+(:class:`~airflow_credits_provider.sql.kept_connection.KeptConnection`). A reservation reads the
+definitions it needs (its budget, the alert rules) before it takes the lock, then holds the lock for
+three statements when nothing expired: the active holds summed by the database, the reservation's row,
+commit. Nothing that can happen outside the lock happens inside it.
 
 Airflow-free: works on any DB-API hook that has ``get_conn()``, ``run()``, ``get_first()``,
 ``placeholder``, ``dialect_name`` and ``dialect.escape_word`` (common-sql's ``DbApiHook``).
@@ -54,7 +55,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_credits_provider.budgets import BudgetState, to_utc_naive
 from airflow_credits_provider.errors import BudgetError, CreditConnectionConfigError, ReservationLockTimeout
 from airflow_credits_provider.parsing import decimal_text, exact_arithmetic
-from airflow_credits_provider.reservations.alert_checks import claim_in_transaction
+from airflow_credits_provider.reservations.alert_checks import claim_in_transaction, rules_for
 from airflow_credits_provider.reservations.alert_claims import AlertClaims
 from airflow_credits_provider.reservations.alert_rules import AlertRuleRegistry
 from airflow_credits_provider.reservations.models import (
@@ -90,7 +91,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
     from datetime import datetime
 
-    from airflow_credits_provider.alerts import Crossing
+    from airflow_credits_provider.alerts import AlertRule, Crossing
     from airflow_credits_provider.budgets import Budget
     from airflow_credits_provider.models import CreditBalance
     from airflow_credits_provider.reservations.models import Holder
@@ -118,6 +119,8 @@ class _AccountRow:
     shared_seq: int | None
     shared_at: datetime | None
     now: datetime
+    #: What the transaction read before it took the lock (definitions: the budget, the alert rules).
+    prepared: Any = None
     #: Budgets' spend this period (``"<budget> <period start>"``: decimal text), valid at ``release_seq``.
     spend: dict[str, str] = dataclasses.field(default_factory=dict)
     spend_changed: bool = False
@@ -288,10 +291,16 @@ class ReservationStore:
         """
         self.create()
         rid = holder.reservation_id
-        with self._locked(account) as (cur, acct):
-            now = acct.now
+
+        def definitions(cur: Any) -> tuple[Budget | None, list[AlertRule]]:
+            """Read before the lock: nothing in them depends on the account's state."""
             spec = self._budget(cur, budget, account) if budget else None
-            holds = self._holds(cur, account, rid, now)
+            return spec, rules_for(self.alert_rules, cur, account, [budget] if budget else [])
+
+        with self._locked(account, definitions) as (cur, acct):
+            now = acct.now
+            spec, rules = acct.prepared
+            holds = self._holds(cur, account, rid, now, budget)
             if holds.expired:
                 self._finish(cur, account, acct, holds.expired, EXPIRED, None, now)
             own, held = holds.own, holds.held
@@ -341,6 +350,7 @@ class ReservationStore:
                     balance=balance,
                     held=held_after,
                     now=now,
+                    found=rules,
                 )
             self._keep_spend(cur, account, acct)
             return ReserveResult(
@@ -511,13 +521,19 @@ class ReservationStore:
 
     # -- the transaction ---------------------------------------------------------------------------
     @contextmanager
-    def _locked(self, account: str) -> Iterator[tuple[Any, _AccountRow]]:
+    def _locked(
+        self, account: str, prepare: Callable[[Any], Any] | None = None
+    ) -> Iterator[tuple[Any, _AccountRow]]:
         """One transaction holding ``account``'s lock; commits on success, rolls back on error.
 
         Runs on the thread's kept connection (opened when there is none, or after an error). A kept
         connection the server closed meanwhile fails at the lock, before anything changed: the lock is
         taken again once on a new connection. A lock wait longer than ``lock_timeout``, in the
         transaction or in creating the account's row before it, is :class:`ReservationLockTimeout`.
+
+        :param prepare: reads on the same connection before the lock is taken (its result is the
+            account row's ``prepared``): work that need not hold other reservers back (on SQLite,
+            where a read outside the lock waits for the writer anyway, just after it)
         """
         try:
             self._ensure_account(account)
@@ -525,7 +541,12 @@ class ReservationStore:
                 conn, reused = self._conn.get()
                 cur = conn.cursor()
                 try:
+                    # SQLite's readers wait for a committing writer: there a read before the lock
+                    # would only add a wait, so it reads under it.
+                    early = prepare is not None and self.dialect != "sqlite"
+                    prepared = prepare(cur) if early and prepare is not None else None
                     row = self._begin_and_lock(cur, account)
+                    row.prepared = prepare(cur) if prepare is not None and not early else prepared
                     break
                 except Exception as exc:
                     self._abandon(conn, cur)
@@ -585,7 +606,9 @@ class ReservationStore:
             None if balance_seq is None else int(balance_seq),
             None if shared_at is None else read_now(shared_at),
             self.clock() if self._fixed_clock else read_now(now),
-            json.loads(spend_json) if spend_json and spend_seq is not None and int(spend_seq) == seq else {},
+            spend=json.loads(spend_json)
+            if spend_json and spend_seq is not None and int(spend_seq) == seq
+            else {},
         )
 
     def _ensure_account(self, account: str) -> None:
@@ -609,47 +632,54 @@ class ReservationStore:
         )
         self._accounts_seen.add(account)
 
-    def _holds(self, cur: Any, account: str, rid: str, now: datetime) -> _Holds:
+    def _holds(self, cur: Any, account: str, rid: str, now: datetime, budget: str | None) -> _Holds:
         """The account's active holds besides ``rid``'s, summed by the database (one statement).
 
-        The reservations themselves are read only when one is past its TTL or is ``rid``'s own (a
-        retry). SQLite sums decimal text through floats: there each active hold's amount is read (not
-        the whole reservation) and summed exactly here.
+        With them, what the others drawing on ``budget`` hold. The reservations themselves are read
+        only when one is past its TTL or is ``rid``'s own (a retry). SQLite sums decimal text through
+        floats: there each active hold's amount is read (not the whole reservation) and summed here.
         """
         table, p, e = self.reservations, self._p, self.reservations._escape
         if "holds" not in self._sql:
             other = f"{e('expires_at')} > {p} AND {e('reservation_id')} <> {p}"
+            mine = f"{other} AND {e('budget')} = {p}"
             where = f"WHERE {table.where_key(('account', 'status'))}"
             self._sql["holds"] = (
                 f"SELECT {e('budget')}, {e('amount')}, CASE WHEN {other} THEN 1 ELSE 0 END "
                 f"FROM {table.qualified} {where}"
                 if self.dialect == "sqlite"
-                else f"SELECT {e('budget')}, SUM(CASE WHEN {other} THEN {e('amount')} END), "
-                f"COUNT(CASE WHEN {other} THEN 1 END), COUNT(*) FROM {table.qualified} "
-                f"{where} GROUP BY {e('budget')}"
+                else f"SELECT SUM(CASE WHEN {other} THEN {e('amount')} END), "
+                f"COUNT(CASE WHEN {other} THEN 1 END), COUNT(*), "
+                f"SUM(CASE WHEN {mine} THEN {e('amount')} END), COUNT(CASE WHEN {mine} THEN 1 END) "
+                f"FROM {table.qualified} {where}"
             )
             self._sql["own_or_expired"] = (
                 f"SELECT {self._cols(SELECT_RESERVATION)} FROM {table.qualified} {where} "
                 f"AND ({e('expires_at')} <= {p} OR {e('reservation_id')} = {p})"
             )
-        others: tuple[Any, ...] = (now, rid) if self.dialect == "sqlite" else (now, rid, now, rid)
-        cur.execute(self._sql["holds"], table.adapt((*others, account, ACTIVE)))
         by_budget: dict[str | None, tuple[Decimal, int]] = {}
-        rest = 0
         with exact_arithmetic():
             if self.dialect == "sqlite":
-                for budget, amount, counted in cur.fetchall():
+                cur.execute(self._sql["holds"], table.adapt((now, rid, account, ACTIVE)))
+                rest = 0
+                for name, amount, counted in cur.fetchall():
                     if not counted:
                         rest += 1
                         continue
-                    held, holders = by_budget.get(budget, (Decimal(0), 0))
-                    by_budget[budget] = (held + Decimal(amount), holders + 1)
+                    held, holders = by_budget.get(name, (Decimal(0), 0))
+                    by_budget[name] = (held + Decimal(amount), holders + 1)
+                held_total = sum((h for h, _ in by_budget.values()), Decimal(0))
+                count = sum(c for _, c in by_budget.values())
             else:
-                for budget, held, holders, everyone in cur.fetchall():
-                    if holders:
-                        by_budget[budget] = (Decimal(str(held)), int(holders))
-                    rest += int(everyone) - int(holders)
-            held_total = sum((h for h, _ in by_budget.values()), Decimal(0))
+                pair: tuple[Any, ...] = (now, rid)
+                in_budget_params = (*pair, budget)
+                params = (*pair, *pair, *in_budget_params, *in_budget_params, account, ACTIVE)
+                cur.execute(self._sql["holds"], params)
+                held, holders, everyone, in_budget, budget_holders = cur.fetchone()
+                held_total, count = Decimal(str(held or 0)), int(holders)
+                rest = int(everyone) - count
+                if budget is not None and budget_holders:
+                    by_budget[budget] = (Decimal(str(in_budget)), int(budget_holders))
         own, expired = None, []
         if rest:
             cur.execute(self._sql["own_or_expired"], table.adapt((account, ACTIVE, now, rid)))
@@ -658,7 +688,7 @@ class ReservationStore:
                     expired.append(r)
                 else:
                     own = r
-        return _Holds(held_total, sum(c for _, c in by_budget.values()), by_budget, own, expired)
+        return _Holds(held_total, count, by_budget, own, expired)
 
     def _active(self, cur: Any, account: str, now: datetime) -> tuple[list[Reservation], list[Reservation]]:
         """The account's active reservations: ``(within TTL, past TTL)``."""

@@ -115,18 +115,23 @@ class CreditReservationTrigger(CreditBalanceTrigger):
             self._store = ReservationStore(sql_hook_for(spec["reservation_conn_id"]), **spec.get("store", {}))
         planned = (self.estimate or {}).get("plan")
         plan = UnitPlan.from_dict(planned) if planned else None
-        result = self._store.reserve(
-            account=spec["account"],
-            credit_conn_id=self.credit_conn_id,
-            holder=Holder(**spec["holder"]),
-            # A partial run asks for the whole job, then for what fits (``required`` is its smallest run).
-            amount_for=lambda _balance: plan.required(plan.units) if plan else required,
-            amount_within=plan.amount_within if plan else None,
-            fetch_balance=self._fetch_balance,
-            ttl=timedelta(seconds=float(spec["ttl"])),
-            max_age=float(spec["max_age"]),
-            budget=spec.get("budget"),
-        )
+        try:
+            result = self._store.reserve(
+                account=spec["account"],
+                credit_conn_id=self.credit_conn_id,
+                holder=Holder(**spec["holder"]),
+                # A partial run asks for the whole job, then for what fits (``required``: its smallest run).
+                amount_for=lambda _balance: plan.required(plan.units) if plan else required,
+                amount_within=plan.amount_within if plan else None,
+                fetch_balance=self._fetch_balance,
+                ttl=timedelta(seconds=float(spec["ttl"])),
+                max_age=float(spec["max_age"]),
+                budget=spec.get("budget"),
+            )
+        finally:
+            # Hundreds of triggers may wait at once, each polling every few minutes: none keeps an idle
+            # connection to the reservation database between its attempts.
+            self._store.close()
         if result.alerts:  # claimed in the reservation's transaction: sent now that it has committed
             from airflow_credits_provider.notifications.delivery import deliver_claimed
 

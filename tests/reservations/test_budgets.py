@@ -410,3 +410,41 @@ def test_20_processes_over_two_budgets_never_exceed_a_cap_or_the_balance(
             assert_round(
                 store, f"acct-budget-p{round_}", [(i, ok) for _, i, ok, _ in got], _expected(k, cap_a, cap_b)
             )
+
+
+def test_a_budgets_period_spend_is_summed_once_per_release_and_stays_exact(
+    reservation_tables: dict[str, str], leadmagic: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The spend kept on the account's row saves the sum until a release changes it, never longer."""
+    import airflow_credits_provider.reservations.store as store_module
+
+    sums: list[str] = []
+    real = store_module.budget_spend
+
+    def counted(cur: Any, usage: Any, budget: str, start: datetime, end: datetime) -> Decimal:
+        sums.append(budget)
+        return real(cur, usage, budget, start, end)
+
+    monkeypatch.setattr(store_module, "budget_spend", counted)
+    set_credits(leadmagic, 10_000)
+    store = store_for(reservation_tables)
+    define(store, "growth", 1000)
+    for run in ("r1", "r2", "r3"):
+        assert store.reserve(**_args(run), budget="growth").reservation is not None
+    assert sums == ["growth"]  # summed by the first reservation, kept for the next two
+    other = store_for(reservation_tables)  # another process: the kept sum is on the account's row
+    assert other.reserve(**_args("r4"), budget="growth").budget.spent == 0  # type: ignore[union-attr]
+    assert sums == ["growth"]
+    _spend(leadmagic, 60)
+    released = store.release(
+        dag_id="dag", run_id="r1", task_ids=["reserve"], balance_after=lambda _c: live_balance()
+    )
+    assert [r.spent for r in released] == [60]  # r2-r4 overlapped: the drop, an upper bound
+    assert sums == ["growth", "growth"]  # the release summed the new period spend once, and kept it
+    for run in ("r5", "r6"):
+        after = other.reserve(**_args(run), budget="growth")
+        assert after.budget is not None
+        assert after.budget.spent == 60  # the release's usage row counted: the kept sum is current
+    assert sums == ["growth", "growth"]
+    store.close()
+    other.close()
