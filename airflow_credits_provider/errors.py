@@ -103,6 +103,10 @@ class ReservationLockTimeout(CreditProviderError):
     """The reservation table's account lock was not granted within ``lock_timeout`` (worth retrying)."""
 
 
+class UnknownReservingTaskError(CreditProviderError, ValueError):
+    """A release names, in ``reserved_by``, no task of its DAG: it would release nothing."""
+
+
 class BudgetError(CreditConnectionConfigError):
     """A credit budget is defined wrongly, unknown, or named by a task on another account (never retried)."""
 

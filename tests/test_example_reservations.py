@@ -147,3 +147,48 @@ def test_no_key_reaches_the_reservation_tables(
         assert CANARY not in repr(rows)
     assert CANARY not in repr(xcom(run, "reserve_credits", "credit_preflight"))
     assert CANARY not in repr(xcom(run, "release_credits"))
+
+
+MAPPED = "example_mapped_reservations"
+
+
+def test_mapped_shards_reserve_what_fits_and_each_release_finds_its_own_in_the_group(
+    connections: SandboxServer, reservations: ReservationStore
+) -> None:
+    """``reserved_by="reserve"`` inside the group ``shard`` is ``shard.reserve``, of the same shard."""
+    connections.state.leadmagic.credits = Decimal(12)  # 5 leads x 1.1 = 5.5 a shard: two of three fit
+    run = load_dag(MAPPED, MAPPED).test(run_conf={"shards": 3, "leads": 5})
+    shards = sorted((ti.task_id, str(ti.state)) for ti in run.get_task_instances() if ti.map_index >= 0)
+    assert shards == sorted(
+        [("shard.reserve", "success")] * 2
+        + [("shard.reserve", "skipped")]
+        + [("shard.enrich", "success")] * 2
+        + [("shard.enrich", "skipped")]
+        + [("shard.release", "success")] * 2
+        + [("shard.release", "skipped")]
+    )
+    assert connections.state.leadmagic.credits == 2
+    assert reservations.active("leadmagic_shared") == []
+    assert sorted(r[1:4] for r in usage_rows(reservations)) == [("shard.reserve", "released", "5.5")] * 2
+
+
+def test_a_release_naming_no_task_fails_instead_of_releasing_nothing(
+    connections: SandboxServer, reservations: ReservationStore
+) -> None:
+    """A misnamed ``reserved_by`` used to succeed, release nothing and leave the credits held."""
+    from airflow_credits_provider.errors import UnknownReservingTaskError
+
+    connections.state.leadmagic.credits = Decimal(100)
+    dag = load_dag(MAPPED, MAPPED)
+    release = dag.get_task("shard.release")
+    release.reserved_by = "reserv"
+    with pytest.raises(
+        UnknownReservingTaskError,
+        match=r"reserved_by names 'reserv', which is no task of DAG 'example_mapped_reservations' "
+        r"\(this task is in group 'shard': its tasks are 'shard.<task_id>'\)",
+    ):
+        release._reserving_task_ids()
+    run = dag.test(run_conf={"shards": 2, "leads": 1})
+    failed = sorted(str(ti.state) for ti in run.get_task_instances() if ti.task_id == "shard.release")
+    assert failed == ["failed", "failed"]  # not a silent success
+    assert len(reservations.active("leadmagic_shared")) == 2  # still held: the failed release says so

@@ -34,7 +34,9 @@ class CreditReleaseOperator(BaseOperator):
     When this task is itself a mapped instance (``map_index >= 0``), it releases only the reservation of
     the preflight instance with the same map index (a mapped task group); otherwise every instance's.
 
-    :param reserved_by: the task id(s) of the preflight(s) whose reservations to release (templated)
+    :param reserved_by: the task id(s) of the preflight(s) whose reservations to release (templated).
+        Inside a task group, the preflight's id without the group's prefix names the one in the same
+        group (``"reserve"`` is ``"<group>.reserve"``); a name that is no task of the DAG fails the task
     :param reservation_conn_id: the SQL connection holding the reservation tables (templated)
     :param reservation_table: the reservations table (default ``credit_reservations``)
     :param reservation_schema: the schema of the reservation and usage tables
@@ -66,6 +68,35 @@ class CreditReleaseOperator(BaseOperator):
         self.usage_table = usage_table
         self.record_balance_after = record_balance_after
 
+    def _reserving_task_ids(self) -> list[str]:
+        """``reserved_by`` as the DAG's task ids: a name inside this task's group gets the group's prefix.
+
+        A name that is no task of the DAG fails the release, which would otherwise find nothing to
+        release and leave the reservations held until their TTL.
+        """
+        named = [self.reserved_by] if isinstance(self.reserved_by, str) else list(self.reserved_by)
+        dag = getattr(self, "dag", None)
+        if dag is None or not hasattr(dag, "has_task"):
+            return named
+        group = getattr(getattr(self, "task_group", None), "group_id", None)
+        found = []
+        for name in named:
+            if dag.has_task(name):
+                found.append(name)
+            elif group and dag.has_task(f"{group}.{name}"):
+                found.append(f"{group}.{name}")
+            else:
+                from airflow_credits_provider.errors import UnknownReservingTaskError
+
+                inside = (
+                    f" (this task is in group {group!r}: its tasks are '{group}.<task_id>')" if group else ""
+                )
+                raise UnknownReservingTaskError(
+                    f"Task {self.task_id!r}: reserved_by names {name!r}, which is no task of DAG "
+                    f"{dag.dag_id!r}{inside}. Name the preflight task that reserved; nothing was released."
+                )
+        return found
+
     def execute(self, context: Context) -> list[dict[str, Any]]:
         """Release, record usage, and return the usage records (JSON-friendly, for XCom)."""
         from airflow_credits_provider.reservations import ReservationStore
@@ -81,7 +112,7 @@ class CreditReleaseOperator(BaseOperator):
         )
         ti = context["ti"]
         map_index = getattr(ti, "map_index", -1)
-        task_ids = [self.reserved_by] if isinstance(self.reserved_by, str) else list(self.reserved_by)
+        task_ids = self._reserving_task_ids()
         try:
             records = store.release(
                 dag_id=ti.dag_id,
