@@ -167,16 +167,25 @@ class CeleryStack:
         return str(json.loads(result.stdout[result.stdout.index("[{") :])[0]["dag_run_id"])
 
     def stop(self) -> None:
+        """SIGTERM every component, then SIGKILL what is left of their process trees.
+
+        Trees, not process groups: a task process runs in a session of its own (see :meth:`kill`).
+        """
+        import psutil
+
+        trees = []
         for proc in self.procs.values():
+            with contextlib.suppress(psutil.NoSuchProcess):
+                root = psutil.Process(proc.pid)
+                trees += [root, *root.children(recursive=True)]
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGTERM)
+        _, alive = psutil.wait_procs(trees, timeout=30)
+        for left in alive:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                left.kill()
         for proc in self.procs.values():
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+            proc.wait(timeout=30)
         for log in self.logs.values():
             log.close()
 
