@@ -127,20 +127,28 @@ def test_the_waiting_variant_defers_until_min_units_fit_then_takes_what_fits(
     assert len(leads(warehouse, "pending")) == 30
 
 
-def test_a_decision_on_a_shared_balance_says_how_old_it_is(
+def test_a_top_up_counts_at_once_and_a_decision_on_a_shared_balance_says_how_old_it_is(
     connections: SandboxServer, stores: tuple[ReservationStore, object]
 ) -> None:
-    """Seen by a new user: a top-up right after a run went unseen, and the message said to top up."""
+    """Seen by a new user: a top-up right after a run went unseen, and the message said to top up.
+
+    A balance another reserver shared may grant a reservation, never refuse or shrink one: the run
+    after the top-up is decided on a balance fetched then. The run after that fits on the balance the
+    release shared, and its message says how old that balance is.
+    """
     connections.state.leadmagic.credits = Decimal(23)
     first = load_dag(MODULE, DAG_ID).test(run_conf={"new_leads": 50})
     assert "Balance read" not in xcom(first, "reserve_credits", "credit_preflight")["message"]
     connections.state.leadmagic.credits = Decimal(1000)  # a top-up within balance_max_age of the release
     second = load_dag(MODULE, DAG_ID).test(run_conf={"new_leads": 0})
-    assert states(second)["reserve_credits"] == "skipped"
-    message = xcom(second, "reserve_credits", "credit_preflight")["message"]
-    assert "available 3, short by 2.5." in message
+    assert states(second)["reserve_credits"] == "success"  # the 30 carried leads, on the top-up
+    decided = xcom(second, "reserve_credits", "credit_preflight")
+    assert decided["balance"]["available"] == "1000"
+    assert "Balance read" not in decided["message"]
+    third = load_dag(MODULE, DAG_ID).test(run_conf={"new_leads": 5})
+    assert states(third)["reserve_credits"] == "success"
     assert re.search(
         r"\(Balance read \d+s ago by another reserver of account 'leadmagic_default' and reused, as "
         r"balance_max_age is 30s; 0 asks the vendor every time\.\)$",
-        message,
+        xcom(third, "reserve_credits", "credit_preflight")["message"],
     )

@@ -32,8 +32,9 @@ only while its ``balance_seq`` is current. Times (TTLs, budget periods, the shar
 the reservation database's clock, read in the statement that takes the lock: machines whose clocks
 disagree still agree on what has expired and which period a reservation charges.
 
-Each thread keeps one connection to the reservation database between transactions
-(:class:`~airflow_credits_provider.sql.kept_connection.KeptConnection`). A reservation reads the
+Each thread keeps one connection to a PostgreSQL or MySQL/MariaDB reservation database between
+transactions (:class:`~airflow_credits_provider.sql.kept_connection.KeptConnection`; a SQLite file is
+opened per transaction). A reservation reads the
 definitions it needs (its budget, the alert rules) before it takes the lock, then holds the lock for
 three statements when nothing expired: the active holds summed by the database, the reservation's row,
 commit. Nothing that can happen outside the lock happens inside it.
@@ -560,6 +561,10 @@ class ReservationStore:
                 else:
                     cur.execute("COMMIT")
                 cur.close()
+                if self.dialect == "sqlite":
+                    # Opening a SQLite file costs little, and its connections may only be closed by the
+                    # thread that opened them: keep none past the transaction.
+                    self._conn.discard()
             except BaseException:
                 self._abandon(conn, cur)
                 raise
