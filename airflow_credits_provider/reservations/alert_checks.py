@@ -69,7 +69,6 @@ def claim_in_transaction(
         found = rules_for(rules, cur, account, [s.budget.name for s in budgets])
     if not found:
         return []
-    found = list(found)
     cur.execute("SAVEPOINT credit_alerts")
     try:
         claimed = _claim(claims, cur, found, account, budgets, free, balance, held, now)

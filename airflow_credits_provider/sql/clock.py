@@ -8,8 +8,10 @@ outside a lock, with one ``SELECT``.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
+
+from airflow_credits_provider.sql.tables import to_naive_utc
 
 #: "Now" in UTC, as a naive timestamp, in each dialect. PostgreSQL's ``clock_timestamp()`` is the time the
 #: statement reads it (``now()`` would be the transaction's start); MySQL/MariaDB's ``UTC_TIMESTAMP(6)`` is
@@ -30,11 +32,7 @@ def read_now(value: Any) -> datetime:
     """The value of :data:`NOW_SQL` as the driver returns it, as a naive UTC ``datetime``."""
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
-    if value.tzinfo is not None:
-        value = value.astimezone(timezone.utc).replace(tzinfo=None)
-    return datetime(
-        value.year, value.month, value.day, value.hour, value.minute, value.second, value.microsecond
-    )
+    return to_naive_utc(value)
 
 
 class DatabaseClock:
