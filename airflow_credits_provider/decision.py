@@ -279,9 +279,10 @@ def decide(
     )
     held = ""
     if other_reservations or reserved_by_others:
-        runs = "run" if other_reservations == 1 else "runs"
+        # "reservations", not "runs": a mapped task's other shards are reservations of the same run
+        holds = "reservation" if other_reservations == 1 else "reservations"
         held = (
-            f" ({_fmt(reserved_by_others)} of it reserved by {other_reservations} other {runs}, "
+            f" ({_fmt(reserved_by_others)} of it held by {other_reservations} other {holds}, "
             f"{_fmt(free)} free)"
         )
     budget_text = _budget_text(budget, required)

@@ -28,7 +28,7 @@ Sums are exact ``Decimal`` arithmetic; times are aware UTC datetimes.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import ROUND_HALF_EVEN, Context, Decimal, localcontext
 from typing import TYPE_CHECKING, Any
 
@@ -36,7 +36,6 @@ from airflow_credits_provider.parsing import decimal_text, exact_arithmetic, for
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
-    from datetime import datetime
 
 DEFAULT_WINDOW = timedelta(days=14)
 DEFAULT_MIN_HISTORY = timedelta(hours=1)
@@ -69,6 +68,8 @@ class Runway:
     :param history: the time the window covers
     :param renews_at: the vendor's next renewal as the newest snapshot reported it (``None``: unknown)
     :param renewal_stale: ``renews_at`` is at or before ``at``: stale vendor data, ignored
+    :param starts_from: what ``balance`` and ``at`` are: ``"last snapshot"``, or ``"live balance"``
+        (:meth:`from_balance`)
     """
 
     balance: Decimal
@@ -84,6 +85,7 @@ class Runway:
     history: timedelta
     renews_at: datetime | None = None
     renewal_stale: bool = False
+    starts_from: str = "last snapshot"
 
     @property
     def renewal(self) -> datetime | None:
@@ -118,6 +120,25 @@ class Runway:
         stale = renews_at is not None and renews_at <= self.at
         return dataclasses.replace(self, renews_at=renews_at, renewal_stale=stale)
 
+    def from_balance(self, balance: Decimal, at: datetime) -> Runway:
+        """The same burn rate, run down from ``balance`` at ``at`` (a live balance newer than the history).
+
+        ``starts_from`` then says ``"live balance"``; the history's figures (spent, refills, snapshots)
+        stay those of the window.
+        """
+        import dataclasses
+
+        days_left, runs_out = _ends(balance, self.reserve, self.burn_per_day, at)
+        moved = dataclasses.replace(
+            self,
+            balance=balance,
+            at=at,
+            days_left=days_left,
+            runs_out_at=runs_out,
+            starts_from="live balance",
+        )
+        return moved.with_renewal(self.renews_at)
+
     def is_short(self, min_days: Decimal | float) -> bool:
         """The balance reaches the reserve within ``min_days`` and before any usable renewal."""
         if self.days_left is None or self.days_left >= Decimal(str(min_days)):
@@ -143,6 +164,7 @@ class Runway:
             "days_to_renewal": _optional(self.days_to_renewal),
             "dry_before_renewal": self.dry_before_renewal,
             "days_dry_before_renewal": _optional(self.days_dry_before_renewal),
+            "starts_from": self.starts_from,
         }
 
     def describe(self) -> str:
@@ -177,6 +199,111 @@ class Runway:
         if self.days_left is None:
             return f"Renews {when} (in {days} days)."
         return f"Renews {when} (in {days} days), before it runs dry."
+
+
+#: One missed landing is not staleness: the history is behind when its newest snapshot is older than
+#: this many times the window's mean spacing (and at least :data:`MIN_STALE_AGE`).
+STALE_SPACINGS = 2
+MIN_STALE_AGE = timedelta(minutes=10)
+
+
+@dataclass(frozen=True)
+class HistoryGap:
+    """How an account's landed history stands against its live balance.
+
+    The history is **stale** when its newest snapshot is older than :data:`STALE_SPACINGS` times the
+    forecast window's mean spacing between snapshots (one day when there is only one snapshot), and it
+    **differs** when the live balance is not what the history's burn explains: credits arrived since
+    (the live balance is higher), or more than twice the credits the burn rate spends in that time went.
+
+    :param newest_at: the newest snapshot's time; ``newest_balance`` its available credits
+    :param live_at: when the live balance was read; ``live_balance`` its available credits
+    :param expected_spend: what the history's burn rate spends between the two
+    """
+
+    newest_at: datetime
+    newest_balance: Decimal
+    live_at: datetime
+    live_balance: Decimal
+    spacing: timedelta | None
+    expected_spend: Decimal
+
+    @property
+    def age(self) -> timedelta:
+        """How much older the newest snapshot is than the live balance."""
+        return max(self.live_at - self.newest_at, timedelta(0))
+
+    @property
+    def moved(self) -> Decimal:
+        """Live minus newest snapshot (negative: credits went since)."""
+        with exact_arithmetic():
+            return self.live_balance - self.newest_balance
+
+    @property
+    def stale(self) -> bool:
+        """The newest snapshot is older than the landing's own rhythm allows."""
+        rhythm = STALE_SPACINGS * self.spacing if self.spacing is not None else timedelta(days=1)
+        return self.age > max(rhythm, MIN_STALE_AGE)
+
+    @property
+    def differs(self) -> bool:
+        """The live balance is not what the history's burn rate explains."""
+        return self.moved > 0 or -self.moved > 2 * self.expected_spend
+
+    @property
+    def behind(self) -> bool:
+        """Stale or differing: the live balance, not the last snapshot, is where the runway starts."""
+        return self.stale or self.differs
+
+    def describe(self) -> str:
+        """The gap in one sentence (empty when the history is current)."""
+        if not self.behind:
+            return ""
+        sign = "+" if self.moved > 0 else ""
+        return (
+            f"The newest landed snapshot is {describe_span(self.age)} older than the live balance "
+            f"({self.newest_at:%Y-%m-%d %H:%M} UTC): {format_amount(self.newest_balance)} then, "
+            f"{format_amount(self.live_balance)} live ({sign}{format_amount(self.moved)})"
+            + (
+                "; credits arrived since."
+                if self.moved > 0
+                else "; more went than the history's burn explains."
+                if self.differs
+                else "."
+            )
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly, exact decimal strings."""
+        return {
+            "newest_snapshot_at": self.newest_at.isoformat(),
+            "newest_snapshot_available": _text(self.newest_balance),
+            "live_at": self.live_at.isoformat(),
+            "live_available": _text(self.live_balance),
+            "age_seconds": self.age.total_seconds(),
+            "moved": _text(self.moved),
+            "expected_spend": _text(self.expected_spend.quantize(Decimal("0.01"))),
+            "stale": self.stale,
+            "differs": self.differs,
+            "behind": self.behind,
+            "message": self.describe(),
+        }
+
+
+def history_gap(
+    *,
+    newest_at: datetime,
+    newest_balance: Decimal,
+    spacing: timedelta | None,
+    live_balance: Decimal,
+    live_at: datetime,
+    burn_per_day: Decimal,
+) -> HistoryGap:
+    """Compare the newest landed snapshot with the live balance (see :class:`HistoryGap`)."""
+    age = max(live_at - newest_at, timedelta(0))
+    with localcontext(Context(prec=28)):
+        expected = burn_per_day * _days(age)
+    return HistoryGap(newest_at, newest_balance, live_at, live_balance, spacing, expected)
 
 
 def describe_span(span: timedelta) -> str:
@@ -273,19 +400,9 @@ def forecast_from_totals(
     reserve = Decimal(reserve)
     history = at - first_at
     micros = Decimal((history.days * 86400 + history.seconds) * 10**6 + history.microseconds)
-    with exact_arithmetic():
-        headroom = balance - reserve
     with localcontext(Context(prec=28)):  # rates and quotients are not exact: 28 digits, as Decimal's default
         burn = spent * _DAY * 10**6 / micros if micros else Decimal(0)
-        if headroom <= 0:
-            days_left: Decimal | None = Decimal(0)
-        elif burn == 0:
-            days_left = None
-        else:
-            days_left = headroom / burn
-    runs_out = None
-    if days_left is not None:
-        runs_out = at + timedelta(seconds=float(days_left * _DAY))
+    days_left, runs_out = _ends(balance, reserve, burn, at)
     return Runway(
         balance=balance,
         at=at,
@@ -333,6 +450,25 @@ def daily_chart(
         for at, what in sorted(marks):
             lines.append(f"{at:%Y-%m-%d} {'-' * 3} {what}")
     return lines
+
+
+def _ends(
+    balance: Decimal, reserve: Decimal, burn: Decimal, at: datetime
+) -> tuple[Decimal | None, datetime | None]:
+    """Days until ``balance`` burns down to ``reserve`` from ``at``, and when (``None``: no burn, no end)."""
+    with exact_arithmetic():
+        headroom = balance - reserve
+    with localcontext(Context(prec=28)):
+        if headroom <= 0:
+            days_left: Decimal | None = Decimal(0)
+        elif burn == 0:
+            days_left = None
+        else:
+            days_left = headroom / burn
+    if days_left is None:
+        return None, None
+    last_day = (datetime.max.replace(tzinfo=at.tzinfo) - at).days - 1  # a runway past 9999 ends there
+    return days_left, at + timedelta(seconds=float(min(days_left, Decimal(last_day)) * _DAY))
 
 
 def _days(span: timedelta) -> Decimal:

@@ -81,7 +81,7 @@ def test_credits_another_run_holds_are_not_spendable(
         "release_credits": "upstream_failed",
     }
     assert (
-        "need 22 (estimated cost 20 + margin 2), available 100 (90 of it reserved by 1 other run, "
+        "need 22 (estimated cost 20 + margin 2), available 100 (90 of it held by 1 other reservation, "
         "10 free), short by 12." in capfd.readouterr().out
     )
     assert connections.state.requests_for("leadmagic", "/v1/people/email-finder") == []

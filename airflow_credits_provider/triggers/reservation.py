@@ -62,7 +62,7 @@ class CreditReservationTrigger(CreditBalanceTrigger):
         if result.budget is not None and result.free >= required:
             return self._budget_short(result.budget, required)
         self.log.info(
-            "%s: %s credits available, %s reserved by %s other run(s), %s required; trying again in %ss",
+            "%s: %s credits available, %s held by %s other reservation(s), %s required; trying again in %ss",
             self.reservation["account"],
             result.balance.available,
             result.held_by_others,

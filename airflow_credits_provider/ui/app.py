@@ -84,6 +84,12 @@ def create_app() -> FastAPI:
     async def icon(user: User) -> Response:
         return Response(_ICON, media_type="image/svg+xml", headers={"Cache-Control": "private, max-age=3600"})
 
+    @app.get("/icon-dark.svg", include_in_schema=False)
+    async def icon_dark(user: User) -> Response:
+        return Response(
+            _ICON_DARK, media_type="image/svg+xml", headers={"Cache-Control": "private, max-age=3600"}
+        )
+
     @app.get("/api/accounts", summary="Every credit connection the user may read")
     async def overview_json(user: User) -> JSONResponse:
         return JSONResponse(await reports.overview(user, settings(), cache), headers=_NO_STORE)
@@ -119,12 +125,25 @@ def create_app() -> FastAPI:
     return app
 
 
-#: The navigation icon: a stack of coins (stroke follows the UI's text colour where it can).
-_ICON = (
-    '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24" fill="none" stroke="#4a5568" '
-    'stroke-width="2" stroke-linecap="round" stroke-linejoin="round"><circle cx="9" cy="9" r="6"/>'
-    '<path d="M18.1 10.4a6 6 0 1 1-7.7 7.6"/><path d="M8 6.5h1.5v5"/><path d="M16.6 14h.9v4"/></svg>'
+#: The navigation icon, two coins. Airflow shows it as an <img> (no currentColor), on the nav's light
+#: background and, when the page is open, on its mid-blue highlight: dark strokes on a white halo read
+#: on both. The dark-mode variant (``icon_dark_mode``) is light strokes on a dark halo.
+_COINS = (
+    '<circle cx="9" cy="9" r="6"/><path d="M18.1 10.4a6 6 0 1 1-7.7 7.6"/><path d="M8 6.5h1.5v5"/>'
+    '<path d="M16.6 14h.9v4"/>'
 )
+
+
+def _icon(stroke: str, halo: str) -> str:
+    return (
+        '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24" fill="none" stroke-linecap="round" '
+        f'stroke-linejoin="round"><g stroke="{halo}" stroke-width="4.5">{_COINS}</g>'
+        f'<g stroke="{stroke}" stroke-width="2">{_COINS}</g></svg>'
+    )
+
+
+_ICON = _icon("#1a202c", "#ffffff")
+_ICON_DARK = _icon("#f7fafc", "#1a202c")
 
 #: Pages hold balances: never kept by a shared cache, always fetched fresh by the browser.
 _NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
@@ -194,7 +213,11 @@ def _chart(data: dict[str, Any]) -> Markup:
         )
     balance = data.get("balance") or {}
     renewal = datetime.fromisoformat(balance["next_reset_at"]) if balance.get("next_reset_at") else None
-    return Markup(history_chart(days, projection=projection, renewal=renewal))  # noqa: S704 (built with escape())
+    gap = history.get("gap")
+    live = None
+    if gap and gap["behind"]:
+        live = (datetime.fromisoformat(gap["live_at"]), Decimal(gap["live_available"]))
+    return Markup(history_chart(days, projection=projection, renewal=renewal, live=live))  # noqa: S704 (built with escape())
 
 
 @lru_cache(maxsize=1)

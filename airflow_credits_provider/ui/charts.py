@@ -55,6 +55,7 @@ def history_chart(
     *,
     projection: Projection | None = None,
     renewal: datetime | None = None,
+    live: tuple[datetime, Decimal] | None = None,
     horizon_days: int = 60,
     width: int = 760,
     height: int = 260,
@@ -63,6 +64,8 @@ def history_chart(
 
     Draws each day's last balance (a line) over its low-high band, marks refills, projects the runway
     to ``projection.end`` (at most ``horizon_days`` past the last day) and the renewal as a vertical line.
+    ``live`` (when the history is behind the live balance) is drawn as its own point, joined to the last
+    day by a dotted line: the history does not know what happened between them.
     """
     if not days:
         return ""
@@ -71,11 +74,17 @@ def history_chart(
     last = _at(days[-1].day)
     limit = last + timedelta(days=horizon_days)
     end = last + timedelta(days=1)
+    if live is not None:
+        end = max(end, min(live[0] + timedelta(hours=12), limit))
     if projection is not None:
         end = max(end, min(projection.end, limit))
     if renewal is not None and renewal <= limit:
         end = max(end, renewal + timedelta(hours=12))
-    ceiling = max(max(d.high for d in days), projection.balance if projection else Decimal(0)) or Decimal(1)
+    ceiling = max(
+        max(d.high for d in days),
+        projection.balance if projection else Decimal(0),
+        live[1] if live else Decimal(0),
+    ) or Decimal(1)
     total = (end - first).total_seconds() or 1.0
     plot_w, plot_h = width - left - right, height - top_pad - bottom_pad
 
@@ -119,6 +128,15 @@ def history_chart(
                 f'<path class="refill" d="M{cx:.1f},{cy - 11:.1f} l-5,8 h10 z">'
                 f"<title>{escape(label)}</title></path>"
             )
+    if live is not None and live[0] <= end:
+        lx, ly = x(live[0]), y(live[1])
+        label = f"live balance {format_amount(live[1])} at {live[0]:%Y-%m-%d %H:%M} UTC (not in the history)"
+        parts.append(
+            f'<line class="gap" x1="{x(mid(days[-1].day)):.1f}" y1="{y(days[-1].last):.1f}" '
+            f'x2="{lx:.1f}" y2="{ly:.1f}"/>'
+            f'<circle class="live" cx="{lx:.1f}" cy="{ly:.1f}" r="4"><title>{escape(label)}</title></circle>'
+            f"{_label(lx, ly - 8, 'live', width - right)}"
+        )
     if projection is not None:
         stop = min(projection.end, end)
         fraction = 1.0
@@ -144,10 +162,21 @@ def history_chart(
         parts.append(
             f'<line class="renewal" x1="{rx:.1f}" y1="{top_pad}" x2="{rx:.1f}" y2="{y(Decimal(0)):.1f}">'
             f"<title>renews {renewal:%Y-%m-%d %H:%M} UTC</title></line>"
-            f'<text class="label" x="{rx + 4:.1f}" y="{top_pad + 10}">renews {renewal:%Y-%m-%d}</text>'
+            f"{_label(rx, top_pad + 10, f'renews {renewal:%Y-%m-%d}', width - right)}"
         )
     parts.append("</svg>")
     return "".join(parts)
+
+
+#: Width of one character of the 11 px labels, generously (system-ui digits are about 6.2 px).
+_CHAR_WIDTH = 7
+
+
+def _label(at_x: float, at_y: float, text: str, right_edge: float) -> str:
+    """A label beside ``at_x``: to its right, or to its left where it would cross ``right_edge``."""
+    if at_x + 4 + len(text) * _CHAR_WIDTH <= right_edge:
+        return f'<text class="label" x="{at_x + 4:.1f}" y="{at_y:.1f}">{escape(text)}</text>'
+    return f'<text class="label" x="{at_x - 4:.1f}" y="{at_y:.1f}" text-anchor="end">{escape(text)}</text>'
 
 
 def _at(day: date) -> datetime:

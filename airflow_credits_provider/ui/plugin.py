@@ -50,6 +50,7 @@ class CreditsPlugin(AirflowPlugin):
             "url_route": "credits",
             "destination": "nav",
             "icon": "credits/icon.svg",
+            "icon_dark_mode": "credits/icon-dark.svg",  # the nav in dark mode
         },
         {
             "name": "Credits",

@@ -4,8 +4,9 @@ Every query runs through a common-sql hook (PostgreSQL, MySQL/MariaDB, SQLite), 
 aggregates in the database: a year of minute-by-minute snapshots comes back as one row per day. The
 drops and rises between consecutive snapshots are summed with ``LAG`` over the rows read, by the same
 rule as :func:`airflow_credits_provider.runway.forecast` (drops are spend, rises are refills), so the page's
-runway is the operator's. PostgreSQL and MySQL/MariaDB sum exact decimals; SQLite, which stores amounts
-as exact text but computes in floating point, is exact to about 15 significant digits.
+runway is the operator's. Every amount is exact: PostgreSQL and MySQL/MariaDB sum decimals; SQLite, which
+stores amounts as exact text but computes in floating point, sums them as integers in units of their
+smallest decimal place (:mod:`airflow_credits_provider.sql.exact_sums`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_credits_provider.parsing import decimal_text
 from airflow_credits_provider.runway import DEFAULT_MIN_HISTORY, describe_span, forecast_from_totals
+from airflow_credits_provider.sql.exact_sums import AmountScale, amount_scale
 from airflow_credits_provider.sql.tables import (
     SNAPSHOT_COLUMNS,
     SNAPSHOT_KEY,
@@ -106,7 +108,10 @@ class BalanceHistory:
     :param days: one row per day with snapshots, oldest first
     :param newest_at: the newest snapshot's time (``None``: nothing landed for the account)
     :param runway: the forecast over the runway window, ``None`` with ``runway_note`` saying why
-    :param spent_this_month: drops summed since the start of the current month (UTC)
+    :param spent_this_month: drops summed since the start of the current month (UTC); ``None`` until
+        the month holds two snapshots (spend is a drop between two)
+    :param newest_available: the available balance at the newest snapshot
+    :param spacing: the mean time between the window's snapshots (``None``: fewer than two)
     """
 
     days: list[DailyBalance] = field(default_factory=list)
@@ -114,11 +119,15 @@ class BalanceHistory:
     runway: Runway | None = None
     runway_note: str | None = None
     spent_this_month: Decimal | None = None
+    newest_available: Decimal | None = None
+    spacing: timedelta | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly: exact decimal strings, ISO times."""
         return {
             "newest_snapshot_at": _iso(self.newest_at),
+            "newest_snapshot_available": decimal_text(self.newest_available),
+            "snapshot_spacing_seconds": None if self.spacing is None else self.spacing.total_seconds(),
             "runway": self.runway.to_dict() if self.runway else None,
             "runway_note": self.runway_note,
             "spent_this_month": decimal_text(self.spent_this_month),
@@ -170,7 +179,12 @@ def read_history(
     month_start = now.astimezone(timezone.utc).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     first_day = datetime.combine((newest - timedelta(days=max(days - 1, 0))).date(), datetime.min.time())
     read_from = min(window_start, month_start, first_day.replace(tzinfo=timezone.utc))
-    amount = "CAST(available AS REAL)" if table.dialect_name == "sqlite" else "available"
+    read_params = (*key, *table.adapt((read_from,)))
+    read_where = f"{where} AND fetched_at >= {p}"
+    scale = amount_scale(
+        hook, table.dialect_name, table.qualified, ("available",), read_where, _naive_all(read_params)
+    )
+    amount = scale.expr("available")
     drop, rise = "prev - a", "a - prev"
     sql = f"""
 SELECT d, COUNT(*), MIN(a), MAX(a), MAX(last_a),
@@ -181,46 +195,48 @@ SELECT d, COUNT(*), MIN(a), MAX(a), MAX(last_a),
   SUM(CASE WHEN prev_at >= {p} AND a > prev THEN 1 ELSE 0 END),
   SUM(CASE WHEN fetched_at >= {p} THEN 1 ELSE 0 END),
   MIN(CASE WHEN fetched_at >= {p} THEN fetched_at END),
-  SUM(CASE WHEN prev_at >= {p} AND a < prev THEN {drop} ELSE 0 END)
+  SUM(CASE WHEN prev_at >= {p} AND a < prev THEN {drop} ELSE 0 END),
+  SUM(CASE WHEN prev_at >= {p} THEN 1 ELSE 0 END)
 FROM (
   SELECT fetched_at, {amount} AS a, DATE(fetched_at) AS d,
     LAG({amount}) OVER (ORDER BY fetched_at) AS prev,
     LAG(fetched_at) OVER (ORDER BY fetched_at) AS prev_at,
     FIRST_VALUE({amount}) OVER (PARTITION BY DATE(fetched_at) ORDER BY fetched_at DESC) AS last_a
-  FROM {table.qualified} WHERE {where} AND fetched_at >= {p}
+  FROM {table.qualified} WHERE {read_where}
 ) x GROUP BY d ORDER BY d"""
-    bounds = table.adapt((window_start,) * 5 + (month_start,))
-    params = (*bounds, *key, *table.adapt((read_from,)))
-    rows = hook.get_records(sql, parameters=[_naive(v) for v in params])
+    bounds = table.adapt((window_start,) * 5 + (month_start, month_start))
+    rows = hook.get_records(sql, parameters=_naive_all((*bounds, *read_params)))
+    dec = scale.value
     history = []
     w_spent = w_refilled = month = Decimal(0)
-    w_refills = w_count = 0
+    w_refills = w_count = month_pairs = 0
     w_first: DateTime | None = None
     last = Decimal(0)
     for row in rows:
         day = row[0] if isinstance(row[0], date) else date.fromisoformat(str(row[0])[:10])
-        last = _dec(row[4])
+        last = dec(row[4])
         if day >= first_day.date():
             history.append(
                 DailyBalance(
                     day,
                     last,
-                    low=_dec(row[2]),
-                    high=_dec(row[3]),
+                    low=dec(row[2]),
+                    high=dec(row[3]),
                     snapshots=int(row[1]),
-                    spent=_dec(row[5]),
-                    refilled=_dec(row[6]),
+                    spent=dec(row[5]),
+                    refilled=dec(row[6]),
                     refills=int(row[7]),
                 )
             )
-        w_spent += _dec(row[8])
-        w_refilled += _dec(row[9])
+        w_spent += dec(row[8])
+        w_refilled += dec(row[9])
         w_refills += int(row[10] or 0)
         w_count += int(row[11] or 0)
         first = parse_stored_time(row[12])
         if first is not None and (w_first is None or first < w_first):
             w_first = first
-        month += _dec(row[13])
+        month += dec(row[13])
+        month_pairs += int(row[14] or 0)
     runway, note = None, None
     if w_first is None or w_count < 2 or newest - w_first < DEFAULT_MIN_HISTORY:
         span = describe_span(newest - w_first) if w_first is not None else "no time"
@@ -239,7 +255,16 @@ FROM (
             snapshots=w_count,
             reserve=reserve,
         )
-    return BalanceHistory(history, newest, runway, note, month)
+    spacing = (newest - w_first) / (w_count - 1) if w_first is not None and w_count >= 2 else None
+    return BalanceHistory(
+        history,
+        newest,
+        runway,
+        note,
+        month if month_pairs else None,
+        newest_available=last,
+        spacing=spacing,
+    )
 
 
 def recent_transactions(
@@ -338,18 +363,21 @@ def usage_by_dag(
 
     target = WarehouseTable(hook, table, schema or None, USAGE_COLUMNS, ("reservation_id", "reserved_at"))
     p = target.param()
+    where = f"credit_conn_id = {p} AND released_at >= {p}"
+    params = target.adapt((conn_id, to_naive_utc(since)))
+    scale = amount_scale(hook, target.dialect_name, target.qualified, ("spent", "reserved"), where, params)
     rows = hook.get_records(
-        "SELECT dag_id, COUNT(*), SUM(spent), SUM(reserved), "
+        f"SELECT dag_id, COUNT(*), SUM({scale.expr('spent')}), SUM({scale.expr('reserved')}), "
         "SUM(CASE WHEN spent IS NULL THEN 1 ELSE 0 END), SUM(CASE WHEN exact = 0 THEN 1 ELSE 0 END) "
-        f"FROM {target.qualified} WHERE credit_conn_id = {p} AND released_at >= {p} GROUP BY dag_id",
-        parameters=target.adapt((conn_id, to_naive_utc(since))),
+        f"FROM {target.qualified} WHERE {where} GROUP BY dag_id",
+        parameters=params,
     )
     result = [
         {
             "dag_id": str(r[0]),
             "runs": int(r[1]),
-            "spent": decimal_text(_dec(r[2])),
-            "reserved": decimal_text(_dec(r[3])),
+            "spent": decimal_text(scale.value(r[2])),
+            "reserved": decimal_text(scale.value(r[3])),
             "unmeasured": int(r[4] or 0),
             "upper_bounds": int(r[5] or 0),
         }
@@ -386,9 +414,13 @@ def _record(names: Sequence[str], row: Sequence[Any]) -> dict[str, Any]:
             out[name] = int(value)
         elif name == "exact":
             out[name] = bool(value)
-        else:
-            out[name] = str(value)
+        else:  # a NULL column (a reservation without a budget) stays null, never the text "None"
+            out[name] = None if value is None else str(value)
     return out
+
+
+def _naive_all(values: Sequence[Any]) -> list[Any]:
+    return [_naive(v) for v in values]
 
 
 def _naive(value: Any) -> Any:
@@ -397,13 +429,11 @@ def _naive(value: Any) -> Any:
 
 
 def _dec(value: Any) -> Decimal:
-    if value is None:
-        return Decimal(0)
-    if isinstance(value, Decimal):
-        return value
-    if isinstance(value, float):  # SQLite computes in binary floating point: keep its 15 exact digits
-        return Decimal(format(value, ".15g"))
-    return Decimal(str(value))
+    """A single stored amount (not a sum) as an exact decimal."""
+    return _AS_STORED.value(value)
+
+
+_AS_STORED = AmountScale()
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from airflow_credits_provider.config import CreditsSettings
+    from airflow_credits_provider.runway import HistoryGap
     from airflow_credits_provider.ui.balances import BalanceCache, BalanceResult, CreditConnection
     from airflow_credits_provider.ui.queries import BalanceHistory
 
@@ -295,12 +296,43 @@ def _snapshot_vendor(info: CreditConnection, result: BalanceResult | None) -> st
     return None if vendor_class(info.conn_type).generic else info.conn_type
 
 
+def _gap(history: BalanceHistory | None, result: BalanceResult | None) -> HistoryGap | None:
+    """The landed history against the live balance (``None`` without both)."""
+    if history is None or history.newest_at is None or history.newest_available is None:
+        return None
+    if result is None or result.balance is None:
+        return None
+    from airflow_credits_provider.runway import history_gap
+
+    return history_gap(
+        newest_at=history.newest_at,
+        newest_balance=history.newest_available,
+        spacing=history.spacing,
+        live_balance=result.balance.available,
+        live_at=result.checked_at,
+        burn_per_day=history.runway.burn_per_day if history.runway else Decimal(0),
+    )
+
+
 def _runway(history: BalanceHistory | None, result: BalanceResult | None) -> dict[str, Any] | None:
-    """The runway forecast, knowing the live balance's next renewal (fresher than any snapshot's)."""
+    """The runway forecast, knowing the live balance's next renewal (fresher than any snapshot's).
+
+    When the history is behind the live balance (:class:`~airflow_credits_provider.runway.HistoryGap`),
+    the runway runs down from the live balance at the history's burn rate (``starts_from`` says so).
+    """
     if history is None or history.runway is None:
         return None
+    runway = history.runway
+    gap = _gap(history, result)
+    if gap is not None and gap.behind:
+        runway = runway.from_balance(gap.live_balance, gap.live_at)
     renewal = result.balance.next_reset_at if result is not None and result.balance else None
-    return history.runway.with_renewal(renewal).to_dict()
+    return runway.with_renewal(renewal).to_dict()
+
+
+def _gap_part(history: BalanceHistory | None, result: BalanceResult | None) -> dict[str, Any] | None:
+    gap = _gap(history, result)
+    return None if gap is None else gap.to_dict()
 
 
 def _balance_part(result: BalanceResult) -> dict[str, Any]:
@@ -333,7 +365,13 @@ def _holds(rows: list[dict[str, Any]], dags: access.ReadableDags) -> dict[str, A
 def _history_part(history: BalanceHistory | None, result: BalanceResult | None) -> dict[str, Any]:
     if history is None:
         return {"history": None}
-    return {"history": {**history.to_dict(), "runway": _runway(history, result)}}
+    return {
+        "history": {
+            **history.to_dict(),
+            "runway": _runway(history, result),
+            "gap": _gap_part(history, result),
+        }
+    }
 
 
 async def overview(user: Any, settings: CreditsSettings, cache: BalanceCache) -> dict[str, Any]:
@@ -361,6 +399,7 @@ async def overview(user: Any, settings: CreditsSettings, cache: BalanceCache) ->
                 **_balance_part(result),
                 "runway": _runway(history, result),
                 "runway_note": history.runway_note if history else None,
+                "history_gap": _gap_part(history, result),
                 "spent_this_month": history.to_dict()["spent_this_month"] if history else None,
                 "sparkline": [d["last"] for d in history.to_dict()["days"]] if history else [],
             }
@@ -550,7 +589,7 @@ def _decisions(dag_id: str, run_id: str, task_id: str | None, map_index: int | N
 
     from airflow_credits_provider.operators.preflight import XCOM_KEY
 
-    query = select(XComModel.task_id, XComModel.map_index, XComModel.value).where(
+    query = select(XComModel.task_id, XComModel.map_index, XComModel.value, XComModel.timestamp).where(
         XComModel.dag_id == dag_id, XComModel.run_id == run_id, XComModel.key == XCOM_KEY
     )
     if task_id is not None:
@@ -560,7 +599,7 @@ def _decisions(dag_id: str, run_id: str, task_id: str | None, map_index: int | N
     with create_session() as session:
         rows = session.execute(query.order_by(XComModel.timestamp)).all()
     decisions = []
-    for task, index, value in rows:
+    for task, index, value, pushed_at in rows:
         while isinstance(value, (str, bytes)):  # stored as JSON text (once or twice, by version)
             try:
                 value = json.loads(value)
@@ -591,6 +630,32 @@ def _decisions(dag_id: str, run_id: str, task_id: str | None, map_index: int | N
                 "reserved": (value.get("reservation") or {}).get("amount")
                 if isinstance(value.get("reservation"), dict)
                 else None,
+                # when the decision was made (several may share the balance's checked_at: a balance
+                # fetched once and shared by the reservers, docs/reservations.md)
+                "decided_at": _iso_time(pushed_at),
+                "outcome": _outcome(value),
             }
         )
     return decisions
+
+
+def _iso_time(moment: Any) -> str | None:
+    if not isinstance(moment, datetime):
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).isoformat()
+
+
+def _outcome(decision: dict[str, Any]) -> str:
+    """``passed``, ``partial``, ``short`` (the balance), ``budget`` (the budget), or ``short, budget``."""
+    if decision.get("passed"):
+        return "partial" if decision.get("deferred_units") else "passed"
+    try:
+        required = Decimal(str(decision.get("required")))
+        free = Decimal(str(decision.get("available"))) - Decimal(str(decision.get("reserved_by_others") or 0))
+        budget = decision.get("budget")
+        budget_short = isinstance(budget, dict) and Decimal(str(budget["remaining"])) < required
+    except (ArithmeticError, KeyError, TypeError, ValueError):
+        return "short"
+    if budget_short and free >= required:
+        return "budget"
+    return "short, budget" if budget_short else "short"

@@ -20,7 +20,7 @@ import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,10 +39,17 @@ AIRFLOW = [sys.executable, "-m", "airflow"]
 USERS = ("admin", "op", "viewer")
 #: The connection whose key the sandbox rejects: its row shows the vendor's error (never the key).
 REJECTED = "truemail_rejected"
-#: Balance history landed for these connections (account label = connection id).
+#: Balance history landed for these connections (account label = connection id), hourly for two weeks.
 HISTORY = {"leadmagic_default": "leadmagic", "localleads_default": "localleads"}
+#: What each spends an hour: LocalLeads' fractions are what binary floating point sums with noise.
+PER_HOUR = {"leadmagic_default": Decimal(40), "localleads_default": Decimal("1.37")}
 #: The balance each account's landed history spends into, an hour after its last snapshot.
 HISTORY_END = Decimal(5000)
+#: A history that stopped: the generic connection's snapshots end BEHIND_DAYS ago at BEHIND_AT, far
+#: from its live balance (the sandbox's 5,000): the page must say so and run the runway from live.
+BEHIND = ("credit_api_default", "zerobounce")
+BEHIND_DAYS = 3
+BEHIND_AT = Decimal(955)
 
 
 @dataclass
@@ -123,16 +130,20 @@ def _seed_history(home: Path) -> None:
             "AIRFLOW_CONN_CREDITS_WAREHOUSE",
             json.dumps({"conn_type": "sqlite", "host": str(home / "warehouse.db")}),
         )
-        for (conn_id, vendor), per_hour in zip(HISTORY.items(), (Decimal(40), Decimal("1.5")), strict=True):
+        for conn_id, vendor in HISTORY.items():
             history = steady_history(
                 ending_at=now,
                 before=HISTORY_END,
-                per_hour=per_hour,
+                per_hour=PER_HOUR[conn_id],
                 hours=24 * 14,
                 refill_at=24 * 7,
                 refill=2000,
             )
             seed_snapshots("credits_warehouse", "credit_balance_snapshots", vendor, conn_id, history)
+        stopped = steady_history(
+            ending_at=now - timedelta(days=BEHIND_DAYS), before=BEHIND_AT, per_hour=Decimal(2), hours=24 * 10
+        )
+        seed_snapshots("credits_warehouse", "credit_balance_snapshots", BEHIND[1], BEHIND[0], stopped)
 
 
 def start_ui_stack(tmp: Path, sandbox: SandboxServer) -> UiStack:

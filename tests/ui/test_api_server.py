@@ -6,6 +6,7 @@ weeks of snapshots, reservations made by real ``airflow dags test`` runs, served
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
@@ -359,3 +360,130 @@ def test_the_runway_knows_the_renewal_the_live_balance_reports(ui_stack: UiStack
     assert 'id="renewal-verdict">renews ' in page
     assert "days from the last snapshot, before it runs dry</div>" in page
     assert "renews first" in ui_stack.get("", "op").text  # the overview's runway column
+
+
+def _warehouse_snapshots(ui_stack: UiStack, conn_id: str) -> list[tuple[datetime, Decimal]]:
+    """The account's snapshots as landed, read exactly in Python (the runway operator's reader)."""
+    from airflow_credits_provider.operators.runway import read_snapshots
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(
+            "AIRFLOW_CONN_CREDITS_WAREHOUSE",
+            f'{{"conn_type": "sqlite", "host": "{ui_stack.home}/warehouse.db"}}',
+        )
+        return [
+            (s.at, s.available)
+            for s in read_snapshots("credits_warehouse", conn_id, window=timedelta(days=60))
+        ]
+
+
+NOISE = re.compile(r"\d\.\d*(?:0{6,}|9{6,})\d")  # 85.35999999999989, 3046.7699999999977
+
+
+def test_money_is_exact_on_the_page_and_in_its_json(ui_stack: UiStack, runs: dict[str, str]) -> None:
+    """LocalLeads spends 1.37 an hour: SQLite's floating-point SUM showed such months as 85.3599999...."""
+    rows = _warehouse_snapshots(ui_stack, "localleads_default")
+    month = datetime.now(rows[-1][0].tzinfo).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    pairs = [(a, b) for a, b in zip(rows, rows[1:], strict=False) if a[0] >= month]
+    spent = sum((a[1] - b[1] for a, b in pairs if b[1] < a[1]), Decimal(0))
+    if pairs:  # the guard: the test data is what floats get wrong
+        floats = sum(float(a[1]) - float(b[1]) for a, b in pairs if b[1] < a[1])
+        assert Decimal(repr(floats)) != spent or len(pairs) < 3
+    overview = {r["conn_id"]: r for r in ui_stack.get("api/accounts", "op").json()["connections"]}
+    if pairs:
+        assert overview["localleads_default"]["spent_this_month"] == str(spent.normalize())
+    account = ui_stack.get("api/accounts/localleads_default", "op").json()
+    by_day: dict[str, Decimal] = {}
+    for a, b in zip(rows, rows[1:], strict=False):
+        if b[1] < a[1]:
+            by_day[b[0].date().isoformat()] = by_day.get(b[0].date().isoformat(), Decimal(0)) + a[1] - b[1]
+    for day in account["history"]["days"][1:]:  # the first day's first drop is from a day not read
+        assert Decimal(day["spent"]) == by_day.get(day["day"], Decimal(0)), day
+    for path in ("", "accounts/localleads_default", "accounts/leadmagic_default", "api/accounts"):
+        text = ui_stack.get(path, "admin").text
+        assert not NOISE.search(text), (path, NOISE.search(text))
+    html = ui_stack.get("accounts/localleads_default", "op").text
+    card = html[html.index('id="spent-month"') :]
+    card = card[: card.index("</div></div>") if "</div></div>" in card else 600]
+    assert "balance snapshots" in card
+    if pairs:
+        assert f"{spent.normalize():,f}" in card, card
+
+
+def test_each_spent_figure_says_what_it_counts(ui_stack: UiStack, runs: dict[str, str]) -> None:
+    html = ui_stack.get("accounts/leadmagic_default", "admin").text
+    assert "Spent this month &middot; balance snapshots" in html
+    assert 'Spend per DAG, last 30 days <span class="muted">&middot; measured by reservations' in html
+    assert """<th class="num" title="this period's charges to the budget""" in html
+    assert ">Charged</th>" in html
+    assert ">Spent</th>" not in html.split('<table id="budgets">')[1].split("</thead>")[0]
+    # An account with no landed snapshots says so instead of a 0.
+    empty = ui_stack.get("accounts/truemail_default", "op").text
+    assert "no snapshots landed yet" in empty
+    overview = ui_stack.get("", "op").text
+    row = overview[overview.index('data-conn-id="truemail_default"') :].split("</tr>")[0]
+    assert 'title="no balance snapshots landed yet">&ndash;</span>' in row
+
+
+def test_a_history_behind_the_live_balance_says_so_and_runs_the_runway_from_live(ui_stack: UiStack) -> None:
+    from tests.ui.stack import BEHIND, BEHIND_AT, BEHIND_DAYS
+
+    conn_id = BEHIND[0]
+    rows = _warehouse_snapshots(ui_stack, conn_id)
+    account = ui_stack.get(f"api/accounts/{conn_id}", "op").json()
+    live = Decimal(account["balance"]["available"])
+    history = account["history"]
+    gap = history["gap"]
+    assert Decimal(gap["newest_snapshot_available"]) == rows[-1][1] == BEHIND_AT + 2
+    assert Decimal(gap["live_available"]) == live
+    assert gap["age_seconds"] > (BEHIND_DAYS * 24 - 1) * 3600
+    assert (gap["stale"], gap["differs"], gap["behind"]) == (True, True, True)
+    assert gap["message"].startswith("The newest landed snapshot is ")
+    runway = history["runway"]
+    assert runway["starts_from"] == "live balance"
+    assert Decimal(runway["balance"]) == live
+    assert Decimal(runway["days_left"]).quantize(Decimal("0.001")) == (
+        live / Decimal(runway["burn_per_day"])
+    ).quantize(Decimal("0.001"))
+    assert Decimal(runway["burn_per_day"]) == 48  # the history's rate: 2 an hour
+    html = ui_stack.get(f"accounts/{conn_id}", "op").text
+    assert 'id="history-gap"' in html
+    assert "The runway starts from the live balance" in html
+    assert """id="runway-start">from the live balance, at the history's burn rate""" in html
+    assert '<circle class="live"' in html
+    overview = ui_stack.get("", "op").text
+    row = overview[overview.index(f'data-conn-id="{conn_id}"') :].split("</tr>")[0]
+    assert "history behind the live balance" in row
+    # A current history (an hour old, hourly landings) is not flagged and runs from its last snapshot.
+    current = ui_stack.get("api/accounts/leadmagic_default", "op").json()["history"]
+    assert current["gap"]["behind"] is False
+    assert current["runway"]["starts_from"] == "last snapshot"
+    assert 'id="history-gap"' not in ui_stack.get("accounts/leadmagic_default", "op").text
+
+
+def test_a_runs_refusals_say_by_what_and_nothing_reads_none(ui_stack: UiStack, runs: dict[str, str]) -> None:
+    run_id = ui_stack.dags_test("credits_ui_refused")
+    run = ui_stack.get(f"api/runs/credits_ui_refused/{quote(run_id)}", "op").json()
+    outcomes = {d["task_id"]: d["outcome"] for d in run["decisions"]}
+    assert outcomes == {"over_budget": "budget", "over_balance": "short"}
+    for decision in run["decisions"]:
+        assert decision["decided_at"] is not None
+        assert decision["decided_at"] >= decision["checked_at"][:19]
+    html = ui_stack.get(f"runs/credits_ui_refused/{quote(run_id)}", "op").text
+    assert ">budget<br>" in html
+    assert ">short<br>" in html
+    assert 'id="no-usage">No reservation was taken in this run (2 of 2 preflight decision(s) refused)' in html
+    assert "No released reservation yet" not in html
+    hold = ui_stack.get(f"runs/credits_ui_hold/{quote(runs['credits_ui_hold'])}", "op").text
+    assert ">passed<br>" in hold
+    assert "<td>ui-team</td>" in hold  # the held reservation's budget
+    assert 'id="no-usage">No released reservation yet: the credits above are still held.' in hold
+    for path in (
+        f"runs/credits_ui_refused/{quote(run_id)}",
+        f"runs/credits_ui_hold/{quote(runs['credits_ui_hold'])}",
+        "accounts/leadmagic_default",
+        "accounts/localleads_default",
+    ):
+        assert ">None<" not in ui_stack.get(path, "admin").text, path
+    for reservation in ui_stack.get("api/accounts/leadmagic_default", "admin").json()["reservations"]:
+        assert reservation["budget"] in ("ui-team", None)

@@ -166,3 +166,110 @@ def test_dark_mode_follows_the_ui(browser: Any, ui_stack: UiStack) -> None:
     assert background == "rgb(26, 32, 44)", background
     assert text == "rgb(226, 232, 240)", text
     _shot(page, "overview-dark")
+
+
+#: WCAG's minimum contrast for the parts of an icon a user must see (non-text contrast, 1.4.11).
+ICON_CONTRAST = 3.0
+
+_ICON_CONTRAST_JS = """async (link) => {
+  const img = link.querySelector("img");
+  await img.decode();
+  const size = 48, canvas = document.createElement("canvas");
+  canvas.width = canvas.height = size;
+  const ctx = canvas.getContext("2d");
+  ctx.fillStyle = getComputedStyle(link).backgroundColor;  // what the icon is drawn on
+  ctx.fillRect(0, 0, size, size);
+  const bg = ctx.getImageData(0, 0, 1, 1).data;
+  ctx.drawImage(img, 0, 0, size, size);
+  const lum = (r, g, b) => [r, g, b].map(c => { c /= 255; return c <= 0.03928 ? c / 12.92
+    : Math.pow((c + 0.055) / 1.055, 2.4); }).reduce((s, c, i) => s + c * [0.2126, 0.7152, 0.0722][i], 0);
+  const base = lum(bg[0], bg[1], bg[2]);
+  const px = ctx.getImageData(0, 0, size, size).data;
+  let best = 1;
+  for (let i = 0; i < px.length; i += 4) {
+    const l = lum(px[i], px[i + 1], px[i + 2]);
+    best = Math.max(best, (Math.max(l, base) + 0.05) / (Math.min(l, base) + 0.05));
+  }
+  return {contrast: best, src: img.getAttribute("src")};
+}"""
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_the_nav_icon_stands_out_when_idle_and_when_active(
+    browser: Any, ui_stack: UiStack, scheme: str
+) -> None:
+    page = _login(browser, ui_stack, "viewer", color_scheme=scheme)
+    link = page.get_by_role("link", name="Credits")
+    idle = link.evaluate(_ICON_CONTRAST_JS)
+    _open_credits(page)
+    link = page.get_by_role("link", name="Credits")
+    assert link.get_attribute("aria-current") == "page"
+    active = link.evaluate(_ICON_CONTRAST_JS)
+    if scheme == "dark":
+        assert idle["src"] == active["src"] == "credits/icon-dark.svg"
+    assert idle["contrast"] >= ICON_CONTRAST, idle
+    assert active["contrast"] >= ICON_CONTRAST, active
+
+
+def test_the_address_bar_follows_each_page_and_deep_links_open_it(browser: Any, ui_stack: UiStack) -> None:
+    """Airflow 3.3 shows the frame's own path under /plugin/credits (hence .../credits/credits/...)."""
+    from importlib.metadata import version
+
+    page = _login(browser, ui_stack, "op")
+    frame = _open_credits(page)
+    mirrors = tuple(int(p) for p in version("apache-airflow").split(".")[:2]) >= (3, 3)
+    if mirrors:
+        page.wait_for_url("**/plugin/credits/credits/")
+    frame.get_by_role("link", name="localleads_default").click()
+    frame.locator("h1", has_text="localleads_default").wait_for()
+    if mirrors:  # updated on the click itself, not one click later
+        page.wait_for_url("**/plugin/credits/credits/accounts/localleads_default", timeout=5_000)
+    frame.get_by_role("link", name="All credit accounts").click()
+    frame.locator("#accounts").wait_for()
+    if mirrors:
+        page.wait_for_url("**/plugin/credits/credits/", timeout=5_000)
+    # A copied address opens the same page.
+    deep = f"{ui_stack.base}/plugin/credits/credits/accounts/leadmagic_default" if mirrors else None
+    if deep:
+        page.goto(deep, wait_until="networkidle")
+        page.frame_locator("iframe").locator("h1", has_text="leadmagic_default").wait_for()
+
+
+def test_chart_labels_stay_inside_the_chart(browser: Any) -> None:
+    """A renewal at the chart's right edge: its label turns left instead of being cut ("rene...")."""
+    from datetime import date, datetime, timedelta, timezone
+    from decimal import Decimal
+
+    from airflow_credits_provider.ui.charts import history_chart
+    from airflow_credits_provider.ui.queries import DailyBalance
+
+    days = [
+        DailyBalance(
+            date(2026, 11, 1) + timedelta(days=n),
+            Decimal(900 - 30 * n),
+            Decimal(880 - 30 * n),
+            Decimal(910 - 30 * n),
+            24,
+            Decimal(30),
+            Decimal(0),
+            0,
+        )
+        for n in range(10)
+    ]
+    renewal = datetime(2026, 11, 11, 6, tzinfo=timezone.utc)  # the chart ends 12 hours after it
+    live = (datetime(2026, 11, 11, 5, tzinfo=timezone.utc), Decimal(700))
+    svg = history_chart(days, renewal=renewal, live=live)
+    page = browser.new_page(viewport={"width": 800, "height": 400})
+    page.set_content(f"<body style='margin:0;font:14px system-ui'>{svg}</body>")
+    boxes = page.evaluate(
+        """() => { const svg = document.querySelector("svg"), vb = svg.viewBox.baseVal;
+        return {width: vb.width, labels: [...svg.querySelectorAll("text")].map(t => {
+          const b = t.getBBox(); return {text: t.textContent, left: b.x, right: b.x + b.width}; })}; }"""
+    )
+    texts = [label["text"] for label in boxes["labels"]]
+    assert any(t.startswith("renews ") for t in texts), texts
+    assert "live" in texts
+    for label in boxes["labels"]:
+        assert label["left"] >= 0, label
+        assert label["right"] <= boxes["width"], label
+    page.close()
