@@ -1,7 +1,8 @@
 """The path a new user takes outside ``make demo``: a fresh Airflow home, the sandbox's connections added
 with ``airflow connections add``, then the CLI, a plain Python script and ``airflow dags test``.
 
-Every step is a real process in a user's environment (no ``AIRFLOW_*`` variable of the test suite, no
+The DAG folder is what ``airflow-credits examples`` copies out of the installed package. Every step is
+a real process in a user's environment (no ``AIRFLOW_*`` variable of the test suite, no
 ``AIRFLOW_CONN_*``: the connections live in the metadata database). In CI's Airflow 3.1.8 row the
 provider is installed from its built wheel, not from this checkout (``.ci/matrix``); the processes
 here run outside the checkout, so they use what is installed.
@@ -36,10 +37,11 @@ class User:
         self.env.update(
             AIRFLOW_HOME=str(home),
             AIRFLOW__CORE__LOAD_EXAMPLES="False",
-            AIRFLOW__CORE__DAGS_FOLDER=str(EXAMPLES),
+            AIRFLOW__CORE__DAGS_FOLDER=str(home / "dags"),  # filled by `airflow-credits examples`
         )
         self.env.pop("PYTHONPATH", None)
         self.sandbox_output: list[str] = []
+        self.examples_output = ""
 
     def run(self, *args: str, timeout: float = 300, **env: str) -> subprocess.CompletedProcess[str]:
         """Run a command of the venv (``airflow``, ``airflow-credits``, ``python``) from the home."""
@@ -55,6 +57,9 @@ class User:
 @pytest.fixture(scope="module")
 def user(tmp_path_factory: pytest.TempPathFactory) -> Iterator[User]:
     shell = User(tmp_path_factory.mktemp("new-user"))
+    copied = shell.run("airflow-credits", "examples", str(shell.home / "dags"))
+    assert copied.returncode == 0, copied.stderr[-2000:]
+    shell.examples_output = copied.stdout
     migrated = shell.run("airflow", "db", "migrate")
     assert migrated.returncode == 0, migrated.stderr[-2000:]
     sandbox = subprocess.Popen(
@@ -224,3 +229,21 @@ def test_the_cli_is_the_installed_package(user: User) -> None:
     assert installed.name == "__init__.py"
     for version in ("3.10", "3.11", "3.12", "3.13", f"{sys.version_info.major}.{sys.version_info.minor}"):
         assert f"Programming Language :: Python :: {version}" in classifiers.split("|")
+
+
+def test_the_examples_come_with_the_installed_package(user: User) -> None:
+    """``airflow-credits examples DIR`` copied every example (and its YAML) out of what is installed (the
+    wheel, in CI's 3.1.8 row), each line naming the connections the example uses; a second copy into the
+    same folder refuses to overwrite, and names the files."""
+    dags = user.home / "dags"
+    shipped = sorted(p.name for p in [*EXAMPLES.glob("example_*.py"), *EXAMPLES.glob("*.yaml")])
+    assert sorted(p.name for p in dags.iterdir() if p.is_file()) == shipped
+    for name in shipped:
+        assert (dags / name).read_bytes() == (EXAMPLES / name).read_bytes(), name
+    lines = {line.split()[0]: line for line in user.examples_output.splitlines()[1:] if line.startswith("  ")}
+    assert "connections: leadmagic_default, credits_reservations" in lines["example_team_budgets.py"]
+    assert "connections: credit_api_default" in lines["example_generic_credit_gate.py"]
+    again = user.run("airflow-credits", "examples", str(dags))
+    assert again.returncode == 1
+    assert "already has example_credit_alerts.py" in again.stderr
+    assert "--force" in again.stderr

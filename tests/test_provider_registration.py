@@ -123,9 +123,7 @@ def test_providers_manager_discovers_everything() -> None:
             assert behaviour["relabeling"]["password"] == "API key"
             widget = manager.connection_form_widgets[f"extra__{conn_type}__timeout"]
             assert widget.field["schema"]["type"] == ["number", "null"]
-        elif (
-            conn_type in manager.field_behaviours
-        ):  # from get_ui_field_behaviour (3.1 reads it only with wtforms)
+        else:  # from get_ui_field_behaviour: 3.0/3.1 read it only with wtforms, a dependency
             behaviour = manager.field_behaviours[conn_type]
             assert behaviour["relabeling"]["password"] == "API key"
             assert ("extra" in behaviour["hidden_fields"]) is (conn_type != "credit_api")

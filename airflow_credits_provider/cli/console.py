@@ -9,6 +9,7 @@
   before a budget, a balance or a plan's credits run out or expire unused; see docs/alerts.md).
 - ``airflow-credits sandbox [--port N]`` runs the offline sandbox in the foreground and prints the
   connections to use with it.
+- ``airflow-credits examples DIR`` copies the example DAGs into a DAG folder and names their connections.
 
 On Airflow 3.2 and later the budgets and alerts commands are also ``airflow credits ...``.
 """
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser: one sub-command (or group of them) per module of this package."""
-    from airflow_credits_provider.cli import alerts, balances, budgets, sandbox
+    from airflow_credits_provider.cli import alerts, balances, budgets, examples, sandbox
     from airflow_credits_provider.cli.groups import add_group
 
     parser = argparse.ArgumentParser(
@@ -40,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_group(commands, budgets.GROUP)
     add_group(commands, alerts.GROUP)
     sandbox.add_parser(commands)
+    examples.add_parser(commands)
     return parser
 
 
@@ -49,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     args.out = sys.stdout
-    if not getattr(args, "uses_airflow", True):  # the sandbox: its own output, no Airflow to quiet
+    if not getattr(args, "uses_airflow", True):  # sandbox, examples: their own output, no Airflow to quiet
         return int(args.func(args))
     with airflow_quieted():
         return int(args.func(args))

@@ -487,3 +487,29 @@ def test_a_runs_refusals_say_by_what_and_nothing_reads_none(ui_stack: UiStack, r
         assert ">None<" not in ui_stack.get(path, "admin").text, path
     for reservation in ui_stack.get("api/accounts/leadmagic_default", "admin").json()["reservations"]:
         assert reservation["budget"] in ("ui-team", None)
+
+
+def test_the_connection_form_asks_for_an_api_key_and_a_base_url(ui_stack: UiStack) -> None:
+    """What the UI's connection form reads (GET /ui/connections/hook_meta), on every supported Airflow.
+
+    Airflow 3.0/3.1 build it from the hooks' get_ui_field_behaviour only when wtforms imports: the
+    provider depends on wtforms, or a plain install shows the generic Host/Login/Password form.
+    """
+    import httpx
+
+    response = httpx.get(
+        f"{ui_stack.base}/ui/connections/hook_meta",
+        headers={"Authorization": f"Bearer {ui_stack.token('admin')}"},
+        timeout=60,
+    )
+    assert response.status_code == 200, response.text[:300]
+    forms = {item["connection_type"]: item for item in response.json()}
+    for conn_type in ("leadmagic", "localleads", "truemail", "credit_api"):
+        fields = forms[conn_type]["standard_fields"]
+        assert fields is not None, conn_type
+        assert fields["password"]["title"] == "API key", (conn_type, fields)
+        optional = (
+            "Base URL (required without a preset)" if conn_type == "credit_api" else "Base URL (optional)"
+        )
+        assert fields["host"]["title"] in (optional, "Base URL (optional)"), (conn_type, fields)
+        assert fields["login"]["hidden"] is True, (conn_type, fields)
