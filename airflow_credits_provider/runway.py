@@ -213,8 +213,9 @@ class HistoryGap:
 
     The history is **stale** when its newest snapshot is older than :data:`STALE_SPACINGS` times the
     forecast window's mean spacing between snapshots (one day when there is only one snapshot), and it
-    **differs** when the live balance is not what the history's burn explains: credits arrived since
-    (the live balance is higher), or more than twice the credits the burn rate spends in that time went.
+    **differs** when the live balance is not what the history's burn explains: the move since, less what
+    the burn rate spends in that time, is larger than both that spend and 1% of the snapshot's balance
+    (credits arrived, or far more went than usual).
 
     :param newest_at: the newest snapshot's time; ``newest_balance`` its available credits
     :param live_at: when the live balance was read; ``live_balance`` its available credits
@@ -246,9 +247,20 @@ class HistoryGap:
         return self.age > max(rhythm, MIN_STALE_AGE)
 
     @property
+    def unexplained(self) -> Decimal:
+        """What the burn rate does not explain of the move (positive: more than expected arrived)."""
+        with localcontext(Context(prec=28)):
+            return self.moved + self.expected_spend
+
+    @property
     def differs(self) -> bool:
-        """The live balance is not what the history's burn rate explains."""
-        return self.moved > 0 or -self.moved > 2 * self.expected_spend
+        """The live balance is not what the history's burn rate explains.
+
+        By more than that burn itself and more than 1% of the newest snapshot's balance: a few credits
+        spent since are not news.
+        """
+        with localcontext(Context(prec=28)):
+            return abs(self.unexplained) > max(self.expected_spend, abs(self.newest_balance) / 100)
 
     @property
     def behind(self) -> bool:
@@ -266,7 +278,7 @@ class HistoryGap:
             f"{format_amount(self.live_balance)} live ({sign}{format_amount(self.moved)})"
             + (
                 "; credits arrived since."
-                if self.moved > 0
+                if self.unexplained > 0
                 else "; more went than the history's burn explains."
                 if self.differs
                 else "."

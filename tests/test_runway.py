@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 import pytest
 
 from airflow_credits_provider.runway import Snapshot, daily_chart, describe_span, forecast
+
+if TYPE_CHECKING:
+    from airflow_credits_provider.runway import HistoryGap
 
 START = datetime(2026, 11, 1, tzinfo=timezone.utc)
 
@@ -195,3 +199,72 @@ def test_the_text_chart_marks_the_dry_date_and_the_renewal_in_order() -> None:
         "2026-10-30 --- renews (stale vendor data)",
         "2026-11-03 --- runs dry",
     ]
+
+
+def test_a_history_behind_the_live_balance_is_stale_or_differs() -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from airflow_credits_provider.runway import history_gap
+
+    at = datetime(2026, 12, 1, tzinfo=timezone.utc)
+    hourly = timedelta(hours=1)
+
+    def gap(newest: str, live: str, age: timedelta, burn: str = "24") -> HistoryGap:
+        return history_gap(
+            newest_at=at,
+            newest_balance=Decimal(newest),
+            spacing=hourly,
+            live_balance=Decimal(live),
+            live_at=at + age,
+            burn_per_day=Decimal(burn),
+        )
+
+    seen = gap("955", "15425.5", timedelta(days=3))  # what a new user saw: history from another sandbox
+    assert (seen.stale, seen.differs, seen.behind) == (True, True, True)
+    assert seen.describe() == (
+        "The newest landed snapshot is 3 days older than the live balance (2026-12-01 00:00 UTC): "
+        "955 then, 15425.5 live (+14470.5); credits arrived since."
+    )
+    current = gap("1000", "999", hourly)  # an hour of the usual burn
+    assert (current.stale, current.differs, current.behind) == (False, False, False)
+    assert current.describe() == ""
+    assert not gap("15432.5", "15428.5", timedelta(minutes=5)).behind  # four credits since: not news
+    dropped = gap("1000", "800", hourly)  # 200 gone in an hour at 24 a day
+    assert (dropped.stale, dropped.differs) == (False, True)
+    assert dropped.describe().endswith("more went than the history's burn explains.")
+    late = gap("1000", "997", timedelta(hours=3))  # missed landings, the usual burn
+    assert (late.stale, late.differs) == (True, False)
+
+
+def test_a_runway_from_the_live_balance_keeps_the_historys_burn() -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from airflow_credits_provider.runway import forecast_from_totals
+
+    at = datetime(2026, 12, 1, tzinfo=timezone.utc)
+    runway = forecast_from_totals(
+        balance=Decimal(955),
+        at=at,
+        first_at=at - timedelta(days=10),
+        spent=Decimal(480),
+        refilled=Decimal(0),
+        refills=0,
+        snapshots=241,
+    )
+    assert runway.burn_per_day == 48
+    assert runway.starts_from == "last snapshot"
+    live_at = at + timedelta(days=3)
+    moved = runway.from_balance(Decimal("4800"), live_at)
+    assert (moved.balance, moved.at, moved.burn_per_day, moved.days_left) == (
+        Decimal(4800),
+        live_at,
+        Decimal(48),
+        Decimal(100),
+    )
+    assert moved.runs_out_at == live_at + timedelta(days=100)
+    assert moved.starts_from == "live balance"
+    assert moved.to_dict()["starts_from"] == "live balance"
+    assert (moved.spent, moved.snapshots, moved.history) == (runway.spent, runway.snapshots, runway.history)
+    huge = runway.from_balance(Decimal("1e15"), live_at)  # past year 9999: ends there, no overflow
+    assert huge.runs_out_at is not None
+    assert huge.runs_out_at.year == 9999

@@ -5,13 +5,17 @@ from __future__ import annotations
 import contextlib
 import json
 import uuid
-from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from airflow_credits_provider.sandbox.history import steady_history
+
+__all__ = ["steady_history"]  # the synthetic history lives with the sandbox; tests import it from here too
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from datetime import datetime
     from pathlib import Path
 
     import pytest
@@ -117,43 +121,11 @@ def drop(conn_id: str, *tables: str) -> None:
         hook.run(f"DROP TABLE IF EXISTS {table}")
 
 
-def steady_history(
-    *,
-    ending_at: datetime,
-    before: Decimal,
-    per_hour: Decimal,
-    hours: int,
-    refill_at: int = -1,
-    refill: int | Decimal = 0,
-) -> list[tuple[datetime, Decimal]]:
-    """Hourly balances over ``hours`` hours that spend ``per_hour`` an hour into ``before`` at ``ending_at``.
-
-    The first entry is ``hours`` hours before ``ending_at``, the last one hour before it; between entries
-    ``refill_at - 1`` and ``refill_at`` the account also gains ``refill`` credits (a top-up or reset).
-    """
-    return [
-        (
-            ending_at - timedelta(hours=hours - j),
-            before + per_hour * (hours - j) - (refill if j < refill_at else 0),
-        )
-        for j in range(hours)
-    ]
-
-
 def seed_snapshots(
     conn_id: str, table: str, vendor: str, account: str, history: list[tuple[datetime, Decimal]]
 ) -> None:
     """Land past balance snapshots of ``account`` the way CreditBalanceToSqlOperator lands its rows."""
+    from airflow_credits_provider.sandbox.history import land_snapshots
     from airflow_credits_provider.sql.connections import sql_hook_for
-    from airflow_credits_provider.sql.landing import LandingTarget
-    from airflow_credits_provider.sql.tables import to_naive_utc
 
-    target = LandingTarget.snapshots(sql_hook_for(conn_id), table, None)
-    target.create()
-    loaded = to_naive_utc(datetime.now(timezone.utc))
-    target.data.upsert(
-        [
-            (vendor, account, to_naive_utc(at), available, *[None] * 8, loaded, "{}")
-            for at, available in history
-        ]
-    )
+    land_snapshots(sql_hook_for(conn_id), table, vendor, account, history)

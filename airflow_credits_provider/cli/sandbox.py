@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from typing import TYPE_CHECKING, Any
 
 from airflow_credits_provider.cli.arguments import not_negative
@@ -34,6 +35,14 @@ def add_parser(commands: Any) -> None:
     )
     sandbox.add_argument(
         "--smtp-port", type=int, default=0, help="port of the SMTP inbox on 127.0.0.1 (default: a free one)"
+    )
+    sandbox.add_argument(
+        "--history-days",
+        type=int,
+        default=0,
+        help="land this many days of synthetic hourly balance snapshots per sandbox account into the "
+        "credits_warehouse database, ending at the balance served now (accounts that already have "
+        "snapshots are left alone; default 0: none). Gives the Credits page a chart and a runway",
     )
     sandbox.add_argument("--env-file", help="also write the connection exports to this file")
     sandbox.add_argument(
@@ -81,6 +90,8 @@ def _sandbox(args: argparse.Namespace) -> int:
     server = SandboxServer(state, port=args.port)
     inbox = SandboxInbox(state, port=args.smtp_port).start() if SandboxInbox.available() else None
     conns = sandbox_connections(server, args.data_dir, inbox)
+    server.start()  # serving from here on: the history below reads the balances through the hooks
+    seeded = _land_history(conns, args.history_days) if args.history_days > 0 else []
     exports = [f"export AIRFLOW_CONN_{cid.upper()}={shlex.quote(json.dumps(c))}" for cid, c in conns.items()]
     adds = [
         f"airflow connections add {cid} --conn-json {shlex.quote(json.dumps(c))}" for cid, c in conns.items()
@@ -115,9 +126,12 @@ def _sandbox(args: argparse.Namespace) -> int:
         )
     else:
         print("\nNo SMTP inbox (install aiosmtpd for one: the example alert rules send to it).", file=out)
+    if seeded:
+        print(f"\nBalance history ({args.history_days} days, hourly) landed in credits_warehouse:", file=out)
+        print("\n".join(seeded), file=out)
     out.flush()
     try:
-        server.serve_forever()
+        threading.Event().wait()
     except KeyboardInterrupt:
         pass
     finally:
@@ -125,3 +139,44 @@ def _sandbox(args: argparse.Namespace) -> int:
         if inbox is not None:
             inbox.stop()
     return 0
+
+
+def _land_history(conns: dict[str, dict[str, Any]], days: int) -> list[str]:
+    """Land ``days`` of synthetic snapshots for each sandbox credit connection without snapshots.
+
+    The balance each ends at is read through the connection's own hook, as CreditBalanceToSqlOperator
+    reads it, so the Credits page's history and its live balance agree. One line per account.
+    """
+    from datetime import datetime, timezone
+
+    from airflow_credits_provider.sandbox.history import has_snapshots, land_snapshots, story_history
+    from airflow_credits_provider.sql.connections import sql_hook_for
+    from airflow_credits_provider.ui.balances import hook_class
+    from airflow_credits_provider.vendors import registered_vendors
+
+    credit_types = set(registered_vendors())
+    env = {f"AIRFLOW_CONN_{cid.upper()}": json.dumps(conn) for cid, conn in conns.items()}
+    lines = []
+    saved = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)  # this process only, while landing: the hooks read connections from there
+    try:
+        warehouse = sql_hook_for("credits_warehouse")
+        now = datetime.now(timezone.utc)
+        for conn_id, conn in conns.items():
+            if conn["conn_type"] not in credit_types:
+                continue
+            if has_snapshots(warehouse, "credit_balance_snapshots", conn_id):
+                lines.append(f"  {conn_id}: already has snapshots, left as they are")
+                continue
+            with hook_class(conn["conn_type"])(conn_id) as hook:
+                balance = hook.get_balance()
+            history = story_history(balance, days, now)
+            land_snapshots(warehouse, "credit_balance_snapshots", balance.vendor, conn_id, history)
+            lines.append(f"  {conn_id}: {len(history)} snapshots ending at {balance.available}")
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    return lines
