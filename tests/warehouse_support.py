@@ -125,7 +125,7 @@ def seed_snapshots(
     conn_id: str, table: str, vendor: str, account: str, history: list[tuple[datetime, Decimal]]
 ) -> None:
     """Land past balance snapshots of ``account`` the way CreditBalanceToSqlOperator lands its rows."""
-    from airflow_credits_provider.sandbox.history import land_snapshots
     from airflow_credits_provider.sql.connections import sql_hook_for
+    from airflow_credits_provider.sql.snapshot_history import land_snapshots
 
     land_snapshots(sql_hook_for(conn_id), table, vendor, account, history)

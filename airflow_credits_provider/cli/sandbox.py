@@ -149,8 +149,9 @@ def _land_history(conns: dict[str, dict[str, Any]], days: int) -> list[str]:
     """
     from datetime import datetime, timezone
 
-    from airflow_credits_provider.sandbox.history import has_snapshots, land_snapshots, story_history
+    from airflow_credits_provider.sandbox.history import story_history
     from airflow_credits_provider.sql.connections import sql_hook_for
+    from airflow_credits_provider.sql.snapshot_history import has_snapshots, land_snapshots
     from airflow_credits_provider.ui.balances import hook_class
     from airflow_credits_provider.vendors import registered_vendors
 

@@ -1,17 +1,20 @@
-"""Synthetic balance history for the sandbox's accounts, landed as CreditBalanceToSqlOperator lands it.
+"""Synthetic balance history for the sandbox's accounts.
 
 ``airflow-credits sandbox --history-days 14`` gives a new deployment's Credits page two weeks of hourly
 snapshots per sandbox account, each ending at the balance the sandbox serves at start-up: the chart,
 the runway and the spend this month have something to show, and they agree with the live balance.
+(:mod:`airflow_credits_provider.sql.snapshot_history` lands them.)
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from airflow_credits_provider.models import CreditBalance
 
 #: Days each sandbox vendor's synthetic spending would take to empty its balance, and how many hours
@@ -69,36 +72,3 @@ def story_history(balance: CreditBalance, days: int, now: datetime) -> list[tupl
         refill=refill,
     )
     return [*history, (now, available)]
-
-
-def land_snapshots(
-    hook: Any, table: str, vendor: str, account: str, history: list[tuple[datetime, Decimal]]
-) -> None:
-    """Land ``history`` of ``account`` into ``table`` (created if missing) as the operator does."""
-    from airflow_credits_provider.sql.landing import LandingTarget
-    from airflow_credits_provider.sql.tables import to_naive_utc
-
-    target = LandingTarget.snapshots(hook, table, None)
-    target.create()
-    loaded = to_naive_utc(datetime.now(timezone.utc))
-    target.data.upsert(
-        [
-            (vendor, account, to_naive_utc(at), available, *[None] * 8, loaded, "{}")
-            for at, available in history
-        ]
-    )
-
-
-def has_snapshots(hook: Any, table: str, account: str) -> bool:
-    """Whether ``table`` already holds snapshots of ``account`` (``False`` when it does not exist)."""
-    from airflow_credits_provider.sql.landing import LandingTarget
-
-    target = LandingTarget.snapshots(hook, table, None)
-    try:
-        found = hook.get_first(
-            f"SELECT COUNT(*) FROM {target.data.qualified} WHERE account = {target.data.param()}",
-            parameters=(account,),
-        )
-    except Exception:  # no table yet
-        return False
-    return bool(found and found[0])

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 from decimal import Decimal
@@ -25,6 +24,7 @@ import httpx
 import pytest
 
 from tests.processes import free_port, healthy, wait_for
+from tests.ui.stack import stop_ui_stack
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -123,12 +123,7 @@ def tried(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]
         wait_for(up, 600, "the docs' steps up to the api-server")
         yield base, home
     finally:
-        os.killpg(steps.pid, signal.SIGTERM)
-        try:
-            steps.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(steps.pid, signal.SIGKILL)
-            steps.wait()  # the backgrounded sandbox is in the same session: stopped with it
+        stop_ui_stack(steps)  # the api-server and the backgrounded sandbox: one session
 
 
 def _admin_get(base: str, home: Path, path: str) -> httpx.Response:
