@@ -126,8 +126,8 @@ class BudgetState:
         b = self.budget
         held = ""
         if self.held:
-            runs = "run" if self.holders == 1 else "runs"
-            held = f", {grouped_amount(self.held)} of them held by {self.holders} other {runs}"
+            holds = "reservation" if self.holders == 1 else "reservations"
+            held = f", {grouped_amount(self.held)} of them held by {self.holders} other {holds}"
         left = max(self.remaining, Decimal(0))
         return (
             f"budget {b.name!r} has {grouped_amount(left)} of {grouped_amount(b.cap)} credits left "

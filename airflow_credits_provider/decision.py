@@ -377,8 +377,11 @@ def budget_shortfall_message(
     """Explain a run refused by its budget while the account itself has the credits."""
     assert decision.budget is not None
     name = decision.budget["name"]
+    # "exhausted" only when nothing is left: a budget with some credits left is too small for this run
+    left = Decimal(str(decision.budget.get("remaining", 0)))
+    verdict = "Credit budget exhausted" if left <= 0 else "Credit budget too small for this run"
     parts = [
-        f"Credit budget exhausted: {budget_text}.",
+        f"{verdict}: {budget_text}.",
         f"The account itself has {grouped_amount(free)} credits free (connection {decision.conn_id!r}).",
     ]
     raise_cap = f"Raise the budget's cap (`airflow-credits budgets set {name} --cap ...`)"

@@ -125,7 +125,7 @@ def test_a_run_its_budget_cannot_cover_is_skipped_while_the_account_has_credits(
     refused = xcom(second, "reserve_credits", "credit_preflight")
     assert refused["passed"] is False
     assert refused["message"].startswith(
-        "Credit budget exhausted: budget 'growth' has 10 of 50 credits left this month (renews "
+        "Credit budget too small for this run: budget 'growth' has 10 of 50 credits left this month (renews "
     )
     assert "Europe/Berlin); this run needs 11." in refused["message"]
     assert "The account itself has 960 credits free" in refused["message"]

@@ -149,6 +149,18 @@ def test_cli_errors_are_one_line_on_stderr(user: User, added: list[str]) -> None
     assert ok.stderr == ""
     key = json.loads((user.home / "connections.json").read_text())["leadmagic_default"]["password"]
     assert key not in ok.stdout
+    import socket
+
+    with socket.socket() as taken:  # a sandbox on a busy port: one line, not a traceback
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        busy = user.run("airflow-credits", "sandbox", "--port", str(port), timeout=120)
+    assert busy.returncode == 1
+    assert busy.stderr.splitlines() == [
+        f"error: cannot serve the sandbox on 127.0.0.1:{port}: Address already in use; pick another port "
+        "with --port N (0: a free one)"
+    ]
 
 
 def test_sql_commands_keep_airflows_example_plugins_quiet(user: User, added: list[str]) -> None:

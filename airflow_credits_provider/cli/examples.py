@@ -84,8 +84,15 @@ def _copy(args: argparse.Namespace) -> int:
         uses = connections_of(file) if file.suffix == ".py" else []
         print(f"  {file.name}" + (f"  (connections: {', '.join(uses)})" if uses else ""), file=out)
     print(
-        "Every connection they use comes from the sandbox: airflow-credits sandbox --connections-file "
-        "conns.json, then airflow connections import conns.json (docs/sandbox.md).",
+        "The sandbox makes every connection they use (credits_smtp only with aiosmtpd installed): "
+        "airflow-credits sandbox --connections-file conns.json, then airflow connections import "
+        "conns.json --overwrite (docs/sandbox.md).",
+        file=out,
+    )
+    print(
+        "The budgets and alert examples read their definitions from the database: airflow-credits "
+        f"budgets import {target / 'team_budgets.yaml'} --conn-id credits_reservations, and alerts "
+        f"import {target / 'team_alerts.yaml'} likewise (docs/budgets.md, docs/alerts.md).",
         file=out,
     )
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -87,7 +88,15 @@ def _sandbox(args: argparse.Namespace) -> int:
     os.makedirs(args.data_dir, exist_ok=True)  # SQLite creates its files, not their directory
     state = SandboxState(ledger_size=args.ledger_size)
     state.set_latency(args.latency, args.latency_jitter)
-    server = SandboxServer(state, port=args.port)
+    try:
+        server = SandboxServer(state, port=args.port)
+    except OSError as exc:  # the port is taken (or not ours to bind): say so in one line
+        print(
+            f"error: cannot serve the sandbox on 127.0.0.1:{args.port}: {exc.strerror or exc}; pick another "
+            "port with --port N (0: a free one)",
+            file=sys.stderr,
+        )
+        return 1
     inbox = SandboxInbox(state, port=args.smtp_port).start() if SandboxInbox.available() else None
     conns = sandbox_connections(server, args.data_dir, inbox)
     server.start()  # serving from here on: the history below reads the balances through the hooks

@@ -474,6 +474,7 @@ def test_a_runs_refusals_say_by_what_and_nothing_reads_none(ui_stack: UiStack, r
     assert ">short<br>" in html
     assert 'id="no-usage">No reservation was taken in this run (2 of 2 preflight decision(s) refused)' in html
     assert "No released reservation yet" not in html
+    assert 'id="no-holds">No credits held by this run now.' in html
     hold = ui_stack.get(f"runs/credits_ui_hold/{quote(runs['credits_ui_hold'])}", "op").text
     assert ">passed<br>" in hold
     assert "<td>ui-team</td>" in hold  # the held reservation's budget
