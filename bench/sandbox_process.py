@@ -50,6 +50,9 @@ def sandbox_process(**extra: Any) -> Iterator[str]:
                 conn = json.loads(value.strip("'"))
                 if conn["conn_type"] == "sqlite":  # the examples' warehouse: not the bench's
                     continue
+                if not str(conn.get("host", "")).startswith("http"):  # the inbox's SMTP connection
+                    os.environ[name] = json.dumps(conn)
+                    continue
                 conn["extra"] = {**conn.get("extra", {}), **extra}
                 os.environ[name] = json.dumps(conn)
                 url = conn["host"].rsplit("/", 1)[0]

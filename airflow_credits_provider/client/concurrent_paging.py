@@ -41,6 +41,9 @@ T = TypeVar("T")
 
 #: How many rounds of refetching shifted rows before giving up (each round refetches every gap).
 MAX_REFETCH_ROUNDS = 5
+#: The time the caller is taken to spend on a page before it has handled one (a landing writes a page
+#: of 100 rows into PostgreSQL in about 3 ms): with the first page's round trip, how many to ask at once.
+ASSUMED_PER_PAGE = 0.003
 
 
 class RawPage(NamedTuple):
@@ -147,6 +150,7 @@ def concurrent_offset_pages(
     created_at: Callable[[RawPage, int], datetime],
     vendor: str,
     vendor_name: str,
+    first_seconds: float | None = None,
 ) -> Iterator[RawPage]:
     """The pages after ``first`` (whose total must be known), ``workers`` at a time, in order, exactly.
 
@@ -157,6 +161,8 @@ def concurrent_offset_pages(
     :param max_pages: the most pages in the pass (refetches of shifted rows not counted)
     :param since: stop after the page whose oldest row is older than this
     :param created_at: the time of record ``i`` of a page
+    :param first_seconds: how long the first page took to arrive: the round trip, known before any
+        other page is asked for, so that a slow network gets every worker at once instead of ramping up
     """
     assert first.total is not None
     first_total = first.total
@@ -189,6 +195,8 @@ def concurrent_offset_pages(
         seen.newest, seen.oldest = created_at(first, 0), created_at(first, -1)
 
     pace = _Pace()
+    if first_seconds is not None:
+        pace.fetched(first_seconds)
 
     def timed_fetch(offset: int) -> RawPage:
         started = time.monotonic()
@@ -263,11 +271,12 @@ class _Pace:
     def pages_needed(self, workers: int) -> int:
         with self._lock:
             round_trip = min(self._fetches) if self._fetches else None
-        if round_trip is None or self._per_page is None:
+        if round_trip is None:
             return min(2, workers)  # the start: ramp up as the first pages tell how fast each side is
-        if self._per_page <= 1e-4:  # the caller never waits for a page: as many as allowed
+        per_page = ASSUMED_PER_PAGE if self._per_page is None else self._per_page
+        if per_page <= 1e-4:  # the caller never waits for a page: as many as allowed
             return workers
-        return max(1, min(workers, math.ceil(round_trip / self._per_page) + 1))
+        return max(1, min(workers, math.ceil(round_trip / per_page) + 1))
 
 
 @dataclass

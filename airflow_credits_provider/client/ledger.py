@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import queue
 import threading
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from airflow_credits_provider.errors import InconsistentLedgerError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
     from datetime import datetime
 
     from airflow_credits_provider.models import TransactionPage
@@ -114,6 +114,22 @@ class LedgerHook(Protocol):
         """
         ...
 
+    def open_transaction_pages(
+        self,
+        page_size: int,
+        *,
+        since: datetime | Callable[[], datetime | None] | None = None,
+        max_concurrent_pages: int = 1,
+        requests_per_second: float | None = None,
+    ) -> ReadAhead[TransactionPage]:
+        """:meth:`iter_transaction_pages`, its first request sent at once, before anything is iterated.
+
+        A landing sets its database up while the first page is on the wire. ``since`` may be a function,
+        called once the first page has arrived (in a background thread; it may wait, e.g. for a cursor
+        being read, and raise to stop the paging). Close the result (a context manager) in any case.
+        """
+        ...
+
 
 def read_ahead(source: Iterator[T], depth: int = 1) -> Iterator[T]:
     """Yield ``source``'s items while a background thread produces the next ``depth`` of them.
@@ -123,43 +139,75 @@ def read_ahead(source: Iterator[T], depth: int = 1) -> Iterator[T]:
     which starts producing item ``n`` only once the caller has taken item ``n - depth``: stopping early
     costs at most ``depth`` items more than were used. ``source``'s exception is raised here, after the
     items it produced before it. Closing this generator (or leaving a ``for`` loop over it) stops the
-    thread and closes ``source``.
+    thread and closes ``source``. The thread starts at the first item asked for; :class:`ReadAhead`
+    starts it at once.
     """
-    items: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
-    permits = threading.Semaphore(depth)
-    stop = threading.Event()
+    ahead: ReadAhead[T] = ReadAhead(source, depth)
+    try:
+        yield from ahead
+    finally:
+        ahead.close()
 
-    def produce() -> None:
+
+class ReadAhead(Generic[T]):
+    """:func:`read_ahead` started at once: ``source`` is being produced before anything asks for an item.
+
+    Iterate it (once) for the items; :meth:`close` it (or use it as a context manager) whether or not it
+    was iterated, which stops the thread and closes ``source``.
+
+    :param source: the items, produced in a background thread
+    :param depth: the most items produced ahead of the caller
+    :param then: applied to each item in the caller's thread, as it is taken (parsing a page there keeps
+        the background thread free to wait for the next)
+    """
+
+    def __init__(self, source: Iterator[Any], depth: int = 1, then: Callable[[Any], T] | None = None) -> None:
+        self._then = then
+        self._items: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+        self._permits = threading.Semaphore(depth)
+        self._stop = threading.Event()
+        self._source = source
+        self._thread = threading.Thread(target=self._produce, name="credits-read-ahead", daemon=True)
+        self._thread.start()
+
+    def _produce(self) -> None:
+        source = self._source
         try:
             while True:
-                permits.acquire()
-                if stop.is_set():
+                self._permits.acquire()
+                if self._stop.is_set():
                     return
                 try:
                     item = next(source)
                 except StopIteration:
-                    items.put(("end", None))
+                    self._items.put(("end", None))
                     return
-                items.put(("item", item))
+                self._items.put(("item", item))
         except BaseException as exc:  # noqa: BLE001 - handed over to the consumer, which re-raises it
-            items.put(("error", exc))
+            self._items.put(("error", exc))
         finally:
             close = getattr(source, "close", None)
             if close is not None:
                 close()
 
-    thread = threading.Thread(target=produce, name="credits-read-ahead", daemon=True)
-    thread.start()
-    try:
+    def __iter__(self) -> Iterator[T]:
         while True:
-            kind, value = items.get()
+            kind, value = self._items.get()
             if kind == "error":
                 raise value
             if kind == "end":
                 return
-            permits.release()
-            yield value
-    finally:
-        stop.set()
-        permits.release()
-        thread.join()
+            self._permits.release()
+            yield value if self._then is None else self._then(value)
+
+    def close(self) -> None:
+        """Stop the thread (after the item it is producing, if any) and close ``source``."""
+        self._stop.set()
+        self._permits.release()
+        self._thread.join()
+
+    def __enter__(self) -> ReadAhead[T]:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 from airflow_credits_provider.client.concurrent_paging import RawPage, concurrent_offset_pages
-from airflow_credits_provider.client.ledger import OffsetPaginator, read_ahead
+from airflow_credits_provider.client.ledger import OffsetPaginator, ReadAhead
 from airflow_credits_provider.hooks.base import CreditApiHook
 from airflow_credits_provider.models import TransactionPage
 from airflow_credits_provider.vendors.localleads import MAX_PAGE_SIZE, LocalLeadsVendor
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
     from datetime import datetime
 
     from airflow_credits_provider.models import CreditTransaction
@@ -58,7 +59,7 @@ class LocalLeadsHook(CreditApiHook):
         *,
         offset: int = 0,
         max_pages: int | None = None,
-        since: datetime | None = None,
+        since: datetime | Callable[[], datetime | None] | None = None,
         max_concurrent_pages: int = 1,
         requests_per_second: float | None = None,
     ) -> Iterator[TransactionPage]:
@@ -92,6 +93,33 @@ class LocalLeadsHook(CreditApiHook):
         :param max_concurrent_pages: the most page requests in flight at once (1: one after another)
         :param requests_per_second: the most page requests started per second (``None``: no cap)
         """
+        with self.open_transaction_pages(
+            page_size,
+            offset=offset,
+            max_pages=max_pages,
+            since=since,
+            max_concurrent_pages=max_concurrent_pages,
+            requests_per_second=requests_per_second,
+        ) as pages:
+            yield from pages
+
+    def open_transaction_pages(
+        self,
+        page_size: int = MAX_PAGE_SIZE,
+        *,
+        offset: int = 0,
+        max_pages: int | None = None,
+        since: datetime | Callable[[], datetime | None] | None = None,
+        max_concurrent_pages: int = 1,
+        requests_per_second: float | None = None,
+    ) -> ReadAhead[TransactionPage]:
+        """:meth:`iter_transaction_pages`, its first request sent at once, before anything is iterated.
+
+        A landing sets its database up while the first page is on the wire. ``since`` may be a function:
+        it is called once the first page has arrived, in the paging thread (it may wait, for a cursor
+        being read from a database, and raise to stop the paging). Close the result (it is a context
+        manager) whether or not it was iterated. The arguments are :meth:`iter_transaction_pages`'.
+        """
         _check_page(offset, page_size)
         if (
             isinstance(max_concurrent_pages, bool)
@@ -123,13 +151,18 @@ class LocalLeadsHook(CreditApiHook):
 
         def pages() -> Iterator[RawPage]:
             reached_since = False
+            until = since if not callable(since) else None
             with client.session():
                 while paginator.has_next and not reached_since:
                     if max_pages is not None and paginator.pages >= max_pages:
                         return
+                    started = time.monotonic()
                     page = fetch(paginator.offset)
+                    first_seconds = time.monotonic() - started
+                    if callable(since) and paginator.pages == 0:
+                        until = since()  # known by now, or being read while this page was on the wire
                     paginator.advance(len(page.records), page.total)
-                    reached_since = since is not None and bool(page.records) and created_at(page, -1) < since
+                    reached_since = until is not None and bool(page.records) and created_at(page, -1) < until
                     yield page
                     if max_concurrent_pages > 1 and page.total is not None:
                         if paginator.has_next and not reached_since:
@@ -140,18 +173,21 @@ class LocalLeadsHook(CreditApiHook):
                                 workers=max_concurrent_pages,
                                 pages_done=paginator.pages,
                                 max_pages=max_pages,
-                                since=since,
+                                since=until,
+                                first_seconds=first_seconds,
                                 created_at=created_at,
                                 vendor=LocalLeadsVendor.key,
                                 vendor_name=LocalLeadsVendor.display_name,
                             )
                         return
 
-        for page in read_ahead(pages(), depth=READ_AHEAD):
+        def parsed(page: RawPage) -> TransactionPage:
             transactions = client.parse(page.call, vendor.parse_records, page.records)
-            yield TransactionPage(
+            return TransactionPage(
                 transactions=transactions, total=page.total, offset=page.offset, limit=page_size
             )
+
+        return ReadAhead(pages(), depth=READ_AHEAD, then=parsed)
 
     def iter_transactions(
         self, page_size: int = MAX_PAGE_SIZE, *, offset: int = 0, max_pages: int | None = None

@@ -33,11 +33,12 @@ def missing_sqlite_file(conn: Any) -> str | None:
     return None if os.path.exists(path) else path
 
 
-def sql_hook_for(sql_conn_id: str, *, read_only: bool = False) -> Any:
+def sql_hook_for(sql_conn_id: str, *, read_only: bool = False, conn: Any = None) -> Any:
     """Resolve ``sql_conn_id`` to its hook and check it is a common-sql ``DbApiHook``.
 
     :param read_only: the caller only reads: a SQLite file that does not exist is an error then,
         instead of a new empty database
+    :param conn: the connection ``sql_conn_id`` names, when the caller has looked it up already
     :raises MissingDatabaseFileError: ``read_only`` and the connection's SQLite file does not exist
     """
     from airflow.providers.common.sql.hooks.sql import DbApiHook
@@ -45,7 +46,7 @@ def sql_hook_for(sql_conn_id: str, *, read_only: bool = False) -> Any:
     from airflow_credits_provider.errors import MissingDatabaseFileError
     from airflow_credits_provider.hooks.connections import checked_hook, get_connection
 
-    conn = get_connection(sql_conn_id)
+    conn = conn if conn is not None else get_connection(sql_conn_id)
     if read_only and (path := missing_sqlite_file(conn)):
         raise MissingDatabaseFileError(
             f"Connection {sql_conn_id!r} names the SQLite file {path}, which does not exist: nothing "

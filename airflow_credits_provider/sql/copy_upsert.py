@@ -78,8 +78,8 @@ class PostgresCopyUpsert:
         meanwhile. An exception from a source or the database rolls the open batch back.
         """
         with closing(self.hook.get_conn()) as conn:
-            psycopg2 = type(conn).__module__.startswith("psycopg2")
             with closing(conn.cursor()) as cur:
+                psycopg2 = hasattr(cur, "copy_expert")  # psycopg 3's cursors have copy() instead
                 for batch in batches:
                     rows = _KeyWatch(batch, self._key_cells)
                     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Any
 
 from airflow_credits_provider.sql.tables import (
@@ -19,6 +20,7 @@ from airflow_credits_provider.sql.tables import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from datetime import datetime
 
     from pendulum import DateTime
@@ -51,6 +53,76 @@ class LandingTarget:
         if self.cursor is not None:
             self.cursor.create()
 
+    def prepare(self, vendor: str, account: str, *, create: bool, read_cursor: bool) -> DateTime | None:
+        """Check that the tables are there and read the cursor, in one transaction; create them if not.
+
+        When both tables exist with every column, this is one connection and two ``SELECT`` statements
+        (no DDL round trips: ``CREATE TABLE IF NOT EXISTS`` and the column check cost a connection each).
+        A table missing, or made by an earlier release without a newer column, takes the
+        :meth:`create` path (with ``create``; without it, the database's error is raised).
+
+        :param create: create missing tables (and add missing nullable columns)
+        :param read_cursor: return the cursor of ``vendor`` and ``account`` (else ``None``)
+        """
+        assert self.cursor is not None
+        from contextlib import closing
+
+        data, cursor = self.data, self.cursor
+        try:
+            with closing(data.hook.get_conn()) as conn, closing(conn.cursor()) as cur:
+                try:
+                    cur.execute(f"SELECT * FROM {data.qualified} WHERE 1 = 0")
+                    have = {str(d[0]).lower() for d in cur.description or ()}
+                    cur.fetchall()
+                    cur.execute(
+                        f"SELECT * FROM {cursor.qualified} WHERE {cursor.where_key(CURSOR_KEY)}",
+                        cursor.adapt((vendor, account)),
+                    )
+                    names = [str(d[0]).lower() for d in cur.description or ()]
+                    row = cur.fetchone()
+                    cur.fetchall()
+                finally:
+                    conn.rollback()
+        except Exception:
+            if not create:
+                raise
+            have, names, row = set(), [], None
+        complete = all(c.name in have for c in data.columns) and all(c.name in names for c in cursor.columns)
+        if not complete:
+            if create:
+                self.create()
+            return self.read_cursor(vendor, account) if read_cursor else None
+        return parse_stored_time(row[names.index("cursor_at")]) if read_cursor and row else None
+
+    @contextlib.contextmanager
+    def one_connection(self) -> Iterator[None]:
+        """Make every statement of the block on PostgreSQL go over one connection, opened at first use.
+
+        A landing otherwise opens one per step (check, batches, cursor), each a TCP and authentication
+        handshake. Each step still commits or rolls back its own transaction, so a process killed at any
+        point leaves what it did before (the same as separate connections). Other databases keep one
+        connection per step (common-sql's ``insert_rows`` sets autocommit on its connection).
+        """
+        hook = self.data.hook
+        if self.data.dialect_name != "postgresql":
+            yield
+            return
+        open_conn = hook.get_conn
+        kept: list[Any] = []
+
+        def get_conn() -> Any:
+            if not kept:
+                kept.append(_Kept(open_conn()))
+            return kept[0]
+
+        hook.get_conn = get_conn
+        try:
+            yield
+        finally:
+            hook.get_conn = open_conn
+            if kept:
+                kept[0].really_close()
+
     def read_cursor(self, vendor: str, account: str) -> DateTime | None:
         """The newest ``created_at`` landed by the last completed run, or ``None``."""
         assert self.cursor is not None
@@ -78,3 +150,22 @@ class LandingTarget:
             removed = int(cur.rowcount or 0)
             conn.commit()
         return removed
+
+
+class _Kept:
+    """A connection whose ``close`` is left to its owner (:meth:`LandingTarget.one_connection`)."""
+
+    def __init__(self, conn: Any) -> None:
+        object.__setattr__(self, "_conn", conn)
+
+    def close(self) -> None:
+        """Kept open for the next step; a failed transaction was rolled back by its step."""
+
+    def really_close(self) -> None:
+        self._conn.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._conn, name, value)  # autocommit, set by common-sql's run()

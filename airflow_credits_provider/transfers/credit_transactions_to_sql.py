@@ -12,11 +12,11 @@ from airflow_credits_provider.sql.tables import raw_json, to_naive_utc
 from airflow_credits_provider.transfers.base import CreditToSqlBaseOperator
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterable, Iterator
     from datetime import datetime
 
     from airflow_credits_provider.compat import Context
-    from airflow_credits_provider.models import CreditTransaction
+    from airflow_credits_provider.models import CreditTransaction, TransactionPage
 
 MODES = ("incremental", "full_refresh")
 
@@ -111,24 +111,79 @@ class CreditTransactionsToSqlOperator(CreditToSqlBaseOperator):
         self.requests_per_second = requests_per_second
 
     def land(self, context: Context) -> int:
-        """Land the ledger; return the number of rows inserted or updated."""
+        """Land the ledger; return the number of rows inserted or updated.
+
+        The first page is requested as soon as the credit connection is known: the database is set up
+        (its hook's imports, a connection, the table check and the cursor) while that page is on the
+        wire, and the pages after it go out once both are there (the cursor says how far to page).
+        """
+        from concurrent.futures import Future
+
         import pendulum
 
+        from airflow_credits_provider.hooks.connections import get_connection
         from airflow_credits_provider.hooks.resolve import get_credit_hook
         from airflow_credits_provider.transfers.base import require_ledger
 
         check_names(self.table, self.schema, with_cursor=True)  # before any connection or request
         credit = get_credit_hook(self.credit_conn_id)
         ledger = require_ledger(credit)
+        sql_conn = get_connection(self.sql_conn_id)  # a missing connection fails before any request
         vendor = credit.vendor_class.key
         account = self.account or self.credit_conn_id
-        target = LandingTarget.transactions(sql_hook_for(self.sql_conn_id), self.table, self.schema)
-        if self.create_table:
-            target.create()
-        cursor = target.read_cursor(vendor, account) if self.mode == "incremental" else None
-        since = cursor - self.overlap if cursor is not None else None
         run_started = pendulum.now("UTC")
         loaded_at = to_naive_utc(run_started)
+        # The pager waits on this once its first page is in; cancelled, it stops without another request.
+        since_known: Future[datetime | None] = Future()
+        with (
+            credit,
+            ledger.open_transaction_pages(
+                self.page_size,
+                since=since_known.result,
+                max_concurrent_pages=self.max_concurrent_pages or ledger.default_concurrent_pages,
+                requests_per_second=self.requests_per_second,
+            ) as ledger_pages,
+        ):
+            try:
+                target = LandingTarget.transactions(
+                    sql_hook_for(self.sql_conn_id, conn=sql_conn), self.table, self.schema
+                )
+                with target.one_connection():
+                    cursor = target.prepare(
+                        vendor, account, create=self.create_table, read_cursor=self.mode == "incremental"
+                    )
+                    since = cursor - self.overlap if cursor is not None else None
+                    since_known.set_result(since)
+                    landed, pages, newest = self._write(
+                        target, ledger_pages, vendor, account, since, loaded_at
+                    )
+                    if self.mode == "full_refresh":
+                        removed = target.delete_stale(vendor, account, run_started)
+                        self.log.info("Full refresh removed %d rows the ledger no longer holds", removed)
+                    if newest is not None or cursor is not None:
+                        target.write_cursor(
+                            vendor, account, max(d for d in (newest, cursor) if d is not None), run_started
+                        )
+            finally:
+                since_known.cancel()  # still unset: the set-up failed; the pager stops at once
+        self._lineage = {
+            "source": f"{credit.client.settings.base_url}",
+            "vendor": vendor,
+            "account": account,
+        }
+        self.log.info("Landed %d rows from %d pages into %s", landed, pages, target.data.qualified)
+        return landed
+
+    def _write(
+        self,
+        target: LandingTarget,
+        ledger_pages: Iterable[TransactionPage],
+        vendor: str,
+        account: str,
+        since: datetime | None,
+        loaded_at: datetime,
+    ) -> tuple[int, int, datetime | None]:
+        """Upsert the ledger's rows (from ``since``); return the rows landed, pages read and newest time."""
         self.log.info(
             "Landing %s transactions of %s into %s (%s, %s)",
             vendor,
@@ -148,13 +203,7 @@ class CreditTransactionsToSqlOperator(CreditToSqlBaseOperator):
             incremental window (older rows were landed by earlier runs).
             """
             nonlocal pages, newest
-            pages_at_once = self.max_concurrent_pages or ledger.default_concurrent_pages
-            for page in ledger.iter_transaction_pages(
-                self.page_size,
-                since=since,
-                max_concurrent_pages=pages_at_once,
-                requests_per_second=self.requests_per_second,
-            ):
+            for page in ledger_pages:
                 pages += 1
                 transactions = page.transactions
                 if not transactions:
@@ -165,22 +214,8 @@ class CreditTransactionsToSqlOperator(CreditToSqlBaseOperator):
                     transactions = [tx for tx in transactions if tx.created_at >= since]
                 yield [self._row(vendor, account, tx, loaded_at) for tx in transactions]
 
-        with credit:
-            landed = target.data.upsert_chunks(chunks(), self.batch_size)
-        if self.mode == "full_refresh":
-            removed = target.delete_stale(vendor, account, run_started)
-            self.log.info("Full refresh removed %d rows the ledger no longer holds", removed)
-        if newest is not None or cursor is not None:
-            target.write_cursor(
-                vendor, account, max(d for d in (newest, cursor) if d is not None), run_started
-            )
-        self._lineage = {
-            "source": f"{credit.client.settings.base_url}",
-            "vendor": vendor,
-            "account": account,
-        }
-        self.log.info("Landed %d rows from %d pages into %s", landed, pages, target.data.qualified)
-        return landed
+        landed = target.data.upsert_chunks(chunks(), self.batch_size)
+        return landed, pages, newest
 
     @staticmethod
     def _row(vendor: str, account: str, tx: CreditTransaction, loaded_at: datetime) -> tuple[Any, ...]:
