@@ -230,7 +230,7 @@ class CreditApiClient:
             "timeout": httpx.Timeout(self.settings.timeout),
             "headers": {"User-Agent": USER_AGENT, "Accept": "application/json"},
             "follow_redirects": False,
-            "verify": _plain_http_context() if self.settings.base_url.startswith("http:") else _ssl_context(),
+            "verify": _ssl_context(),
         }
 
     @contextlib.contextmanager
@@ -561,16 +561,3 @@ def _ssl_context() -> ssl.SSLContext:
     built on first use; a context is safe to share between clients and threads.
     """
     return httpx.create_ssl_context()
-
-
-@functools.lru_cache(maxsize=1)
-def _plain_http_context() -> ssl.SSLContext:
-    """The TLS settings of a client whose base URL is plain HTTP (the sandbox, a proxy on localhost).
-
-    Loading the CA bundle costs 40 to 90 ms of a landing's start (before its first request) and serves
-    nothing there. This context trusts no CA at all: a request that did reach an ``https`` URL fails
-    verification rather than going unchecked.
-    """
-    import ssl
-
-    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
