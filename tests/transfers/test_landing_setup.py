@@ -53,18 +53,3 @@ def test_a_table_from_an_earlier_release_gets_its_missing_columns(
     connections.state.ledger.grow(30)
     assert _operator(warehouse).execute({}) >= 30  # tables complete now: the check, no DDL
     assert landed(WAREHOUSE, warehouse) == ledger_rows(connections.state.ledger.newest_first())
-
-
-def test_a_plain_http_vendor_gets_a_tls_context_that_trusts_nothing(connections: SandboxServer) -> None:
-    """No CA bundle is loaded for a plain-HTTP base URL; an https request from it could not be trusted."""
-    import ssl
-
-    from airflow_credits_provider.hooks.resolve import get_credit_hook
-
-    client = get_credit_hook("localleads_default").client
-    assert client.settings.base_url.startswith("http://")
-    context = client._client_kwargs()["verify"]
-    assert isinstance(context, ssl.SSLContext)
-    assert context.verify_mode == ssl.CERT_REQUIRED
-    assert context.check_hostname
-    assert context.cert_store_stats()["x509_ca"] == 0
