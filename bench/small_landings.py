@@ -53,16 +53,10 @@ import airflow.sdk  # noqa: F401
 import httpx
 from airflow_credits_provider.transfers.credit_transactions_to_sql import CreditTransactionsToSqlOperator
 if mode == "plain":
+    from bench.backfill import plain_httpx  # the same hand-written loop as the big landings' baseline
     url, key = sys.argv[3:5]
     start = time.perf_counter()
-    rows = offset = 0
-    with httpx.Client(base_url=f"{url}/localleads", headers={"Authorization": f"Bearer {key}"}) as client:
-        while True:
-            page = client.get("/api/v1/credits/transactions", params={"limit": 100, "offset": offset}).json()
-            rows += len(page["data"])
-            offset += len(page["data"])
-            if not page["data"] or offset >= page["meta"]["total"]:
-                break
+    rows = plain_httpx(url, key)
     print(json.dumps({"rows": rows, "seconds": time.perf_counter() - start}))
 else:
     task = CreditTransactionsToSqlOperator(
