@@ -165,28 +165,20 @@ def _land_history(conns: dict[str, dict[str, Any]], days: int) -> list[str]:
     from airflow_credits_provider.vendors import registered_vendors
 
     credit_types = set(registered_vendors())
-    env = {f"AIRFLOW_CONN_{cid.upper()}": json.dumps(conn) for cid, conn in conns.items()}
+    # This process is the sandbox: its hooks read the connections it serves from its environment.
+    os.environ.update({f"AIRFLOW_CONN_{cid.upper()}": json.dumps(conn) for cid, conn in conns.items()})
     lines = []
-    saved = {name: os.environ.get(name) for name in env}
-    os.environ.update(env)  # this process only, while landing: the hooks read connections from there
-    try:
-        warehouse = sql_hook_for("credits_warehouse")
-        now = datetime.now(timezone.utc)
-        for conn_id, conn in conns.items():
-            if conn["conn_type"] not in credit_types:
-                continue
-            if has_snapshots(warehouse, "credit_balance_snapshots", conn_id):
-                lines.append(f"  {conn_id}: already has snapshots, left as they are")
-                continue
-            with hook_class(conn["conn_type"])(conn_id) as hook:
-                balance = hook.get_balance()
-            history = story_history(balance, days, now)
-            land_snapshots(warehouse, "credit_balance_snapshots", balance.vendor, conn_id, history)
-            lines.append(f"  {conn_id}: {len(history)} snapshots ending at {balance.available}")
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    warehouse = sql_hook_for("credits_warehouse")
+    now = datetime.now(timezone.utc)
+    for conn_id, conn in conns.items():
+        if conn["conn_type"] not in credit_types:
+            continue
+        if has_snapshots(warehouse, "credit_balance_snapshots", conn_id):
+            lines.append(f"  {conn_id}: already has snapshots, left as they are")
+            continue
+        with hook_class(conn["conn_type"])(conn_id) as hook:
+            balance = hook.get_balance()
+        history = story_history(balance, days, now)
+        land_snapshots(warehouse, "credit_balance_snapshots", balance.vendor, conn_id, history)
+        lines.append(f"  {conn_id}: {len(history)} snapshots ending at {balance.available}")
     return lines

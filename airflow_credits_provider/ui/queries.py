@@ -125,7 +125,7 @@ class BalanceHistory:
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly: exact decimal strings, ISO times."""
         return {
-            "newest_snapshot_at": _iso(self.newest_at),
+            "newest_snapshot_at": iso_time(self.newest_at),
             "newest_snapshot_available": decimal_text(self.newest_available),
             "snapshot_spacing_seconds": None if self.spacing is None else self.spacing.total_seconds(),
             "runway": self.runway.to_dict() if self.runway else None,
@@ -284,7 +284,7 @@ def recent_transactions(
             "type": str(r[1]),
             "amount": decimal_text(_dec(r[2])),
             "description": r[3],
-            "created_at": _iso(parse_stored_time(r[4])),
+            "created_at": iso_time(parse_stored_time(r[4])),
         }
         for r in rows
     ]
@@ -409,7 +409,7 @@ def _record(names: Sequence[str], row: Sequence[Any]) -> dict[str, Any]:
         if name in ("amount", "reserved", "balance_before", "balance_after", "spent"):
             out[name] = None if value is None else decimal_text(_dec(value))
         elif name.endswith("_at"):
-            out[name] = _iso(parse_stored_time(value))
+            out[name] = iso_time(parse_stored_time(value))
         elif name in ("map_index", "overlapping"):
             out[name] = int(value)
         elif name == "exact":
@@ -436,7 +436,8 @@ def _dec(value: Any) -> Decimal:
 _AS_STORED = AmountScale()
 
 
-def _iso(value: datetime | None) -> str | None:
+def iso_time(value: datetime | None) -> str | None:
+    """A time as ISO 8601 text (``None`` stays ``None``), as the pages' JSON gives times."""
     return None if value is None else value.isoformat()
 
 
@@ -534,11 +535,11 @@ def recent_alerts(
             "event": r[3],
             "status": r[4],
             "title": r[5],
-            "claimed_at": _iso(parse_stored_time(r[6])),
-            "sent_at": _iso(parse_stored_time(r[7])),
+            "claimed_at": iso_time(parse_stored_time(r[6])),
+            "sent_at": iso_time(parse_stored_time(r[7])),
             "attempts": int(r[8] or 0),
             "last_error": r[9],
-            "next_attempt_at": _iso(parse_stored_time(r[10])),
+            "next_attempt_at": iso_time(parse_stored_time(r[10])),
         }
         for r in rows
     ]

@@ -588,6 +588,8 @@ def _decisions(dag_id: str, run_id: str, task_id: str | None, map_index: int | N
     from sqlalchemy import select
 
     from airflow_credits_provider.operators.preflight import XCOM_KEY
+    from airflow_credits_provider.sql.tables import parse_stored_time
+    from airflow_credits_provider.ui.queries import iso_time
 
     query = select(XComModel.task_id, XComModel.map_index, XComModel.value, XComModel.timestamp).where(
         XComModel.dag_id == dag_id, XComModel.run_id == run_id, XComModel.key == XCOM_KEY
@@ -632,17 +634,11 @@ def _decisions(dag_id: str, run_id: str, task_id: str | None, map_index: int | N
                 else None,
                 # when the decision was made (several may share the balance's checked_at: a balance
                 # fetched once and shared by the reservers, docs/reservations.md)
-                "decided_at": _iso_time(pushed_at),
+                "decided_at": iso_time(parse_stored_time(pushed_at)),
                 "outcome": _outcome(value),
             }
         )
     return decisions
-
-
-def _iso_time(moment: Any) -> str | None:
-    if not isinstance(moment, datetime):
-        return None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).isoformat()
 
 
 def _outcome(decision: dict[str, Any]) -> str:

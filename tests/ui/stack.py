@@ -237,27 +237,34 @@ def start_ui_stack(tmp: Path, sandbox: SandboxServer) -> UiStack:
         timeout=180,
     )
     log = tmp / "api-server.log"
+    base = f"http://127.0.0.1:{port}"
+    proc = serve_until_healthy([*AIRFLOW, "api-server", "--port", str(port)], env, log, base, 120)
+    return UiStack(base, home, env, sandbox, proc, log)
+
+
+def serve_until_healthy(
+    command: list[str], env: dict[str, str], log: Path, base: str, timeout: float, cwd: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """Start ``command`` in its own session (output in ``log``) and wait until ``base`` answers healthy.
+
+    Stop it with :func:`stop_ui_stack`. An exit before that fails with the log's end.
+    """
     with log.open("w") as out:
         proc = subprocess.Popen(
-            [*AIRFLOW, "api-server", "--port", str(port)],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            command, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
-    base = f"http://127.0.0.1:{port}"
 
     def up() -> bool:
         if proc.poll() is not None:
-            raise AssertionError(f"the api-server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+            raise AssertionError(f"{command[-1]!r} exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
         return healthy(base)
 
     try:
-        wait_for(up, 120, "the api-server")
+        wait_for(up, timeout, base)
     except BaseException:
         stop_ui_stack(proc)
         raise
-    return UiStack(base, home, env, sandbox, proc, log)
+    return proc
 
 
 def stop_ui_stack(proc: subprocess.Popen[bytes]) -> None:

@@ -217,21 +217,25 @@ def test_the_address_bar_follows_each_page_and_deep_links_open_it(browser: Any, 
     page = _login(browser, ui_stack, "op")
     frame = _open_credits(page)
     mirrors = tuple(int(p) for p in version("apache-airflow").split(".")[:2]) >= (3, 3)
-    if mirrors:
-        page.wait_for_url("**/plugin/credits/credits/")
+    entry = "/plugin/credits/credits/" if mirrors else "/plugin/credits"
+    page.wait_for_url(f"**{entry}")
+    assert page.url == f"{ui_stack.base}{entry}"
     frame.get_by_role("link", name="localleads_default").click()
     frame.locator("h1", has_text="localleads_default").wait_for()
-    if mirrors:  # updated on the click itself, not one click later
-        page.wait_for_url("**/plugin/credits/credits/accounts/localleads_default", timeout=5_000)
+    account = "/plugin/credits/credits/accounts/localleads_default" if mirrors else entry
+    page.wait_for_url(f"**{account}", timeout=5_000)  # updated on the click itself, not one click later
+    assert page.url == f"{ui_stack.base}{account}"
     frame.get_by_role("link", name="All credit accounts").click()
     frame.locator("#accounts").wait_for()
-    if mirrors:
-        page.wait_for_url("**/plugin/credits/credits/", timeout=5_000)
-    # A copied address opens the same page.
-    deep = f"{ui_stack.base}/plugin/credits/credits/accounts/leadmagic_default" if mirrors else None
-    if deep:
-        page.goto(deep, wait_until="networkidle")
-        page.frame_locator("iframe").locator("h1", has_text="leadmagic_default").wait_for()
+    page.wait_for_url(f"**{entry}", timeout=5_000)
+    assert page.url == f"{ui_stack.base}{entry}"
+    if mirrors:  # a copied address opens the same page
+        page.goto(
+            f"{ui_stack.base}/plugin/credits/credits/accounts/leadmagic_default", wait_until="networkidle"
+        )
+        heading = page.frame_locator("iframe").locator("h1")
+        heading.wait_for()
+        assert "leadmagic_default" in heading.inner_text()
 
 
 def test_chart_labels_stay_inside_the_chart(browser: Any) -> None:

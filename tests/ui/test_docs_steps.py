@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
-from tests.processes import free_port, healthy, wait_for
-from tests.ui.stack import stop_ui_stack
+from tests.processes import free_port
+from tests.ui.stack import serve_until_healthy, stop_ui_stack
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -102,25 +102,9 @@ def tried(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]
     )
     assert migrated.returncode == 0, migrated.stderr[-2000:]
     (home / "steps.sh").write_text(as_script(docs_block(), free_port()))
-    log = home / "steps.log"
-    with log.open("w") as out:
-        steps = subprocess.Popen(
-            ["bash", str(home / "steps.sh")],
-            env=env,
-            cwd=home,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
     base = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        if steps.poll() is not None:
-            raise AssertionError(f"the docs' steps stopped ({steps.returncode}):\n{log.read_text()[-4000:]}")
-        return healthy(base)
-
+    steps = serve_until_healthy(["bash", str(home / "steps.sh")], env, home / "steps.log", base, 600, home)
     try:
-        wait_for(up, 600, "the docs' steps up to the api-server")
         yield base, home
     finally:
         stop_ui_stack(steps)  # the api-server and the backgrounded sandbox: one session
