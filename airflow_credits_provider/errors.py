@@ -241,6 +241,14 @@ class InvalidRequestError(CreditApiError):
     """The vendor rejected the request as malformed (HTTP 400, 422 and other 4xx)."""
 
 
+class UntrustedCertificateError(CreditApiError):
+    """The vendor's TLS certificate did not verify (unknown CA, wrong host name, expired): never retried.
+
+    A proxy that re-signs TLS with its own CA needs that CA trusted: ``SSL_CERT_FILE`` (or
+    ``SSL_CERT_DIR``) in the environment of the Airflow components that run the tasks.
+    """
+
+
 class BadResponseError(CreditApiError):
     """The vendor answered, but not with the documented JSON (HTML page, truncated body, wrong types)."""
 

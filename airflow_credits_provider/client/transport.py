@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
-import functools
 import json
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from decimal import Decimal
@@ -464,6 +464,15 @@ class CreditApiClient:
                 "Raise the connection's 'timeout' extra if the vendor is slow.",
                 call,
             )
+        if (reason := _certificate_failure(exc)) is not None:
+            return self._error(
+                errors.UntrustedCertificateError,
+                f"The TLS certificate of {self.vendor.display_name} at {self.settings.base_url} did not "
+                f"verify ({truncate(reason, 120)}). Check the connection's host; behind a proxy with its "
+                "own CA, point SSL_CERT_FILE (or SSL_CERT_DIR) at a bundle that holds it, in the "
+                "environment of the workers and the triggerer.",
+                call,
+            )
         if isinstance(exc, httpx.TransportError):
             return self._error(
                 errors.VendorUnreachableError,
@@ -552,12 +561,45 @@ class CreditApiClient:
         }
 
 
-@functools.lru_cache(maxsize=1)
+def _certificate_failure(exc: BaseException) -> str | None:
+    """Why the server's certificate was refused, when that is what ``exc`` (or what it wraps) says."""
+    import ssl
+
+    seen: BaseException | None = exc
+    for _ in range(8):  # httpx -> httpcore -> ssl: a few links at most (and never loop on a cycle)
+        if seen is None:
+            break
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return str(seen.verify_message or seen.reason or seen)
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+_tls_lock = threading.Lock()
+_tls_context: ssl.SSLContext | None = None
+
+
 def _ssl_context() -> ssl.SSLContext:
     """The TLS settings every client shares: httpx's defaults (certifi, ``SSL_CERT_FILE``/``SSL_CERT_DIR``).
 
-    httpx builds a new context for each client, loading the CA bundle each time (about 40 ms): the
-    Credits page, which asks 20 vendors at once, spent most of its time there. One context per process,
-    built on first use; a context is safe to share between clients and threads.
+    httpx builds a new context for each client, loading the CA bundle each time (20-40 ms): the Credits
+    page, which asks 20 vendors at once, spent most of its time there. One context per process, built on
+    first use (or by :func:`prepare_tls`); a context is safe to share between clients and threads. A
+    caller that arrives while another thread builds it waits for that one.
     """
-    return httpx.create_ssl_context()
+    global _tls_context
+    with _tls_lock:
+        if _tls_context is None:
+            _tls_context = httpx.create_ssl_context()
+        return _tls_context
+
+
+def prepare_tls() -> None:
+    """Start building the shared TLS context in a background thread, unless it is built already.
+
+    Loading the CA bundle is the biggest fixed cost of a task's first request, and OpenSSL does it without
+    holding the interpreter: started before a connection is looked up, it is ready by the time the
+    client needs it, on the machine's other core. Idempotent and cheap once the context exists.
+    """
+    if _tls_context is None and not _tls_lock.locked():
+        threading.Thread(target=_ssl_context, name="credits-tls", daemon=True).start()

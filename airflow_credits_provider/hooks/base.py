@@ -7,7 +7,12 @@ import re
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow_credits_provider.client.transport import ClientSettings, CreditApiClient, RetryPolicy
+from airflow_credits_provider.client.transport import (
+    ClientSettings,
+    CreditApiClient,
+    RetryPolicy,
+    prepare_tls,
+)
 from airflow_credits_provider.compat import BaseHook
 from airflow_credits_provider.errors import CreditApiError, CreditConnectionConfigError, CreditProviderError
 from airflow_credits_provider.hooks.connection_form import (
@@ -193,6 +198,7 @@ class CreditApiHook(BaseHook):
     @cached_property
     def client(self) -> CreditApiClient:
         """The transport for this connection (resolved and validated on first use)."""
+        prepare_tls()  # the CA bundle loads on the other core while the connection is looked up
         conn = self.get_connection(self.credit_conn_id)
         if key := self._key_to_mask(conn):
             from airflow_credits_provider.compat import mask_secret

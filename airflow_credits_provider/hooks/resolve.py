@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from airflow_credits_provider.client.transport import prepare_tls
 from airflow_credits_provider.errors import CreditConnectionConfigError
 from airflow_credits_provider.hooks.base import CreditApiHook
 from airflow_credits_provider.hooks.connections import checked_hook, get_connection
@@ -16,8 +17,12 @@ def _not_credit() -> str:
 def get_credit_hook(conn_id: str) -> CreditApiHook:
     """Return the credit hook for the connection ``conn_id``, whatever its vendor.
 
+    The shared TLS context is built on the other core while the connection is looked up
+    (:func:`~airflow_credits_provider.client.transport.prepare_tls`).
+
     :raises CreditConnectionConfigError: the connection's type is not a credit connection type
     """
+    prepare_tls()
     return checked_hook(conn_id, get_connection(conn_id), CreditApiHook, _not_credit())  # type: ignore[no-any-return]
 
 
@@ -25,6 +30,7 @@ async def aget_credit_hook(conn_id: str) -> CreditApiHook:
     """Async twin of :func:`get_credit_hook`, for triggers (does not block the event loop on I/O)."""
     from airflow_credits_provider.compat import AirflowNotFoundException, get_async_connection
 
+    prepare_tls()
     try:
         conn = await get_async_connection(conn_id)
     except AirflowNotFoundException:

@@ -13,11 +13,14 @@ import threading
 import time
 from dataclasses import asdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
 from airflow_credits_provider.sandbox.emulators.base import Reply, Request, registered_emulators
 from airflow_credits_provider.sandbox.state import RecordedRequest, SandboxState
+
+if TYPE_CHECKING:
+    import ssl
 
 _HTML_PAGE = (
     b"<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head>"
@@ -223,18 +226,29 @@ class SandboxServer:
     :param state: the state to serve (a fresh :class:`SandboxState` by default)
     :param host: address to bind; keep it on loopback
     :param port: port to bind (0 picks a free one)
+    :param tls: serve HTTPS with this server-side context (its certificate must name ``host``)
     """
 
-    def __init__(self, state: SandboxState | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        state: SandboxState | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self.state = state or SandboxState()
         self._server = _Server((host, port), self.state)
+        self._tls = tls
+        if tls is not None:
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
         self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
         """The server's root URL."""
         host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return f"{'https' if self._tls else 'http'}://{host!s}:{port}"
 
     def base_url(self, vendor: str) -> str:
         """The base URL to put in a ``vendor`` connection's host field."""

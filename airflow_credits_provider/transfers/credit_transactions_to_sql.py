@@ -57,7 +57,7 @@ class CreditTransactionsToSqlOperator(CreditToSqlBaseOperator):
     :param overlap: how far before the cursor incremental runs re-read, for late-arriving transactions
     :param batch_size: rows per upsert transaction
     :param max_concurrent_pages: ledger pages requested at once after the first (``None``: the vendor's
-        default, LocalLeads 8; ``1``: one after another). Pages are written in order, rows that shift while
+        default, LocalLeads 10; ``1``: one after another). Pages are written in order, rows that shift while
         pages are in flight are fetched again, and a 429 halves the number in flight and pauses them all
         (docs/landing.md)
     :param requests_per_second: the most ledger requests started per second (``None``: no cap)
@@ -135,15 +135,14 @@ class CreditTransactionsToSqlOperator(CreditToSqlBaseOperator):
         loaded_at = to_naive_utc(run_started)
         # The pager waits on this once its first page is in; cancelled, it stops without another request.
         since_known: Future[datetime | None] = Future()
-        with (
-            credit,
-            ledger.open_transaction_pages(
-                self.page_size,
-                since=since_known.result,
-                max_concurrent_pages=self.max_concurrent_pages or ledger.default_concurrent_pages,
-                requests_per_second=self.requests_per_second,
-            ) as ledger_pages,
-        ):
+        # The HTTP client opens in the paging thread: its TLS context (prepared while the connections were
+        # looked up) may still be loading there, off the interpreter, while this thread imports the SQL side.
+        with ledger.open_transaction_pages(
+            self.page_size,
+            since=since_known.result,
+            max_concurrent_pages=self.max_concurrent_pages or ledger.default_concurrent_pages,
+            requests_per_second=self.requests_per_second,
+        ) as ledger_pages:
             try:
                 target = LandingTarget.transactions(
                     sql_hook_for(self.sql_conn_id, conn=sql_conn), self.table, self.schema

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from airflow_credits_provider.hooks.localleads import LocalLeadsHook
 from airflow_credits_provider.transfers.credit_transactions_to_sql import CreditTransactionsToSqlOperator
 from tests.transfers.conftest import TX_PATH, WAREHOUSE
 from tests.warehouse_support import landed, ledger_rows
@@ -40,12 +41,12 @@ def test_concurrent_pages_land_exactly_what_sequential_paging_lands(
     state = connections.state
     state.ledger.size = 2345
     state.set_latency(0.01, jitter=0.01)
-    assert _land(warehouse) == 2345  # the default: 8 pages at a time for LocalLeads
+    assert _land(warehouse) == 2345  # the default: 10 pages at a time for LocalLeads
     assert landed(WAREHOUSE, warehouse) == ledger_rows(state.ledger.newest_first())
     requests = _requests(connections)
     assert len(requests) == 24  # one per page, nothing fetched twice on a ledger that did not change
     assert sorted(int(r.query["offset"]) for r in requests) == [100 * i for i in range(24)]
-    assert 1 < max(r.in_flight for r in requests) <= 8
+    assert 1 < max(r.in_flight for r in requests) <= LocalLeadsHook.default_concurrent_pages == 10
     assert requests[0].query["offset"] == "0"  # the first page alone
     assert requests[0].in_flight == 1
     state.clear_requests()
@@ -82,7 +83,7 @@ def test_a_429_slows_the_whole_landing_down_then_it_comes_back(
 ) -> None:
     state = connections.state
     state.ledger.size = 4000
-    # A round trip well above the time a page takes to write, so that all 8 pages stay in flight
+    # A round trip well above the time a page takes to write, so that all 10 pages stay in flight
     # (the window is round trip / time per page, capped at max_concurrent_pages).
     state.set_latency(0.1)
     state.inject("rate_limit", "localleads", path=TX_PATH, retry_after="1", after=6)
@@ -99,8 +100,8 @@ def test_a_429_slows_the_whole_landing_down_then_it_comes_back(
     arrivals = [r.at for r in requests if limited.at <= r.at <= retried[0].at]
     assert max(b - a for a, b in itertools.pairwise(arrivals)) >= 0.7
     later = [r for r in requests if r.at >= limited.at + 1.0]
-    assert max(r.in_flight for r in later[:4]) <= 4  # half of 8 in flight at first...
-    assert max(r.in_flight for r in later) > 4  # ...then gradually more again
+    assert max(r.in_flight for r in later[:5]) <= 5  # half of 10 in flight at first...
+    assert max(r.in_flight for r in later) > 5  # ...then gradually more again
     assert landed(WAREHOUSE, warehouse) == ledger_rows(state.ledger.newest_first())
 
 

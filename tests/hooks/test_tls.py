@@ -1,0 +1,197 @@
+"""HTTPS to a vendor: one TLS context per process, built in the background, and the trust it carries.
+
+The sandbox serves HTTPS here with a certificate made for the test (127.0.0.1), which no bundle trusts:
+a process trusts it only through ``SSL_CERT_FILE``, as a deployment behind a re-signing proxy does.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import pytest
+
+from airflow_credits_provider.client import transport
+from airflow_credits_provider.client.transport import CreditApiClient
+from airflow_credits_provider.errors import UntrustedCertificateError
+from airflow_credits_provider.hooks.localleads import LocalLeadsHook
+from airflow_credits_provider.hooks.resolve import get_credit_hook
+from airflow_credits_provider.sandbox import SandboxServer, SandboxState
+from tests.conftest import CANARY, FAST_EXTRA, subprocess_env
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
+    """A CA-flagged certificate for 127.0.0.1 and its key (PEM files): its own trust anchor."""
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "credits sandbox test CA")])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = directory / "sandbox.pem", directory / "sandbox.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return cert_file, key_file
+
+
+@pytest.fixture
+def tls_sandbox(tmp_path: Path) -> Iterator[tuple[SandboxServer, Path]]:
+    """The sandbox over HTTPS, and the certificate a client must trust to reach it."""
+    cert_file, key_file = self_signed_certificate(tmp_path)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    with SandboxServer(SandboxState(ledger_size=250), tls=context) as server:
+        yield server, cert_file
+
+
+@pytest.fixture
+def fresh_tls(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """No TLS context built yet in this process; building one is slow (0.2 s) and recorded here."""
+    built: list[float] = []
+    real = httpx.create_ssl_context
+
+    def slow_build() -> ssl.SSLContext:
+        built.append(time.monotonic())
+        time.sleep(0.2)
+        return real()
+
+    monkeypatch.setattr(transport, "_tls_context", None)
+    monkeypatch.setattr(transport.httpx, "create_ssl_context", slow_build)
+    return built
+
+
+def test_one_context_for_concurrent_clients(fresh_tls: list[float]) -> None:
+    transport.prepare_tls()
+    transport.prepare_tls()  # already being built: no second build
+    got: list[ssl.SSLContext] = []
+    threads = [threading.Thread(target=lambda: got.append(transport._ssl_context())) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(fresh_tls) == 1
+    assert len(got) == 4
+    assert all(context is got[0] for context in got)
+    transport.prepare_tls()  # built: nothing starts
+    assert not any(t.name == "credits-tls" and t.is_alive() for t in threading.enumerate())
+    assert len(fresh_tls) == 1
+
+
+def test_the_context_loads_while_the_connection_is_looked_up(
+    fresh_tls: list[float], connections: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_credits_provider.hooks import connections as lookups
+
+    real_lookup = lookups.get_connection
+    seen: list[bool] = []
+
+    def lookup(conn_id: str) -> Any:
+        seen.append(bool(fresh_tls))  # the build has started before the connection is read
+        return real_lookup(conn_id)
+
+    monkeypatch.setattr("airflow_credits_provider.hooks.resolve.get_connection", lookup)
+    started = time.monotonic()
+    hook = get_credit_hook("localleads_default")
+    assert time.monotonic() - started < 0.2  # the look-up did not wait for the CA bundle
+    assert seen == [True]
+    account = connections.state.localleads
+    assert hook.get_balance().available == account.monthly + account.bonus - account.used
+    assert len(fresh_tls) == 1
+
+
+def test_untrusted_certificate_is_a_clear_error_and_never_retried(
+    tls_sandbox: tuple[SandboxServer, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server, _ = tls_sandbox
+    server.state.set_key("localleads", CANARY)
+    conn = server.connection("localleads", CANARY, **{**FAST_EXTRA, "max_retries": 3})
+    monkeypatch.setenv("AIRFLOW_CONN_LOCALLEADS_DEFAULT", json.dumps(conn))
+    waits: list[float] = []
+    monkeypatch.setattr(CreditApiClient, "sleep", staticmethod(waits.append))
+    with pytest.raises(UntrustedCertificateError) as caught:
+        LocalLeadsHook().get_balance()
+    message = str(caught.value)
+    assert conn["host"].startswith("https://127.0.0.1:")
+    assert f"The TLS certificate of LocalLeads at {conn['host']} did not verify" in message
+    assert "self-signed certificate" in message or "self signed certificate" in message
+    assert "SSL_CERT_FILE" in message
+    assert not caught.value.retryable
+    assert waits == []
+    assert CANARY not in message
+    assert CANARY not in repr(caught.value)
+    assert server.state.requests_for("localleads") == []  # nothing was sent over the refused channel
+
+
+LAND_OVER_HTTPS = r"""
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from airflow_credits_provider.transfers.credit_transactions_to_sql import CreditTransactionsToSqlOperator
+from airflow_credits_provider.hooks.localleads import LocalLeadsHook
+landed = CreditTransactionsToSqlOperator(
+    task_id="land", credit_conn_id="localleads_default", sql_conn_id="warehouse", table="ledger"
+).execute({})
+print(json.dumps({"landed": landed, "available": str(LocalLeadsHook().get_balance().available)}))
+"""
+
+
+def test_landing_over_https_trusts_ssl_cert_file_in_a_fresh_process(
+    tls_sandbox: tuple[SandboxServer, Path], tmp_path: Path
+) -> None:
+    server, cert_file = tls_sandbox
+    account = server.state.localleads
+    account.monthly, account.used = Decimal(900), Decimal(123)
+    env = subprocess_env(
+        SSL_CERT_FILE=str(cert_file),
+        AIRFLOW_CONN_LOCALLEADS_DEFAULT=json.dumps(server.connection("localleads", **FAST_EXTRA)),
+        AIRFLOW_CONN_WAREHOUSE=json.dumps({"conn_type": "sqlite", "host": str(tmp_path / "w.db")}),
+    )
+    env.pop("SSL_CERT_DIR", None)
+    out = subprocess.run(
+        [sys.executable, "-c", LAND_OVER_HTTPS, str(ROOT)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.splitlines()[-1])
+    assert result == {"landed": 250, "available": str(account.monthly + account.bonus - account.used)}
+    paths = [r.path for r in server.state.requests_for("localleads")]
+    assert paths.count("/api/v1/credits/transactions") == 3
+    assert paths[-1] == "/api/v1/credits/balance"
