@@ -133,6 +133,7 @@ def instrument() -> list[tuple[str, float, float]]:
         ],
         "airflow.providers.postgres.hooks.postgres": [("PostgresHook.get_conn", "database connect", None)],
         "airflow_credits_provider.sql.landing": [
+            ("LandingTarget.prepare", "database connect, table check and cursor read", None),
             ("LandingTarget.create", "table and cursor DDL", None),
             ("LandingTarget.read_cursor", "cursor read", None),
             ("LandingTarget.write_cursor", "cursor write", None),
