@@ -24,6 +24,7 @@ from airflow_credits_provider.errors import (
     InvalidRequestError,
     NotFoundError,
     PermissionDeniedError,
+    UntrustedCertificateError,
     truncate,
 )
 from airflow_credits_provider.parsing import (
@@ -442,7 +443,7 @@ def balance_after_reset(balance: CreditBalance) -> Decimal | None:
 
 
 def is_fatal(exc: BaseException) -> bool:
-    """Whether waiting cannot help: a bad key, a denied plan, a wrong URL or a broken connection."""
+    """Whether waiting cannot help: a bad key or plan, a wrong URL or certificate, a broken connection."""
     return isinstance(
         exc,
         (
@@ -450,6 +451,7 @@ def is_fatal(exc: BaseException) -> bool:
             PermissionDeniedError,
             NotFoundError,
             InvalidRequestError,
+            UntrustedCertificateError,
             CreditConnectionConfigError,
         ),
     )

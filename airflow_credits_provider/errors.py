@@ -76,6 +76,13 @@ class MissingDatabaseFileError(CreditConnectionConfigError):
     """A SQLite connection read from names a file that does not exist (nothing was created)."""
 
 
+class TrustStoreError(CreditConnectionConfigError):
+    """The CA bundle that verifies vendors' TLS certificates could not be loaded.
+
+    ``SSL_CERT_FILE`` (or ``SSL_CERT_DIR``) names a missing or unreadable file, or one without certificates.
+    """
+
+
 class LedgerNotAvailableError(CreditConnectionConfigError):
     """The vendor exposes no transaction ledger; land balance snapshots instead."""
 

@@ -13,6 +13,7 @@ import contextlib
 import email.utils
 import json
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -590,8 +591,48 @@ def _ssl_context() -> ssl.SSLContext:
     global _tls_context
     with _tls_lock:
         if _tls_context is None:
-            _tls_context = httpx.create_ssl_context()
+            try:
+                _tls_context = httpx.create_ssl_context()
+            except OSError as exc:  # ssl.SSLError is one: a file without certificates
+                raise errors.TrustStoreError(_trust_store_message(exc)) from None
         return _tls_context
+
+
+def _trust_store_message(exc: OSError) -> str:
+    """What could not be loaded, from where (as httpx looks: SSL_CERT_FILE, SSL_CERT_DIR, certifi)."""
+    for name in ("SSL_CERT_FILE", "SSL_CERT_DIR"):
+        if value := os.environ.get(name):
+            where = f"{name}={value}"
+            break
+    else:
+        import certifi
+
+        where = f"certifi's bundle ({certifi.where()})"
+    return (
+        f"Could not load the CA bundle that verifies vendors' TLS certificates from {where} "
+        f"({type(exc).__name__}: {truncate(str(exc), 200)}). Point SSL_CERT_FILE (or SSL_CERT_DIR) at a "
+        "PEM bundle that exists and can be read, or unset it to use certifi's."
+    )
+
+
+def _build_in_background() -> None:
+    """:func:`_ssl_context` for :func:`prepare_tls`'s thread: a failure is raised to the first caller."""
+    with contextlib.suppress(errors.TrustStoreError):
+        _ssl_context()
+
+
+def _after_fork_in_child() -> None:
+    """A process forked while another thread held the lock (building the context) gets a lock of its own.
+
+    The thread that held it does not exist in the child: without this, the child's first request would
+    wait for it forever. A context already built is kept (the child has a copy of it).
+    """
+    global _tls_lock
+    _tls_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def prepare_tls() -> None:
@@ -602,4 +643,4 @@ def prepare_tls() -> None:
     client needs it, on the machine's other core. Idempotent and cheap once the context exists.
     """
     if _tls_context is None and not _tls_lock.locked():
-        threading.Thread(target=_ssl_context, name="credits-tls", daemon=True).start()
+        threading.Thread(target=_build_in_background, name="credits-tls", daemon=True).start()

@@ -313,6 +313,8 @@ class WarehouseTable:
         except CreditProviderError:  # from the rows' source (the vendor) or their checks: already clear
             raise
         except Exception as exc:  # each driver has its own error tree; name the batch it hit
+            if batches.source_error is not None:  # the rows' source failed, not the database: as it is
+                raise batches.source_error from None
             raise RowRejectedError(
                 f"{self.qualified} rejected a row in the batch from {batches.batch_first} to "
                 f"{batches.last} ({type(exc).__name__}: {truncate(str(exc), 300)}). Batches before it "
@@ -429,6 +431,8 @@ class _Batches:
         self._last_row: tuple[Any, ...] | None = None
         self.count = 0
         self.batch_first = ""
+        #: What the chunks' source raised (the vendor's pages, say): the database did not reject anything.
+        self.source_error: Exception | None = None
 
     def __iter__(self) -> Iterator[Iterator[Sequence[tuple[Any, ...]]]]:
         while self._pending or self._refill():
@@ -436,12 +440,18 @@ class _Batches:
 
     def _refill(self) -> bool:
         """Take the next non-empty chunk, checked; ``False`` at the end."""
-        for chunk in self._chunks:
+        while True:
+            try:
+                chunk = next(self._chunks)
+            except StopIteration:
+                return False
+            except Exception as exc:
+                self.source_error = exc
+                raise
             if chunk:
                 self._table.check_rows(chunk)
                 self._pending = chunk
                 return True
-        return False
 
     def _batch(self) -> Iterator[Sequence[tuple[Any, ...]]]:
         room = self._batch_size

@@ -96,18 +96,23 @@ class CreditToSqlBaseOperator(BaseOperator):
         self._lineage: dict[str, str] = {}
 
     def execute(self, context: Context) -> Any:
-        """Land; a misconfigured connection or table, or a row that cannot be stored, fails without retries.
+        """Land; what retrying cannot fix fails the task without its retries.
 
-        Retrying cannot fix those (the same row or name fails again); network errors, vendor outages
-        and database errors other than a rejected row keep the task's retries.
+        That is a misconfigured connection or table, a key or plan the vendor refuses, a certificate that
+        does not verify (:func:`~airflow_credits_provider.decision.is_fatal`), or a row that cannot be
+        stored (the same row fails again); network errors, vendor outages and database errors other than
+        a rejected row keep the task's retries.
         """
         from airflow_credits_provider.compat import AirflowFailException
-        from airflow_credits_provider.errors import CreditConnectionConfigError, RowRejectedError
+        from airflow_credits_provider.decision import is_fatal
+        from airflow_credits_provider.errors import CreditProviderError, RowRejectedError
 
         try:
             return self.land(context)
-        except (CreditConnectionConfigError, RowRejectedError) as exc:
-            raise AirflowFailException(str(exc)) from exc
+        except CreditProviderError as exc:
+            if is_fatal(exc) or isinstance(exc, RowRejectedError):
+                raise AirflowFailException(str(exc)) from exc
+            raise
 
     def land(self, context: Context) -> Any:
         """Do the landing (each operator's own)."""

@@ -25,8 +25,9 @@ class CreditTransactionsToSqlOperator(CreditToSqlBaseOperator):
     """Land a vendor's credit transactions into a table, incrementally, idempotently and crash-safely.
 
     Pages the vendor's ledger newest first and upserts one row per transaction, keyed on
-    (vendor, account, transaction_id), through common-sql's ``insert_rows(replace=True)``, in batches:
-    memory stays flat whatever the history's size.
+    (vendor, account, transaction_id), in batches: on PostgreSQL through ``COPY`` into a temporary table
+    and ``INSERT ... ON CONFLICT``, elsewhere through common-sql's ``insert_rows(replace=True)``. Memory
+    stays flat whatever the history's size.
 
     Incremental runs start from a cursor stored beside the table (``<table>_cursor``): the newest
     ``created_at`` of the last *completed* run, minus ``overlap``, and stop paging once past it, so a
@@ -170,7 +171,16 @@ class CreditTransactionsToSqlOperator(CreditToSqlBaseOperator):
             "vendor": vendor,
             "account": account,
         }
-        self.log.info("Landed %d rows from %d pages into %s", landed, pages, target.data.qualified)
+        self.log.info(
+            "Landed %d rows from %d page(s) into %s (%s)",
+            landed,
+            pages,
+            target.data.qualified,
+            f"those from {since.isoformat()}, the cursor less the {self.overlap} overlap: rows landed "
+            "before are written again"
+            if since is not None
+            else "the whole ledger",
+        )
         return landed
 
     def _write(

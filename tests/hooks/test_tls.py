@@ -26,7 +26,9 @@ from airflow_credits_provider.errors import UntrustedCertificateError
 from airflow_credits_provider.hooks.localleads import LocalLeadsHook
 from airflow_credits_provider.hooks.resolve import get_credit_hook
 from airflow_credits_provider.sandbox import SandboxServer, SandboxState
+from airflow_credits_provider.transfers.credit_transactions_to_sql import CreditTransactionsToSqlOperator
 from tests.conftest import CANARY, FAST_EXTRA, subprocess_env
+from tests.warehouse_support import postgres_conn_json
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -113,6 +115,28 @@ def test_one_context_for_concurrent_clients(fresh_tls: list[float]) -> None:
     assert len(fresh_tls) == 1
 
 
+def test_a_process_forked_while_the_context_loads_builds_its_own(fresh_tls: list[float]) -> None:
+    """A task that forks (multiprocessing) right after its first hook must not inherit a held lock."""
+    import os
+    import signal
+
+    transport.prepare_tls()
+    time.sleep(0.05)  # the build is under way in the thread, holding the lock
+    assert transport._tls_lock.locked()
+    pid = os.fork()
+    if pid == 0:  # the child: the building thread does not exist here; it never returns to pytest
+        status = 1
+        try:
+            signal.signal(signal.SIGALRM, signal.SIG_DFL)
+            signal.alarm(10)  # a child stuck on the inherited lock is killed by the alarm: the test fails
+            status = 0 if isinstance(transport._ssl_context(), ssl.SSLContext) else 1
+        finally:
+            os._exit(status)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert isinstance(transport._ssl_context(), ssl.SSLContext)  # the parent's build completes as before
+
+
 def test_the_context_loads_while_the_connection_is_looked_up(
     fresh_tls: list[float], connections: SandboxServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -195,3 +219,75 @@ def test_landing_over_https_trusts_ssl_cert_file_in_a_fresh_process(
     paths = [r.path for r in server.state.requests_for("localleads")]
     assert paths.count("/api/v1/credits/transactions") == 3
     assert paths[-1] == "/api/v1/credits/balance"
+
+
+def test_a_landing_from_an_untrusted_vendor_fails_without_the_tasks_retries(
+    tls_sandbox: tuple[SandboxServer, Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from airflow.providers.common.compat.sdk import AirflowFailException
+
+    server, _ = tls_sandbox
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_LOCALLEADS_DEFAULT", json.dumps(server.connection("localleads", **FAST_EXTRA))
+    )
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_WAREHOUSE", json.dumps({"conn_type": "sqlite", "host": str(tmp_path / "w.db")})
+    )
+    task = CreditTransactionsToSqlOperator(
+        task_id="land", credit_conn_id="localleads_default", sql_conn_id="warehouse", retries=3
+    )
+    with pytest.raises(AirflowFailException, match="did not verify") as caught:  # fails: no retry helps
+        task.execute({})
+    assert isinstance(caught.value.__cause__, UntrustedCertificateError)
+    assert server.state.requests_for("localleads") == []
+
+
+LAND_WITH_BROKEN_TRUST = r"""
+import sys
+sys.path.insert(0, sys.argv[1])
+from airflow_credits_provider.transfers.credit_transactions_to_sql import CreditTransactionsToSqlOperator
+CreditTransactionsToSqlOperator(
+    task_id="land", credit_conn_id="localleads_default", sql_conn_id="warehouse", table=sys.argv[2]
+).execute({})
+"""
+
+
+@pytest.mark.parametrize("broken", ["missing", "not a bundle"])
+def test_an_unusable_ssl_cert_file_is_named_not_blamed_on_the_database(
+    sandbox: SandboxServer, tmp_path: Path, postgres_conn_uri: str, broken: str
+) -> None:
+    """Seen by a new user: a wrong SSL_CERT_FILE failed a landing into PostgreSQL as "rejected a row"."""
+    bundle = tmp_path / "bundle.pem"
+    if broken == "not a bundle":
+        bundle.write_text("this is not a certificate\n")
+    expected = (
+        f"Could not load the CA bundle that verifies vendors' TLS certificates from SSL_CERT_FILE={bundle}"
+    )
+    env = subprocess_env(
+        SSL_CERT_FILE=str(bundle),
+        AIRFLOW_CONN_LOCALLEADS_DEFAULT=json.dumps(sandbox.connection("localleads", **FAST_EXTRA)),
+        AIRFLOW_CONN_WAREHOUSE=postgres_conn_json(postgres_conn_uri),
+    )
+    table = f"tls_{abs(hash(broken)) % 10**8}"
+    land = subprocess.run(
+        [sys.executable, "-c", LAND_WITH_BROKEN_TRUST, str(ROOT), table],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert land.returncode != 0
+    assert "AirflowFailException: " + expected in land.stderr  # config: no retries either
+    assert "rejected a row" not in land.stderr
+    assert "Exception in thread" not in land.stderr  # the background build says nothing of its own
+    cli = subprocess.run(
+        [sys.executable, "-m", "airflow_credits_provider.cli", "balance", "localleads_default"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert cli.returncode == 2  # the configuration, as a connection's own error is
+    assert expected in cli.stderr
+    assert "Traceback" not in cli.stderr
+    assert len(cli.stderr.strip().splitlines()) == 1

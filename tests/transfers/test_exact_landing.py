@@ -80,6 +80,32 @@ def test_an_empty_page_before_the_total_fails_and_keeps_the_cursor(
     assert landed(WAREHOUSE, warehouse) == ledger_rows(state.ledger.newest_first())
 
 
+def test_an_error_from_the_pages_is_raised_as_it_is_not_blamed_on_the_database(
+    connections: SandboxServer, warehouse: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Seen by a new user: an error from the vendor's side (there, the TLS set-up, raised in the paging
+    thread) came out as "<table> rejected a row in the batch from  to " and failed the task at once."""
+    from airflow_credits_provider.vendors.localleads import LocalLeadsVendor
+
+    state = connections.state
+    state.ledger.size = 450
+    real_parse = LocalLeadsVendor.parse_records
+    pages: list[int] = []
+
+    def parse_then_break(self: LocalLeadsVendor, records: Any) -> Any:
+        pages.append(len(records))
+        if len(pages) == 3:
+            raise RuntimeError("the third page could not be read")
+        return real_parse(records)
+
+    monkeypatch.setattr(LocalLeadsVendor, "parse_records", parse_then_break)
+    with pytest.raises(RuntimeError, match="the third page could not be read") as caught:
+        _land(warehouse, batch_size=100)  # as a task: a RuntimeError keeps the task's retries
+    assert not isinstance(caught.value, RowRejectedError)
+    assert _cursor(warehouse) is None  # the run did not complete: the cursor did not move
+    assert len(landed(WAREHOUSE, warehouse)) == 200  # the two batches before it are committed
+
+
 EXACT = {
     0: Decimal("12.3456789012345"),
     1: Decimal("-0.00000000001"),
