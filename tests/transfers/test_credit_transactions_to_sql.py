@@ -227,3 +227,22 @@ def test_configuration_errors_fail_without_retries(connections: SandboxServer) -
         _operator("t" * 60, outlets=[]).execute({})
     assert isinstance(info.value.__cause__, CreditConnectionConfigError)
     assert _tx_requests(connections) == []
+
+
+def test_a_key_the_vendor_refuses_fails_without_retries_a_vendor_outage_keeps_them(
+    connections: SandboxServer, warehouse: str
+) -> None:
+    from airflow.providers.common.compat.sdk import AirflowFailException
+
+    from airflow_credits_provider.errors import AuthenticationError, VendorUnavailableError
+    from airflow_credits_provider.sandbox import DEFAULT_KEYS
+
+    connections.state.set_key("localleads", "another-key")
+    with pytest.raises(AirflowFailException, match="rejected the API key") as info:
+        _operator(warehouse).execute({})
+    assert isinstance(info.value.__cause__, AuthenticationError)
+    assert len(_tx_requests(connections)) == 1  # not retried: no retry makes the key valid
+    connections.state.set_key("localleads", DEFAULT_KEYS["localleads"])
+    connections.state.inject("status", "localleads", path=TX_PATH, status=503, times=99)
+    with pytest.raises(VendorUnavailableError):  # the task's retries may see the vendor back
+        _operator(warehouse).execute({})
