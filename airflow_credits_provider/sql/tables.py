@@ -313,8 +313,8 @@ class WarehouseTable:
         except CreditProviderError:  # from the rows' source (the vendor) or their checks: already clear
             raise
         except Exception as exc:  # each driver has its own error tree; name the batch it hit
-            if batches.source_error is not None:  # the rows' source failed, not the database: as it is
-                raise batches.source_error from None
+            if (source := batches.source_error) is not None:  # the rows' source failed, not the database
+                raise source from source.__cause__  # as it was raised (a driver may have wrapped it)
             raise RowRejectedError(
                 f"{self.qualified} rejected a row in the batch from {batches.batch_first} to "
                 f"{batches.last} ({type(exc).__name__}: {truncate(str(exc), 300)}). Batches before it "
