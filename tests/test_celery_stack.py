@@ -231,6 +231,12 @@ def celery_stack(tmp_path: Path, postgres_conn_uri: str, connections: SandboxSer
             AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC="1",
             AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT="15",
             AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL="2",
+            # A shard worker-a had taken off the broker but not started when it was killed stays "queued"
+            # (Celery acks late; Redis gives it back only after its visibility timeout): the scheduler
+            # queues it again after this long, as a deployment that loses a machine needs it to. Airflow's
+            # default (600 s, checked every 120 s) outlasts the test.
+            AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT="90",
+            AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT_CHECK_INTERVAL="5",
             AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="5",
             AIRFLOW__CREDITS__RESERVATIONS_CONN_ID="credits_reservations",
             AIRFLOW_CONN_CREDITS_RESERVATIONS=json.dumps(reservations),
