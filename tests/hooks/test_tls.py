@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import ssl
 import subprocess
 import sys
 import threading
-import time
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -82,57 +82,58 @@ def tls_sandbox(tmp_path: Path) -> Iterator[tuple[SandboxServer, Path]]:
         yield server, cert_file
 
 
+class GatedBuild:
+    """httpx's TLS context build, held in this process until :attr:`release` is set (a forked child's runs
+    at once); :attr:`builds` records each held build: ``True`` when it was released, ``False`` if it gave up.
+    """
+
+    def __init__(self) -> None:
+        self.parent = os.getpid()
+        self.real = httpx.create_ssl_context
+        self.started, self.release = threading.Event(), threading.Event()
+        self.builds: list[bool] = []
+
+    def __call__(self) -> ssl.SSLContext:
+        if os.getpid() == self.parent:
+            self.started.set()
+            self.builds.append(self.release.wait(30))
+        return self.real()
+
+
 @pytest.fixture
-def fresh_tls(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """No TLS context built yet in this process; building one is slow (0.2 s) and recorded here."""
-    built: list[float] = []
-    real = httpx.create_ssl_context
-
-    def slow_build() -> ssl.SSLContext:
-        built.append(time.monotonic())
-        time.sleep(0.2)
-        return real()
-
+def gated_tls(monkeypatch: pytest.MonkeyPatch) -> GatedBuild:
+    """No TLS context built yet in this process; building one waits for the test's word."""
+    gate = GatedBuild()
     monkeypatch.setattr(transport, "_tls_context", None)
-    monkeypatch.setattr(transport.httpx, "create_ssl_context", slow_build)
-    return built
+    monkeypatch.setattr(transport.httpx, "create_ssl_context", gate)
+    return gate
 
 
-def test_one_context_for_concurrent_clients(fresh_tls: list[float]) -> None:
+def test_one_context_for_concurrent_clients(gated_tls: GatedBuild) -> None:
     transport.prepare_tls()
     transport.prepare_tls()  # already being built: no second build
+    assert gated_tls.started.wait(30)
     got: list[ssl.SSLContext] = []
     threads = [threading.Thread(target=lambda: got.append(transport._ssl_context())) for _ in range(4)]
     for thread in threads:
         thread.start()
+    gated_tls.release.set()
     for thread in threads:
         thread.join()
-    assert len(fresh_tls) == 1
+    assert gated_tls.builds == [True]
     assert len(got) == 4
     assert all(context is got[0] for context in got)
     transport.prepare_tls()  # built: nothing starts
     assert not any(t.name == "credits-tls" and t.is_alive() for t in threading.enumerate())
-    assert len(fresh_tls) == 1
+    assert gated_tls.builds == [True]
 
 
-def test_a_process_forked_while_the_context_loads_builds_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_process_forked_while_the_context_loads_builds_its_own(gated_tls: GatedBuild) -> None:
     """A task that forks (multiprocessing) right after its first hook must not inherit a held lock."""
-    import os
     import signal
 
-    parent, real_build = os.getpid(), httpx.create_ssl_context
-    building, release = threading.Event(), threading.Event()
-
-    def build() -> ssl.SSLContext:  # in this process: holds the lock until released
-        if os.getpid() == parent:
-            building.set()
-            release.wait(30)
-        return real_build()
-
-    monkeypatch.setattr(transport, "_tls_context", None)
-    monkeypatch.setattr(transport.httpx, "create_ssl_context", build)
     transport.prepare_tls()
-    assert building.wait(30)
+    assert gated_tls.started.wait(30)
     assert transport._tls_lock.locked()  # the build is under way in the thread, holding the lock
     pid = os.fork()
     if pid == 0:  # the child: the building thread does not exist here; it never returns to pytest
@@ -144,37 +145,32 @@ def test_a_process_forked_while_the_context_loads_builds_its_own(monkeypatch: py
         finally:
             os._exit(status)
     _, status = os.waitpid(pid, 0)
-    release.set()
+    gated_tls.release.set()
     assert os.waitstatus_to_exitcode(status) == 0
     assert isinstance(transport._ssl_context(), ssl.SSLContext)  # the parent's build completes as before
+    assert gated_tls.builds == [True]
 
 
 def test_the_context_loads_while_the_connection_is_looked_up(
-    connections: SandboxServer, monkeypatch: pytest.MonkeyPatch
+    gated_tls: GatedBuild, connections: SandboxServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from airflow_credits_provider.hooks import connections as lookups
 
-    real_build, real_lookup = httpx.create_ssl_context, lookups.get_connection
-    looked_up = threading.Event()
+    real_lookup = lookups.get_connection
     order: list[str] = []
 
-    def build() -> ssl.SSLContext:  # stays under way until the connection has been read
-        order.append("build done" if looked_up.wait(30) else "build waited for nothing")
-        return real_build()
-
-    def lookup(conn_id: str) -> Any:
+    def lookup(conn_id: str) -> Any:  # the build stays under way until the connection has been read
         building = any(t.name == "credits-tls" and t.is_alive() for t in threading.enumerate())
         order.append("looked up while building" if building else "looked up, nothing building")
-        looked_up.set()
+        gated_tls.release.set()
         return real_lookup(conn_id)
 
-    monkeypatch.setattr(transport, "_tls_context", None)
-    monkeypatch.setattr(transport.httpx, "create_ssl_context", build)
     monkeypatch.setattr("airflow_credits_provider.hooks.resolve.get_connection", lookup)
     hook = get_credit_hook("localleads_default")
     account = connections.state.localleads
     assert hook.get_balance().available == account.monthly + account.bonus - account.used
-    assert order == ["looked up while building", "build done"]  # one build, beside the look-up
+    assert order == ["looked up while building"]
+    assert gated_tls.builds == [True]  # one build, released by the look-up it ran beside
 
 
 def test_untrusted_certificate_is_a_clear_error_and_never_retried(
