@@ -19,7 +19,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import airflow
 import pytest
+from packaging.version import Version
 
 from tests.conftest import subprocess_env
 from tests.processes import free_port, healthy, wait_for
@@ -32,6 +34,15 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.integration
 DAG_ID = "example_leadmagic_enrichment_wait"
 AIRFLOW = [sys.executable, "-m", "airflow"]
+ROOT = Path(__file__).parent.parent
+
+
+def _executor() -> dict[str, str]:
+    """The LocalExecutor; on Airflow 3.0 with 3.1's fix of its start-up race (airflow30_local_executor)."""
+    if Version(airflow.__version__) >= Version("3.1"):
+        return {"AIRFLOW__CORE__EXECUTOR": "LocalExecutor"}
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    return {"AIRFLOW__CORE__EXECUTOR": "tests.airflow30_local_executor.LocalExecutor", "PYTHONPATH": path}
 
 
 def _components(port: int) -> tuple[tuple[str, list[str]], ...]:
@@ -49,9 +60,9 @@ def stack(tmp_path: Path, connections: SandboxServer) -> Iterator[dict[str, obje
     home = tmp_path / "airflow-home"
     env = subprocess_env(
         AIRFLOW_HOME=str(home),
-        AIRFLOW__CORE__EXECUTOR="LocalExecutor",
+        **_executor(),
         AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home}/airflow.db",
-        AIRFLOW__CORE__DAGS_FOLDER=str(Path(__file__).parent.parent / "example_dags"),
+        AIRFLOW__CORE__DAGS_FOLDER=str(ROOT / "example_dags"),
         AIRFLOW__CORE__LOAD_EXAMPLES="False",
         AIRFLOW__API__HOST="127.0.0.1",
         AIRFLOW__API__PORT=str(port),
@@ -171,7 +182,7 @@ def test_deferrable_sensor_through_scheduler_and_triggerer(
         rows = _query(home, "SELECT state FROM dag_run WHERE dag_id = ?", DAG_ID)
         return str(rows[0][0]) if rows and rows[0][0] in ("success", "failed") else None
 
-    assert wait_for(finished, 180, "the run to finish") == "success"
+    assert wait_for(finished, 180, "the run to finish") == "success", _why(stack, DAG_ID)
     states = dict(_query(home, "SELECT task_id, state FROM task_instance WHERE dag_id = ?", DAG_ID))
     assert states == {"count_leads": "success", "credit_preflight": "success", "enrich": "success"}
     assert len(state.requests_for("leadmagic", "/v1/people/email-finder")) == 2
@@ -213,6 +224,18 @@ def _run_states(home: Path, dag_id: str) -> list[str]:
     return [str(r[0]) for r in _query(home, "SELECT state FROM dag_run WHERE dag_id = ?", dag_id)]
 
 
+def _why(stack: dict[str, object], dag_id: str) -> str:
+    """For a failed assertion: the DAG's task instances and the scheduler's errors about them."""
+    home = stack["home"]
+    assert isinstance(home, Path)
+    tis = _query(
+        home, "SELECT task_id, map_index, state, try_number FROM task_instance WHERE dag_id = ?", dag_id
+    )
+    log = (Path(str(stack["tmp"])) / "scheduler.log").read_text()
+    errors = [line for line in log.splitlines() if dag_id in line and ("ERROR" in line or "409" in line)]
+    return f"task instances of {dag_id}: {tis}; the scheduler's errors: {errors[-10:]}"
+
+
 def test_concurrent_runs_on_one_account_never_spend_the_same_credits(
     reservation_db: Path, stack: dict[str, object], connections: SandboxServer
 ) -> None:
@@ -238,7 +261,7 @@ def test_concurrent_runs_on_one_account_never_spend_the_same_credits(
         return len(runs) == 3 and all(s in ("success", "failed") for s in runs)
 
     wait_for(all_finished, 240, "the three runs to finish")
-    assert sorted(_run_states(home, contacts)) == ["failed", "success", "success"]
+    assert sorted(_run_states(home, contacts)) == ["failed", "success", "success"], _why(stack, contacts)
     preflights = sorted(
         str(r[0])
         for r in _query(
@@ -286,7 +309,7 @@ def test_concurrent_runs_on_one_account_never_spend_the_same_credits(
         runs = _run_states(home, companies)
         return runs[0] if runs and runs[0] in ("success", "failed") else None
 
-    assert wait_for(finished, 180, "the waiting run to finish") == "success"
+    assert wait_for(finished, 180, "the waiting run to finish") == "success", _why(stack, companies)
     assert state.leadmagic.credits == 40
 
     # A partial run on what is left: 36 leads x 1.1 = 39.6 fit in 40, the other 14 stay pending.
@@ -298,7 +321,7 @@ def test_concurrent_runs_on_one_account_never_spend_the_same_credits(
         runs = _run_states(home, partial)
         return runs[0] if runs and runs[0] in ("success", "failed") else None
 
-    assert wait_for(partial_finished, 240, "the partial run to finish") == "success"
+    assert wait_for(partial_finished, 240, "the partial run to finish") == "success", _why(stack, partial)
     enrich_tis = _query(
         home, "SELECT map_index, state FROM task_instance WHERE dag_id = ? AND task_id = 'enrich'", partial
     )
