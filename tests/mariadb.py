@@ -11,11 +11,18 @@ Find the MariaDB/MySQL server the landing tests use.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit, urlunsplit
 
 from tests.postgres import use_or_explain
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    import pytest
 
 ENV_VAR = "CREDITS_TEST_MYSQL_URI"
 LOCAL_DEFAULT = "mysql://root@127.0.0.1:3306/test"
@@ -71,3 +78,25 @@ def _find() -> tuple[str | None, str]:
 def mysql_uri() -> str:
     """The URI to use, or fail/skip the calling test as the rules above say."""
     return use_or_explain(_find(), "MariaDB")
+
+
+@contextlib.contextmanager
+def mariadb_database_connection(monkeypatch: pytest.MonkeyPatch, conn_id: str, uri: str) -> Iterator[str]:
+    """Point ``conn_id`` at a new database of its own on the MariaDB server named by ``uri``.
+
+    For tables whose names are fixed (the example DAGs' defaults), as ``postgres_schema_connection`` is
+    on PostgreSQL: CI's lanes run the same tests at once against one server. Yields the database's name
+    and drops it afterwards.
+    """
+    from airflow_credits_provider.sql.connections import sql_hook_for
+    from tests.warehouse_support import unique_table
+
+    database = unique_table("db")
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", conn_json(uri))
+    sql_hook_for(conn_id).run(f"CREATE DATABASE {database}")
+    own = urlunsplit(urlsplit(uri)._replace(path=f"/{database}"))
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", conn_json(own))
+    try:
+        yield database
+    finally:
+        sql_hook_for(conn_id).run(f"DROP DATABASE {database}")

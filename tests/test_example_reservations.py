@@ -46,7 +46,7 @@ def usage_rows(store: ReservationStore) -> list[tuple[object, ...]]:
 
 
 def test_a_run_reserves_spends_and_releases_with_its_usage(
-    connections: SandboxServer, reservations: ReservationStore
+    connections: SandboxServer, reservations: ReservationStore, capfd: pytest.CaptureFixture[str]
 ) -> None:
     connections.state.leadmagic.credits = Decimal(100)
     run = load_dag(MODULE, "example_shared_account_contacts").test(run_conf={"leads": 4})
@@ -66,6 +66,50 @@ def test_a_run_reserves_spends_and_releases_with_its_usage(
         ("example_shared_account_contacts", "reserve_credits", "released", "4.4", "100", "96", "4", 1)
     ]
     assert reservations.active("leadmagic_shared") == []
+    # The amounts in the log as in XCom (and on the other databases: the next test).
+    assert (
+        "Released 4.4 credits on account 'leadmagic_shared' held by reserve_credits[-1]: "
+        "balance 100 before, 96 after, spent 4" in capfd.readouterr().out
+    )
+
+
+@pytest.mark.parametrize(
+    "database",
+    [
+        pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("mariadb", marks=pytest.mark.mariadb),
+    ],
+)
+def test_the_release_logs_amounts_as_xcom_has_them_on_every_database(
+    database: str,
+    connections: SandboxServer,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """MariaDB reads the reservation's amounts back from DECIMAL(65, 30): the log showed all 30 places."""
+    import contextlib
+
+    from tests.mariadb import mariadb_database_connection, mysql_uri
+    from tests.warehouse_support import postgres_schema_connection
+
+    with contextlib.ExitStack() as stack:
+        if database == "postgres":
+            uri = request.getfixturevalue("postgres_conn_uri")
+            stack.enter_context(postgres_schema_connection(monkeypatch, "credits_reservations", uri))
+        else:
+            stack.enter_context(mariadb_database_connection(monkeypatch, "credits_reservations", mysql_uri()))
+        connections.state.leadmagic.credits = Decimal(100)
+        run = load_dag(MODULE, "example_shared_account_contacts").test(run_conf={"leads": 40})
+        assert states(run)["release_credits"] == "success"
+        (released,) = xcom(run, "release_credits")
+    assert (released["amount"], released["balance_before"], released["spent"]) == ("44", "100", "40")
+    out = capfd.readouterr().out
+    assert "Reserved 44 credits on account 'leadmagic_shared' until" in out
+    assert (
+        "Released 44 credits on account 'leadmagic_shared' held by reserve_credits[-1]: "
+        "balance 100 before, 60 after, spent 40" in out
+    )
 
 
 def test_credits_another_run_holds_are_not_spendable(

@@ -396,10 +396,12 @@ class PreflightArgs:
             )
         decision = self._record(context, result.balance, cost, margin, basis, result.to_dict(), plan, note)
         if result.reservation is not None:
+            from airflow_credits_provider.parsing import format_amount
+
             self.log.info(
                 "%s %s credits on account %r until %s (reservation %s)",
                 "Kept the reservation of" if result.reused else "Reserved",
-                decision.required,
+                format_amount(decision.required),
                 account,
                 decision.reservation["expires_at"] if decision.reservation else "?",
                 result.reservation.reservation_id[:12],

@@ -129,19 +129,23 @@ class CreditReleaseOperator(BaseOperator):
             deliver_claimed(store, records.alerts, self.log)
         if not records:
             self.log.info("No active reservation of %s in this run: nothing to release.", ", ".join(task_ids))
+        from airflow_credits_provider.parsing import format_amount
+
         for record in records:
             r = record.reservation
             spent = (
-                "unknown" if record.spent is None else f"{record.spent}{'' if record.exact else ' at most'}"
+                "unknown"
+                if record.spent is None
+                else f"{format_amount(record.spent)}{'' if record.exact else ' at most'}"
             )
             self.log.info(
                 "Released %s credits on account %r held by %s[%s]: balance %s before, %s after, spent %s%s",
-                r.amount,
+                format_amount(r.amount),
                 r.account,
                 r.holder.task_id,
                 r.holder.map_index,
-                r.balance_before,
-                "unknown" if record.balance_after is None else record.balance_after,
+                format_amount(r.balance_before),
+                "unknown" if record.balance_after is None else format_amount(record.balance_after),
                 spent,
                 f" ({record.overlapping} overlapping reservation(s))" if record.overlapping else "",
             )

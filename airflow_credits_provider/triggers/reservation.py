@@ -61,11 +61,13 @@ class CreditReservationTrigger(CreditBalanceTrigger):
             )
         if result.budget is not None and result.free >= required:
             return self._budget_short(result.budget, required)
+        from airflow_credits_provider.parsing import format_amount
+
         self.log.info(
             "%s: %s credits available, %s held by %s other reservation(s), %s required; trying again in %ss",
             self.reservation["account"],
-            result.balance.available,
-            result.held_by_others,
+            format_amount(result.balance.available),
+            format_amount(result.held_by_others),
             result.others,
             self.required,
             self.poll_interval,
