@@ -132,9 +132,10 @@ def test_a_top_up_counts_at_once_and_a_decision_on_a_shared_balance_says_how_old
 ) -> None:
     """Seen by a new user: a top-up right after a run went unseen, and the message said to top up.
 
-    A balance another reserver shared may grant a reservation, never refuse or shrink one: the run
-    after the top-up is decided on a balance fetched then. The run after that fits on the balance the
-    release shared, and its message says how old that balance is.
+    A balance another run shared may grant a reservation, never refuse or shrink one: the run after the
+    top-up is decided on a balance fetched then. The run after that fits on the balance the release
+    shared, and its message says how old that balance is and that a reservation or a release read it
+    (a new user's trial read "by another reserver" for a release's balance as wrong).
     """
     connections.state.leadmagic.credits = Decimal(23)
     first = load_dag(MODULE, DAG_ID).test(run_conf={"new_leads": 50})
@@ -148,7 +149,7 @@ def test_a_top_up_counts_at_once_and_a_decision_on_a_shared_balance_says_how_old
     third = load_dag(MODULE, DAG_ID).test(run_conf={"new_leads": 5})
     assert states(third)["reserve_credits"] == "success"
     assert re.search(
-        r"\(Balance read \d+s ago by another reserver of account 'leadmagic_default' and reused, as "
-        r"balance_max_age is 30s; 0 asks the vendor every time\.\)$",
+        r"\(Balance read \d+s ago by an earlier reservation or release on account 'leadmagic_default' "
+        r"and reused, as balance_max_age is 30s; 0 asks the vendor every time\.\)$",
         xcom(third, "reserve_credits", "credit_preflight")["message"],
     )

@@ -334,7 +334,8 @@ class PreflightArgs:
         ReservationStore`); the threshold checks and the XCom push run after it commits.
 
         :param confirm_refusal: refuse (or size a partial run) only on a balance fetched now, never on
-            one shared by another reserver (the operator's one-shot decision; a sensor tries again)
+            one shared by an earlier reservation or release (the operator's one-shot decision; a sensor
+            tries again)
         """
         from decimal import Decimal
 
@@ -391,8 +392,8 @@ class PreflightArgs:
 
             age = (pendulum.now("UTC") - result.balance.fetched_at).total_seconds()
             note = (
-                f"(Balance read {age:.0f}s ago by another reserver of account {account!r} and reused, as "
-                f"balance_max_age is {max_age:g}s; 0 asks the vendor every time.)"
+                f"(Balance read {age:.0f}s ago by an earlier reservation or release on account {account!r} "
+                f"and reused, as balance_max_age is {max_age:g}s; 0 asks the vendor every time.)"
             )
         decision = self._record(context, result.balance, cost, margin, basis, result.to_dict(), plan, note)
         if result.reservation is not None:
