@@ -232,8 +232,9 @@ def _why(stack: dict[str, object], dag_id: str) -> str:
         home, "SELECT task_id, map_index, state, try_number FROM task_instance WHERE dag_id = ?", dag_id
     )
     log = (Path(str(stack["tmp"])) / "scheduler.log").read_text()
-    errors = [line for line in log.splitlines() if dag_id in line and ("ERROR" in line or "409" in line)]
-    return f"task instances of {dag_id}: {tis}; the scheduler's errors: {errors[-10:]}"
+    errors = [line for line in log.splitlines() if dag_id in line and "ERROR" in line]
+    refused = log.count('/run "HTTP/1.1 409')  # tasks the execution API refused to start
+    return f"task instances of {dag_id}: {tis}; starts refused: {refused}; scheduler errors: {errors[-10:]}"
 
 
 def test_concurrent_runs_on_one_account_never_spend_the_same_credits(
