@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
-from tests.conftest import subprocess_env
+from tests.conftest import CANARY, subprocess_env
 
 if TYPE_CHECKING:
     from airflow_credits_provider.sandbox import SandboxServer
@@ -55,6 +55,39 @@ def test_balance_errors_exit_non_zero_with_the_reason(connections: SandboxServer
         "backends and the metadata database). Create it in the UI, with `airflow connections add`, or as "
         "the environment variable AIRFLOW_CONN_NO_SUCH_CONNECTION."
     )
+
+
+def test_an_unreadable_connection_variable_is_named_with_airflows_reason_and_no_key() -> None:
+    env = subprocess_env(AIRFLOW_CONN_BROKEN=f"leadmagic://:{CANARY}@api.example.test:notaport")
+    result = subprocess.run([CLI, "balance", "broken"], capture_output=True, text=True, env=env, timeout=120)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.splitlines()[-1] == (
+        "error: Connection 'broken': the environment variable AIRFLOW_CONN_BROKEN is set, but Airflow "
+        "cannot read it as a connection (ValueError: Port could not be cast to integer value as "
+        "'notaport'). Its value must be a connection URI or a JSON object such as "
+        '{"conn_type": ..., "password": ...}.'
+    )
+    assert CANARY not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("value", "quoted"),
+    [
+        (f"leadmagic://:{CANARY}@host/?api_secret=extra-{CANARY}", f"extra-{CANARY}"),
+        (f"leadmagic://:{CANARY.replace('-', '%2D')}@host", CANARY),
+        (json.dumps({"conn_type": "leadmagic", "password": CANARY}), CANARY),
+        (json.dumps({"conn_type": "leadmagic", "extra": {"token": f"t-{CANARY}"}}), f"t-{CANARY}"),
+        (json.dumps({"conn_type": "leadmagic", "extra": json.dumps({"token": CANARY})}), CANARY),
+        ("{not json " + CANARY, "{not json " + CANARY),
+    ],
+)
+def test_airflows_reason_is_given_without_the_value_its_password_or_extras(value: str, quoted: str) -> None:
+    """Whatever part of the variable Airflow's message quotes (the whole value, the key, an extra)."""
+    from airflow_credits_provider.hooks.connections import _without_secrets
+
+    masked = _without_secrets(f"ValueError: cannot parse {value!r}, found {quoted!r} (port 'x')", value)
+    assert CANARY not in masked
+    assert masked == "ValueError: cannot parse '***', found '***' (port 'x')"
 
 
 def test_balance_rejects_a_non_credit_connection() -> None:

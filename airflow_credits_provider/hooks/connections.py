@@ -46,7 +46,7 @@ def get_connection(conn_id: str) -> Any:
         return BaseHook.get_connection(conn_id)
     except AirflowNotFoundException:
         if in_task():
-            raise CreditConnectionConfigError(
+            raise _unreadable_variable(conn_id) or CreditConnectionConfigError(
                 f"Connection {conn_id!r} is not defined. {_CREATE_IT.format(env=_variable(conn_id))}"
             ) from None
     return _from_metadata_database(conn_id)
@@ -78,10 +78,71 @@ def _from_metadata_database(conn_id: str) -> Any:
                 f"Run `airflow db migrate` (or point AIRFLOW_HOME or AIRFLOW__DATABASE__SQL_ALCHEMY_CONN "
                 f"at your Airflow), or set the environment variable {_variable(conn_id)}."
             ) from None
-    raise CreditConnectionConfigError(
+    raise _unreadable_variable(conn_id) or CreditConnectionConfigError(
         f"Connection {conn_id!r} is not defined (looked in the environment, the secrets backends and "
         f"the metadata database). {_CREATE_IT.format(env=_variable(conn_id))}"
     )
+
+
+def _unreadable_variable(conn_id: str) -> CreditConnectionConfigError | None:
+    """Why Airflow passed over ``conn_id``'s environment variable, when it is set but Airflow cannot read it.
+
+    Airflow's look-up skips a secrets backend that raises (a malformed URI or JSON, a port that is not a
+    number, an ``extra`` that is not a dict) and then says the connection is not defined, although the
+    user set it. The variable is read again here the way Airflow's environment backend reads it, and
+    the reason is given without the variable's value, its password or its extras.
+    """
+    import os
+
+    variable = _variable(conn_id)
+    value = os.environ.get(variable)
+    if not value:
+        return None
+    from airflow.secrets.environment_variables import EnvironmentVariablesBackend
+
+    try:
+        EnvironmentVariablesBackend().get_connection(conn_id)
+    except Exception as exc:
+        reason = _without_secrets(f"{type(exc).__name__}: {_first_line(exc)}", value)
+        hint = (
+            " Airflow 3.0 and 3.1 fail so with cryptography 51 or newer when a Fernet key is set: "
+            "install 'cryptography<51' (Airflow's constraints file for your version pins an older one)."
+            if "is_encrypted" in reason
+            else " Its value must be a connection URI or a JSON object such as "
+            '{"conn_type": ..., "password": ...}.'
+        )
+        return CreditConnectionConfigError(
+            f"Connection {conn_id!r}: the environment variable {variable} is set, but Airflow cannot read "
+            f"it as a connection ({reason}).{hint}"
+        )
+    return None
+
+
+def _without_secrets(text: str, value: str) -> str:
+    """``text`` with the connection ``value``, its password and its extras' values masked."""
+    import json
+    import re
+    from urllib.parse import parse_qsl, unquote
+
+    secrets = {value, repr(value)[1:-1]}  # as written, and as a message's %r or {!r} escapes it
+    try:
+        fields = json.loads(value)
+    except ValueError:
+        match = re.search(r"://[^:@/]*:([^@]*)@", value)
+        secrets.update({unquote(match.group(1)), match.group(1)} if match else ())
+        secrets.update(v for _, v in parse_qsl(value.partition("?")[2]))
+    else:
+        if isinstance(fields, dict):
+            extra = fields.get("extra")
+            if isinstance(extra, str):
+                with contextlib.suppress(ValueError):
+                    extra = json.loads(extra)
+            leaves = [fields.get("password"), *(extra.values() if isinstance(extra, dict) else [extra])]
+            secrets.update(str(leaf) for leaf in leaves if leaf not in (None, ""))
+    for secret in sorted(secrets, key=len, reverse=True):
+        if len(secret) >= 3:
+            text = text.replace(secret, "***")
+    return text
 
 
 def _first_line(exc: BaseException) -> str:
