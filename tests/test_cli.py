@@ -78,6 +78,7 @@ def test_an_unreadable_connection_variable_is_named_with_airflows_reason_and_no_
         (json.dumps({"conn_type": "leadmagic", "password": CANARY}), CANARY),
         (json.dumps({"conn_type": "leadmagic", "extra": {"token": f"t-{CANARY}"}}), f"t-{CANARY}"),
         (json.dumps({"conn_type": "leadmagic", "extra": json.dumps({"token": CANARY})}), CANARY),
+        (json.dumps({"conn_type": "leadmagic", "extra": {"auth": {"keys": [1, CANARY]}}}), CANARY),
         ("{not json " + CANARY, "{not json " + CANARY),
     ],
 )

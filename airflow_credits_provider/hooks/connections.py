@@ -103,7 +103,8 @@ def _unreadable_variable(conn_id: str) -> CreditConnectionConfigError | None:
     try:
         EnvironmentVariablesBackend().get_connection(conn_id)
     except Exception as exc:
-        reason = _without_secrets(f"{type(exc).__name__}: {_first_line(exc)}", value)
+        first_line = (str(exc).strip().splitlines() or [""])[0]
+        reason = _without_secrets(f"{type(exc).__name__}: {first_line}", value)[:300]  # masked, then cut
         hint = (
             " Airflow 3.0 and 3.1 fail so with cryptography 51 or newer when a Fernet key is set: "
             "install 'cryptography<51' (Airflow's constraints file for your version pins an older one)."
@@ -137,12 +138,20 @@ def _without_secrets(text: str, value: str) -> str:
             if isinstance(extra, str):
                 with contextlib.suppress(ValueError):
                     extra = json.loads(extra)
-            leaves = [fields.get("password"), *(extra.values() if isinstance(extra, dict) else [extra])]
-            secrets.update(str(leaf) for leaf in leaves if leaf not in (None, ""))
+            secrets.update(_leaves([fields.get("password"), extra]))
     for secret in sorted(secrets, key=len, reverse=True):
         if len(secret) >= 3:
             text = text.replace(secret, "***")
     return text
+
+
+def _leaves(value: Any) -> list[str]:
+    """Every scalar inside a JSON value, as text (the values of an ``extra``, however nested)."""
+    if isinstance(value, dict):
+        return [leaf for item in value.values() for leaf in _leaves(item)]
+    if isinstance(value, list):
+        return [leaf for item in value for leaf in _leaves(item)]
+    return [] if value is None else [str(value)]
 
 
 def _first_line(exc: BaseException) -> str:
