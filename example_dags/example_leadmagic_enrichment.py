@@ -10,7 +10,8 @@ goes, stopping before it dips under a floor. Four variants show each way to gate
 - ``example_leadmagic_enrichment_wait``: CreditPreflightSensor, deferrable: wait for a top-up.
 - ``example_leadmagic_enrichment_reschedule``: the sensor in reschedule mode.
 
-Run offline against the sandbox: ``make demo``.
+Run offline against the sandbox:
+``make demo`` in a checkout, or ``airflow-credits sandbox`` and the connections it prints.
 
 Connections: ``leadmagic_default``.
 ``airflow-credits sandbox`` prints all of them for the offline sandbox (as ``airflow connections add``

@@ -20,7 +20,8 @@ deferrable=True)``: below ``min_units`` it waits in the triggerer until at least
 (credits released by other runs, a top-up, a renewal), then reserves as many as fit.
 
 The leads no run could afford stay ``pending``: the next run (after the renewal, or a top-up) counts
-them again and picks them first. Run offline against the sandbox: ``make demo``. See
+them again and picks them first. Run offline against the sandbox:
+``make demo`` in a checkout, or ``airflow-credits sandbox`` and the connections it prints. See
 docs/partial-runs.md.
 
 Connections: ``leadmagic_default``, ``credits_warehouse``, ``credits_reservations``.

@@ -11,7 +11,8 @@ before spending, and releases it (recording what it spent) when its enrichment e
   without holding a worker slot, until another run releases credits or the account is topped up.
 
 Reservations live in the SQL connection ``credits_reservations`` (SQLite in the demo; PostgreSQL or
-MySQL/MariaDB where workers run on several machines). Run offline against the sandbox: ``make demo``.
+MySQL/MariaDB where workers run on several machines). Run offline against the sandbox:
+``make demo`` in a checkout, or ``airflow-credits sandbox`` and the connections it prints.
 
 Connections: ``leadmagic_default``, ``credits_reservations``.
 ``airflow-credits sandbox`` prints all of them for the offline sandbox (as ``airflow connections add``

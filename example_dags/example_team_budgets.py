@@ -15,7 +15,8 @@ month (Berlin time) and sales ops 30 a week (New York time). The budgets are def
   whole cap).
 
 Each run reserves ``leads + 10 %`` (a budget implies a reservation) and releases it after the work,
-recording what it spent against the budget. Run offline against the sandbox: ``make demo``.
+recording what it spent against the budget. Run offline against the sandbox:
+``make demo`` in a checkout, or ``airflow-credits sandbox`` and the connections it prints.
 
 Connections: ``leadmagic_default``, ``credits_reservations``.
 ``airflow-credits sandbox`` prints all of them for the offline sandbox (as ``airflow connections add``

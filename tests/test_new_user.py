@@ -15,10 +15,12 @@ import os
 import shlex
 import subprocess
 import sys
+from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from packaging.version import Version
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -223,6 +225,45 @@ def test_an_example_runs_with_the_printed_connections_only(user: User, added: li
     )
     assert state.returncode == 0, state.stderr[-2000:]
     assert state.stdout.splitlines()[-1] == "success ['success']"
+
+
+def test_a_connection_variable_airflow_cannot_read_is_warned_about_when_the_database_has_it(
+    user: User, added: list[str]
+) -> None:
+    """Airflow passes over an unreadable ``AIRFLOW_CONN_*`` variable without a word and uses the metadata
+    database's connection of the same id: the CLI and a task say so, without the variable's key."""
+    from tests.conftest import CANARY
+
+    broken = json.dumps({"conn_type": "leadmagic", "password": CANARY, "port": "eighty"})
+    warning = (
+        "Connection 'leadmagic_default': the environment variable AIRFLOW_CONN_LEADMAGIC_DEFAULT is set, "
+        "but Airflow cannot read it as a connection (ValueError: Expected integer value for `port`, but "
+        "got 'eighty' instead.)."
+    )
+    used = "Airflow used the connection 'leadmagic_default' of a secrets backend or the metadata database"
+    balance = user.run(
+        "airflow-credits", "balance", "leadmagic_default", AIRFLOW_CONN_LEADMAGIC_DEFAULT=broken
+    )
+    assert balance.returncode == 0, balance.stderr[-2000:]
+    from_database = user.run("airflow-credits", "balance", "leadmagic_default")
+    assert from_database.stderr == ""
+    first_line = balance.stdout.splitlines()[0]  # the metadata database's connection, key and host
+    assert first_line == from_database.stdout.splitlines()[0]
+    assert first_line.startswith("leadmagic_default (leadmagic): ")
+    assert warning in balance.stderr
+    assert used in balance.stderr
+    run = user.run(
+        "airflow", "dags", "test", "example_leadmagic_enrichment", "-c", '{"leads": 2}',
+        AIRFLOW_CONN_LEADMAGIC_DEFAULT=broken, timeout=600,
+    )  # fmt: skip
+    out = run.stdout + run.stderr
+    assert run.returncode == 0, out[-3000:]
+    words = " ".join(out.split())  # Airflow 3.0's task log wraps lines
+    assert warning in words
+    assert used in words
+    assert CANARY not in balance.stdout + balance.stderr
+    if Version(package_version("apache-airflow")) >= Version("3.1"):
+        assert CANARY not in out  # Airflow 3.0's task log shows its own traceback's locals (docs/install.md)
 
 
 def test_the_cli_is_the_installed_package(user: User) -> None:

@@ -38,18 +38,24 @@ def get_connection(conn_id: str) -> Any:
     database, so a connection made in the UI or with ``airflow connections add`` is then read the way
     ``airflow connections get`` reads it.
 
+    An ``AIRFLOW_CONN_*`` variable that Airflow cannot read is skipped by Airflow without a word; the
+    error then names it and Airflow's reason, and when another backend has the connection, a warning
+    says which variable was passed over.
+
     :raises CreditConnectionConfigError: no such connection (instead of Airflow's bare not-found error)
     """
     from airflow_credits_provider.compat import AirflowNotFoundException, BaseHook
 
     try:
-        return BaseHook.get_connection(conn_id)
+        conn = BaseHook.get_connection(conn_id)
     except AirflowNotFoundException:
         if in_task():
             raise _unreadable_variable(conn_id) or CreditConnectionConfigError(
                 f"Connection {conn_id!r} is not defined. {_CREATE_IT.format(env=_variable(conn_id))}"
             ) from None
-    return _from_metadata_database(conn_id)
+        conn = _from_metadata_database(conn_id)
+    _warn_if_variable_skipped(conn_id)
+    return conn
 
 
 _CREATE_IT = "Create it in the UI, with `airflow connections add`, or as the environment variable {env}."
@@ -100,8 +106,14 @@ def _unreadable_variable(conn_id: str) -> CreditConnectionConfigError | None:
         return None
     from airflow.secrets.environment_variables import EnvironmentVariablesBackend
 
+    backend = EnvironmentVariablesBackend()
+    if in_task() and hasattr(backend, "_set_connection_class"):  # Airflow 3.2+
+        # Read with the Task SDK's Connection class, as the task's own look-up did.
+        from airflow.sdk.definitions.connection import Connection
+
+        backend._set_connection_class(Connection)
     try:
-        EnvironmentVariablesBackend().get_connection(conn_id)
+        backend.get_connection(conn_id)
     except Exception as exc:
         first_line = (str(exc).strip().splitlines() or [""])[0]
         reason = _without_secrets(f"{type(exc).__name__}: {first_line}", value)[:300]  # masked, then cut
@@ -117,6 +129,21 @@ def _unreadable_variable(conn_id: str) -> CreditConnectionConfigError | None:
             f"it as a connection ({reason}).{hint}"
         )
     return None
+
+
+def _warn_if_variable_skipped(conn_id: str) -> None:
+    """Warn when ``conn_id`` was found elsewhere because Airflow could not read its environment variable."""
+    problem = _unreadable_variable(conn_id)
+    if problem is not None:
+        import logging
+
+        logging.getLogger(__name__).warning(
+            "%s Airflow used the connection %r of a secrets backend or the metadata database instead; "
+            "fix or unset %s.",
+            problem,
+            conn_id,
+            _variable(conn_id),
+        )
 
 
 def _without_secrets(text: str, value: str) -> str:
