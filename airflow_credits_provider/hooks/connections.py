@@ -104,16 +104,8 @@ def _unreadable_variable(conn_id: str) -> CreditConnectionConfigError | None:
     value = os.environ.get(variable)
     if not value:
         return None
-    from airflow.secrets.environment_variables import EnvironmentVariablesBackend
-
-    backend = EnvironmentVariablesBackend()
-    if in_task() and hasattr(backend, "_set_connection_class"):  # Airflow 3.2+
-        # Read with the Task SDK's Connection class, as the task's own look-up did.
-        from airflow.sdk.definitions.connection import Connection
-
-        backend._set_connection_class(Connection)
     try:
-        backend.get_connection(conn_id)
+        _read_variable(conn_id)
     except Exception as exc:
         first_line = (str(exc).strip().splitlines() or [""])[0]
         reason = _without_secrets(f"{type(exc).__name__}: {first_line}", value)[:300]  # masked, then cut
@@ -129,6 +121,20 @@ def _unreadable_variable(conn_id: str) -> CreditConnectionConfigError | None:
             f"it as a connection ({reason}).{hint}"
         )
     return None
+
+
+def _read_variable(conn_id: str) -> None:
+    """Parse ``conn_id``'s environment variable as Airflow's environment backend does; raise if it cannot."""
+    from airflow.secrets.environment_variables import EnvironmentVariablesBackend
+
+    backend = EnvironmentVariablesBackend()
+    if hasattr(backend, "_set_connection_class"):  # Airflow 3.2+: as the Task SDK reads it
+        # Not with Airflow's ORM Connection, its default: that loads alembic, whose plugins log to
+        # standard output as they load (which `airflow credits budgets show --json` prints).
+        from airflow.sdk.definitions.connection import Connection
+
+        backend._set_connection_class(Connection)
+    backend.get_connection(conn_id)
 
 
 def _warn_if_variable_skipped(conn_id: str) -> None:
