@@ -74,7 +74,7 @@ def test_too_few_credits_fails_with_the_shortfall(
 def test_an_unreadable_connection_variable_says_so_without_its_key(
     connections: SandboxServer, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    """Airflow skips an environment variable it cannot parse and says the connection is not defined."""
+    """Airflow skips a variable it cannot parse, then finds no connection: the error says which and why."""
     conn = {"conn_type": "leadmagic", "password": CANARY, "host": connections.url, "port": "eighty"}
     monkeypatch.setenv("AIRFLOW_CONN_LEADMAGIC_DEFAULT", json.dumps(conn))
     run = load_dag("example_leadmagic_enrichment", "example_leadmagic_enrichment").test(run_conf={"leads": 4})
