@@ -80,7 +80,7 @@ def _from_metadata_database(conn_id: str) -> Any:
         except Exception as exc:  # an unreachable or uninitialised metadata database
             raise CreditConnectionConfigError(
                 f"Connection {conn_id!r} is not in the environment or a secrets backend, and the "
-                f"metadata database could not be read ({type(exc).__name__}: {_first_line(exc)}). "
+                f"metadata database could not be read ({type(exc).__name__}: {_first_line(exc)[:200]}). "
                 f"Run `airflow db migrate` (or point AIRFLOW_HOME or AIRFLOW__DATABASE__SQL_ALCHEMY_CONN "
                 f"at your Airflow), or set the environment variable {_variable(conn_id)}."
             ) from None
@@ -107,8 +107,8 @@ def _unreadable_variable(conn_id: str) -> CreditConnectionConfigError | None:
     try:
         _read_variable(conn_id)
     except Exception as exc:
-        first_line = (str(exc).strip().splitlines() or [""])[0]
-        reason = _without_secrets(f"{type(exc).__name__}: {first_line}", value)[:300]  # masked, then cut
+        # Masked first, then cut: a cut could split a secret past the mask.
+        reason = _without_secrets(f"{type(exc).__name__}: {_first_line(exc)}", value)[:300]
         hint = (
             " Airflow 3.0 and 3.1 fail so with cryptography 51 or newer when a Fernet key is set: "
             "install 'cryptography<51' (Airflow's constraints file for your version pins an older one)."
@@ -188,7 +188,7 @@ def _leaves(value: Any) -> list[str]:
 
 
 def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [""])[0][:200]
+    return (str(exc).strip().splitlines() or [""])[0]
 
 
 def checked_hook(conn_id: str, conn: Any, expected: type, what: str) -> Any:
